@@ -1,0 +1,67 @@
+"""The inspectable result of planning: what would run, and what is wrong.
+
+A `Plan` is plain data. Subcommands build one without side effects; the
+executor (runner.execute) runs it; `--dry-run` prints it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Process:
+    """One process the runner would start.
+
+    env holds only the variables the runner sets on top of the caller's
+    environment (secrets are redacted when rendered for humans or JSON).
+    """
+
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = "."
+    # What this process is for, shown in dry-run and progress output.
+    purpose: str = ""
+
+    def to_json(self) -> dict:
+        return {"argv": list(self.argv), "env": dict(self.env), "cwd": self.cwd, "purpose": self.purpose}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that blocks (severity "error") or deserves attention ("warning")."""
+
+    message: str
+    severity: str = "error"
+
+    def to_json(self) -> dict:
+        return {"severity": self.severity, "message": self.message}
+
+
+@dataclass
+class Plan:
+    processes: list[Process] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    # Human-readable facts about the decisions taken (locations, defaults used).
+    notes: list[str] = field(default_factory=list)
+
+    def error(self, message: str) -> None:
+        self.problems.append(Problem(message, "error"))
+
+    def warn(self, message: str) -> None:
+        self.problems.append(Problem(message, "warning"))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def to_json(self) -> dict:
+        return {
+            "processes": [p.to_json() for p in self.processes],
+            "problems": [p.to_json() for p in self.problems],
+            "notes": list(self.notes),
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2)
