@@ -1,0 +1,143 @@
+"""Command-line flags as data, with argparse's "last one wins" semantics.
+
+slime's scripts pass some flags twice (e.g. --moe-token-dispatcher-type in
+both MODEL_ARGS and MISC_ARGS); argparse keeps the last value. A `FlagSet`
+applies the same rule, so two argv lists can be compared the way train.py
+would see them, and overrides (`--set`, extra args) simply replace values.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flag; no values means a store_true switch."""
+
+    name: str  # without the leading "--"
+    values: tuple[str, ...] = ()
+
+    def argv(self) -> list[str]:
+        return [f"--{self.name}", *self.values]
+
+
+def flag(name: str, *values: object) -> Flag:
+    return Flag(name, tuple(str(v) for v in values))
+
+
+class FlagSet:
+    """An ordered mapping flag name -> values; setting an existing flag replaces it in place."""
+
+    def __init__(self, flags: Iterable[Flag] = ()) -> None:
+        self._values: dict[str, tuple[str, ...]] = {}
+        for f in flags:
+            self.set(f.name, *f.values)
+
+    @classmethod
+    def parse(cls, argv: Iterable[str]) -> "FlagSet":
+        """Parse `--name v1 v2 --switch ...`; a token starting with "--" starts a flag."""
+        result = cls()
+        name: str | None = None
+        values: list[str] = []
+        for token in argv:
+            if token.startswith("--") and len(token) > 2:
+                if name is not None:
+                    result.set(name, *values)
+                name, values = token[2:], []
+                if "=" in name:  # --name=value form
+                    name, value = name.split("=", 1)
+                    values.append(value)
+            elif name is None:
+                raise ValueError(f"argument {token!r} does not follow a --flag")
+            else:
+                values.append(token)
+        if name is not None:
+            result.set(name, *values)
+        return result
+
+    def set(self, name: str, *values: str) -> None:
+        self._values[name.removeprefix("--")] = tuple(values)
+
+    def drop(self, name: str) -> bool:
+        return self._values.pop(name.removeprefix("--"), None) is not None
+
+    def get(self, name: str) -> tuple[str, ...] | None:
+        return self._values.get(name.removeprefix("--"))
+
+    def has(self, name: str) -> bool:
+        return name.removeprefix("--") in self._values
+
+    def value(self, name: str, default: str | None = None) -> str | None:
+        """The single value of a flag (the first when several)."""
+        values = self.get(name)
+        if not values:
+            return default
+        return values[0]
+
+    def int(self, name: str, default: int) -> int:
+        raw = self.value(name)
+        if raw is None:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"--{name} must be an integer, got {raw!r}") from None
+
+    def float(self, name: str, default: float) -> float:
+        raw = self.value(name)
+        if raw is None:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"--{name} must be a number, got {raw!r}") from None
+
+    def update(self, other: "FlagSet") -> None:
+        for f in other:
+            self.set(f.name, *f.values)
+
+    def copy(self) -> "FlagSet":
+        return FlagSet(iter(self))
+
+    def __iter__(self) -> Iterator[Flag]:
+        for name, values in self._values.items():
+            yield Flag(name, values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.has(name)
+
+    def as_dict(self) -> dict[str, tuple[str, ...]]:
+        return dict(self._values)
+
+    def argv(self) -> list[str]:
+        out: list[str] = []
+        for f in self:
+            out.extend(f.argv())
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        # argparse semantics: order does not matter, values do.
+        return isinstance(other, FlagSet) and self._values == other._values
+
+    def __repr__(self) -> str:
+        return f"FlagSet({shlex.join(self.argv())})"
+
+
+def parse_set_option(text: str) -> Flag:
+    """`--set name=value` (value split like a shell word list) or `--set name` for a switch."""
+    name, sep, raw = text.partition("=")
+    name = name.strip().removeprefix("--")
+    if not name or " " in name:
+        raise ValueError(f"--set {text!r}: expected FLAG=VALUE (e.g. --set lr=2e-6) or FLAG for a switch")
+    if not sep:
+        return Flag(name)
+    values = tuple(shlex.split(raw))
+    if not values:
+        raise ValueError(f"--set {text!r}: empty value; use --unset {name} to remove a flag")
+    return Flag(name, values)

@@ -1,0 +1,107 @@
+"""Recipe -> train.py argv and the job's runtime environment. Pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from runner.flags import Flag, FlagSet
+from runner.recipes.base import Recipe
+from runner.recipes.qwen3_next import QWEN3_NEXT_80B, Qwen3NextArchitecture, megatron_model_flags
+
+BASE_FOLDER_TOKEN = "${BASE_FOLDER}"
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the user changes on top of a recipe, applied in this order."""
+
+    low_memory: bool = False
+    set_flags: tuple[Flag, ...] = ()
+    unset: tuple[str, ...] = ()
+    # Raw slime arguments given after `--`; last one wins, as in argparse.
+    extra_argv: tuple[str, ...] = ()
+
+
+class OverrideError(ValueError):
+    pass
+
+
+def _substitute(values: tuple[str, ...], base_folder: str) -> tuple[str, ...]:
+    return tuple(v.replace(BASE_FOLDER_TOKEN, base_folder) for v in values)
+
+
+def recipe_flags(recipe: Recipe, base_folder: str, arch: Qwen3NextArchitecture = QWEN3_NEXT_80B) -> FlagSet:
+    """The recipe's flags exactly as slime's script passes them (no overrides)."""
+    flags = FlagSet()
+    layout_flags = recipe.layout.flags()
+    actor = [f for f in layout_flags if not f.name.startswith("rollout-")]
+    rollout = [f for f in layout_flags if f.name.startswith("rollout-")]
+    for f in actor:
+        flags.set(f.name, *f.values)
+    if recipe.with_model_args:
+        for f in megatron_model_flags(arch):
+            flags.set(f.name, *f.values)
+    for group in recipe.groups:
+        if group.name == "PERF_ARGS" and recipe.parallel is not None:
+            for f in recipe.parallel.flags():
+                flags.set(f.name, *f.values)
+        if group.name == "SGLANG_ARGS":
+            for f in rollout:
+                flags.set(f.name, *f.values)
+        for f in group.flags:
+            flags.set(f.name, *_substitute(f.values, base_folder))
+    return flags
+
+
+def apply_overrides(flags: FlagSet, recipe: Recipe, overrides: Overrides) -> FlagSet:
+    out = flags.copy()
+    if overrides.low_memory:
+        if recipe.backend != "megatron":
+            raise OverrideError(f"--low-memory applies to Megatron recipes; {recipe.name} uses {recipe.backend}")
+        # The seed doc's OOM advice: fp32 gradient accumulation doubles gradient memory.
+        out.drop("accumulate-allreduce-grads-in-fp32")
+        out.set("grad-reduce-in-bf16")
+    for f in overrides.set_flags:
+        out.set(f.name, *f.values)
+    for name in overrides.unset:
+        if not out.drop(name):
+            raise OverrideError(f"--unset {name}: the recipe has no --{name.removeprefix('--')} flag")
+    if overrides.extra_argv:
+        try:
+            out.update(FlagSet.parse(overrides.extra_argv))
+        except ValueError as exc:
+            raise OverrideError(f"extra slime arguments after '--': {exc}") from None
+    return out
+
+
+def train_flags(recipe: Recipe, base_folder: str, overrides: Overrides = Overrides(),
+                arch: Qwen3NextArchitecture = QWEN3_NEXT_80B) -> FlagSet:
+    return apply_overrides(recipe_flags(recipe, base_folder, arch), recipe, overrides)
+
+
+def train_entrypoint(python: str, slime_dir: str, flags: FlagSet, train_py: str | None = None) -> list[str]:
+    """`python slime/train.py FLAGS...`; train_py replaces slime's script in launch tests."""
+    script = train_py or str(PurePosixPath(slime_dir) / "train.py")
+    return [python, script, *flags.argv()]
+
+
+def job_pythonpath(recipe: Recipe, megatron_dir: str, slime_dir: str) -> str:
+    parts = [megatron_dir, slime_dir] + [str(PurePosixPath(slime_dir) / p) for p in recipe.pythonpath_in_slime]
+    return ":".join(parts)
+
+
+def runtime_env_vars(recipe: Recipe, *, megatron_dir: str, slime_dir: str, master_addr: str,
+                     nccl_nvls_enable: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The env_vars of the Ray job's runtime env (slime's RUNTIME_ENV_JSON, corrected)."""
+    env = {
+        "PYTHONPATH": job_pythonpath(recipe, megatron_dir, slime_dir),
+        "CUDA_DEVICE_MAX_CONNECTIONS": "1",
+        "NCCL_NVLS_ENABLE": nccl_nvls_enable,
+        "no_proxy": f"127.0.0.1,{master_addr}",
+        "MASTER_ADDR": master_addr,
+        # The scripts export the misspelt PYTHONBUFFERED=16, which does nothing.
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra or {})
+    return env
