@@ -23,6 +23,9 @@ class Process:
     cwd: str = "."
     # What this process is for, shown in dry-run and progress output.
     purpose: str = ""
+    # Name of an env var in `env` whose value is written to the process's
+    # stdin (how a secret reaches a remote host without touching argv).
+    stdin_secret: str | None = None
 
     def to_json(self) -> dict:
         return {"argv": list(self.argv), "env": dict(self.env), "cwd": self.cwd, "purpose": self.purpose}
@@ -45,6 +48,8 @@ class Plan:
     problems: list[Problem] = field(default_factory=list)
     # Human-readable facts about the decisions taken (locations, defaults used).
     notes: list[str] = field(default_factory=list)
+    # Files the runner writes before starting the processes: path -> content.
+    files: dict[str, str] = field(default_factory=dict)
 
     def error(self, message: str) -> None:
         self.problems.append(Problem(message, "error"))
@@ -61,6 +66,7 @@ class Plan:
             "processes": [p.to_json() for p in self.processes],
             "problems": [p.to_json() for p in self.problems],
             "notes": list(self.notes),
+            "files": dict(self.files),
         }
 
     def dumps(self) -> str:

@@ -1,0 +1,72 @@
+"""Command line: `python -m runner SUBCOMMAND ...` (console script: slime-qwen3-next)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DESCRIPTION = """\
+Run slime's Qwen3-Next-80B-A3B RL recipes reproducibly.
+
+Typical first run on a new node:
+  python -m runner doctor --recipe megatron-8gpu      # is this machine ready?
+  python -m runner smoke                              # tiny Qwen3-Next trains on the pinned kernels
+  python -m runner download                           # weights + datasets into BASE_FOLDER
+  python -m runner convert                            # HF -> Megatron torch_dist
+  python -m runner plan --recipe megatron-8gpu        # will it fit in GPU memory?
+  python -m runner train --recipe megatron-8gpu       # Ray up, job submitted, logs streamed
+
+Every subcommand takes --dry-run: print what would run (argv, env, cwd) and touch
+nothing; add --json for one JSON object. BASE_FOLDER, SLIME_DIR, MEGATRON_DIR
+and MASTER_ADDR come from flags, else the environment. Secrets (WANDB_API_KEY,
+HF_TOKEN) are read from the environment only and redacted in all output.
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="print what would run and touch nothing")
+    p.add_argument("--json", action="store_true", help="machine-readable output (one JSON object on stdout)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from runner.commands import convert, doctor, download, plan_cmd, smoke_cmd, train
+
+    parser = argparse.ArgumentParser(prog="python -m runner", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from runner import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    modules = {
+        "doctor": (doctor, "preflight report: GPUs, driver, packages vs pins, kernels, checkpoints, data"),
+        "download": (download, "download the model and datasets into BASE_FOLDER (resumable)"),
+        "convert": (convert, "convert the HF checkpoint to Megatron torch_dist with torchrun"),
+        "plan": (plan_cmd, "estimate per-GPU memory and check the topology of a recipe"),
+        "train": (train, "start Ray, run a recipe's training job, stream logs, clean up"),
+        "smoke": (smoke_cmd, "train a tiny Qwen3-Next on this machine's GPUs with the pinned kernels"),
+    }
+    for name, (module, help_text) in modules.items():
+        # "resolve": a subcommand may redefine --json with its own help text.
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve")
+        _common(p)
+        module.add_arguments(p)
+        p.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

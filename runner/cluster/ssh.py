@@ -1,0 +1,41 @@
+"""Ray workers over ssh, one per hostfile line (what slime's scripts do, minus pkill)."""
+
+from __future__ import annotations
+
+import shlex
+
+from runner.cluster.spec import ClusterSpec
+from runner.plan import Process
+
+SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
+
+
+def token_copy_process(spec: ClusterSpec, host: str) -> Process:
+    """Copy the auth token through ssh's stdin, so it never appears on a command line."""
+    remote = f"umask 077 && mkdir -p {shlex.quote(spec.temp_dir)} && cat > {shlex.quote(spec.remote_token_path)}"
+    return Process(("ssh", *SSH_OPTIONS, host, remote), {"RAY_AUTH_TOKEN": spec.token or ""}, purpose=f"copy the Ray auth token to {host} (via stdin)",
+                   stdin_secret="RAY_AUTH_TOKEN")
+
+
+def worker_process(spec: ClusterSpec, host: str) -> Process:
+    remote_env = ["RAY_AUTH_MODE=token", f"RAY_AUTH_TOKEN_PATH={spec.remote_token_path}"] if spec.token_auth else []
+    ray_argv = [
+        spec.ray, "start", "--block",
+        "--address", spec.gcs_address,
+        "--num-gpus", str(spec.gpus_per_node),
+        "--node-ip-address", host,
+        "--disable-usage-stats",
+    ]
+    remote = shlex.join(["env", *remote_env, *ray_argv]) if remote_env else shlex.join(ray_argv)
+    # -tt: a terminal on the far side, so closing this ssh hangs up the remote
+    # `ray start --block`, whose shutdown stops that worker's Ray processes.
+    return Process(("ssh", "-tt", *SSH_OPTIONS, host, remote), purpose=f"Ray worker on {host}")
+
+
+def worker_processes(spec: ClusterSpec) -> list[Process]:
+    out: list[Process] = []
+    for host in spec.workers:
+        if spec.token_auth:
+            out.append(token_copy_process(spec, host))
+        out.append(worker_process(spec, host))
+    return out

@@ -1,0 +1,87 @@
+"""Options and output shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+from runner.flags import parse_set_option
+from runner.locations import Locations, resolve_locations
+from runner.plan import Plan
+from runner.render import Overrides
+from runner.secrets import redact_env, redact_text
+from runner.train_plan import redact_plan_json
+
+
+def add_location_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("locations (flags win over the environment)")
+    g.add_argument("--base-folder", help="checkpoints and data live here ($BASE_FOLDER, default ./models)")
+    g.add_argument("--slime-dir", help="slime checkout ($SLIME_DIR; the flake's apps set it)")
+    g.add_argument("--megatron-dir", help="Megatron-LM checkout ($MEGATRON_DIR; the flake's apps set it)")
+    g.add_argument("--master-addr", help="head node address ($MASTER_ADDR; default 127.0.0.1 on one node)")
+
+
+def locations_from_args(args, environ, default_master_addr: str | None = "127.0.0.1") -> Locations:
+    return resolve_locations(base_folder=getattr(args, "base_folder", None), slime_dir=getattr(args, "slime_dir", None),
+                             megatron_dir=getattr(args, "megatron_dir", None),
+                             master_addr=getattr(args, "master_addr", None), environ=environ,
+                             default_master_addr=default_master_addr)
+
+
+def overrides_from_args(args) -> Overrides:
+    """Raises ValueError with a one-line message for a malformed --set."""
+    extra = list(getattr(args, "slime_args", []) or [])
+    return Overrides(
+        low_memory=getattr(args, "low_memory", False),
+        set_flags=tuple(parse_set_option(s) for s in getattr(args, "set_flags", []) or []),
+        unset=tuple(getattr(args, "unset", []) or []),
+        extra_argv=tuple(extra),
+    )
+
+
+def plan_to_json(plan: Plan, secrets: list[str]) -> dict:
+    data = plan.to_json()
+    for proc in data["processes"]:
+        proc["env"] = redact_env(proc["env"])
+    return redact_plan_json(data, secrets)
+
+
+def render_plan_text(plan: Plan, secrets: list[str]) -> str:
+    lines = [f"# {n}" for n in plan.notes]
+    for i, proc in enumerate(plan.processes, 1):
+        lines.append(f"[{i}] {proc.purpose}" if proc.purpose else f"[{i}]")
+        if proc.cwd not in (".", ""):
+            lines.append(f"    cwd: {proc.cwd}")
+        env = redact_env(proc.env)
+        if env:
+            lines.append("    env: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()))
+        lines.append("    $ " + shlex.join(proc.argv))
+    for path, content in plan.files.items():
+        lines.append(f"[file] {path} (mode 0600):")
+        lines += ["    " + line for line in content.splitlines()]
+    return redact_text("\n".join(lines), secrets)
+
+
+def render_problems(plan: Plan, secrets: list[str]) -> str:
+    return redact_text("\n".join(f"{p.severity}: {p.message}" for p in plan.problems), secrets)
+
+
+def print_plan(plan: Plan, args, secrets: list[str], problems_only: bool = False) -> int:
+    """Print a plan (dry-run) or just its problems.
+
+    Returns 2 when a problem is an error, except for a dry-run, which lists
+    missing inputs as problems and succeeds.
+    """
+    if getattr(args, "json", False) and not problems_only:
+        print(json.dumps(plan_to_json(plan, secrets), indent=2))
+    elif not problems_only:
+        print(render_plan_text(plan, secrets))
+        if plan.problems:
+            print(render_problems(plan, secrets))
+    elif plan.problems:
+        print(render_problems(plan, secrets), file=sys.stderr)
+    if getattr(args, "dry_run", False) and not problems_only:
+        return 0
+    return 2 if plan.errors else 0

@@ -1,0 +1,149 @@
+"""`doctor`: is this machine ready for a recipe? What is missing?
+
+Checks GPUs (count, model, compute capability, memory, NVLink), the driver
+library, Python packages against nix/pins.json, fla (and its Blackwell patch)
+and causal-conv1d, disk space, checkpoints and data, the recipe's topology
+and memory plan. Exit 1 when something blocks the recipe. `--gpu` also runs
+the kernels (fla, causal-conv1d) against float32 references on the GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from runner import preflight
+from runner.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
+from runner.commands.common import add_location_arguments, locations_from_args
+from runner.doctor_checks import (
+    disk_check,
+    fla_patch_check,
+    import_checks,
+    libcuda_check,
+    package_checks,
+)
+from runner.gpus import query_gpus
+from runner.recipes import RECIPES, get_recipe
+from runner.recipes.qwen3_next import QWEN3_NEXT_80B
+from runner.render import train_flags
+from runner.report import FAIL, OK, SKIP, WARN, Check, render_table
+from runner.topology import topology_problems, tp_cp_warning
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", default="megatron-8gpu", choices=sorted(RECIPES),
+                   help="the recipe to check for (default %(default)s)")
+    p.add_argument("--gpu", action="store_true", help="also run the GPU kernel self-checks (fla, causal-conv1d)")
+    p.add_argument("--no-imports", action="store_true", help="skip importing the stack in a subprocess (faster)")
+    add_location_arguments(p)
+
+
+def collect(args, environ=None) -> list[Check]:
+    environ = os.environ if environ is None else environ
+    recipe = get_recipe(args.recipe)
+    locs = locations_from_args(args, environ)
+    checks: list[Check] = [Check("recipe", OK, f"{recipe.name}: {recipe.summary} [{recipe.status}]")]
+    for line in locs.describe():
+        checks.append(Check("location", OK, line))
+
+    facts = query_gpus(environ)
+    blocking = preflight.gpu_problems(recipe, facts, recipe.layout.gpus_per_node)
+    if facts.error:
+        checks.append(Check("gpus", FAIL, facts.error, "install the NVIDIA driver or run on a GPU node"))
+    else:
+        names = sorted({f"{g.name} (cc {'.'.join(map(str, g.compute_capability or ()))}, {g.memory_gb:.0f} GB)"
+                        for g in facts.gpus})
+        checks.append(Check("gpus", FAIL if blocking else OK, f"{facts.count} x {', '.join(names)} via {facts.source}",
+                            "; ".join(blocking)))
+        checks.append(Check("nvlink", OK if facts.has_nvlink else WARN,
+                            f"{facts.nvlink_links} NVLink entries in `nvidia-smi topo -m`",
+                            "" if facts.has_nvlink else "without NVLink, NCCL_NVLS_ENABLE=0 and slower all-to-all"))
+        if facts.gpus:
+            checks.append(Check("driver", OK, f"NVIDIA driver {facts.gpus[0].driver_version}"))
+    checks.append(libcuda_check(environ))
+    checks += package_checks(environ)
+    if not args.no_imports:
+        checks += import_checks(recipe)
+    blackwell = any(g.is_blackwell for g in facts.gpus)
+    checks.append(fla_patch_check(blackwell, recipe.backend))
+
+    slime = preflight.slime_problems(recipe, locs.slime_dir.value, locs.megatron_dir.value)
+    checks.append(Check("slime + Megatron-LM", FAIL if slime else OK,
+                        "; ".join(slime) if slime else f"{locs.slime_dir.value}, {locs.megatron_dir.value}"))
+
+    flags = train_flags(recipe, str(locs.base))
+    hf = flags.value("hf-checkpoint")
+    try:
+        summary = validate_hf_checkpoint(Path(hf))
+        checks.append(Check("hf checkpoint", OK, f"{hf}: {len(summary.shards)} shards, "
+                                                 f"{summary.total_bytes / 1e9:.0f} GB, headers readable"))
+    except CheckpointError as exc:
+        checks.append(Check("hf checkpoint", FAIL, str(exc)))
+    ref = flags.value("ref-load")
+    if recipe.backend == "megatron" and ref:
+        done = torch_dist_complete(Path(ref))
+        checks.append(Check("torch_dist checkpoint", OK if done else FAIL, ref,
+                            "" if done else "run `python -m runner convert`"))
+    data = [p for p in preflight.data_problems(flags, recipe.backend) if "checkpoint" not in p and "ref-load" not in p]
+    checks.append(Check("datasets", FAIL if data else OK, "; ".join(data) if data else
+                        f"{flags.value('prompt-data')} and the eval set carry the input/label keys"))
+    checks.append(disk_check(str(locs.base)))
+
+    topo = topology_problems(flags, recipe.backend, QWEN3_NEXT_80B, nodes=recipe.layout.nodes,
+                             gpus_per_node=recipe.layout.gpus_per_node)
+    checks.append(Check("topology", FAIL if topo else OK, "; ".join(topo) if topo else "parallel sizes divide"))
+    warning = tp_cp_warning(flags, recipe.backend)
+    if warning:
+        checks.append(Check("grad-norm (TP x CP)", WARN, warning))
+    checks.append(_memory_check(recipe, flags, facts))
+    if args.gpu:
+        checks += _gpu_kernel_checks()
+    return checks
+
+
+def _memory_check(recipe, flags, facts) -> Check:
+    try:
+        from runner import planner
+
+        planner.fits  # noqa: B018 - the planner may be absent from a partial install
+    except (ImportError, AttributeError):
+        return Check("memory plan", SKIP, "planner not installed")
+    if not facts.gpus:
+        return Check("memory plan", SKIP, "no GPUs seen: run `python -m runner plan --gpu h100` to plan for one")
+    gb = min(g.memory_gb for g in facts.gpus)
+    ok, reasons = planner.fits(recipe, flags, gb)
+    return Check("memory plan", OK if ok else FAIL, f"fits {gb:.0f} GB GPUs" if ok else "; ".join(reasons),
+                 "" if ok else f"see `python -m runner plan --recipe {recipe.name}`")
+
+
+def _gpu_kernel_checks() -> list[Check]:
+    try:
+        from runner.gpu_checks import run_gpu_checks
+    except ImportError as exc:
+        return [Check("gpu kernels", FAIL, f"cannot load the GPU checks: {exc}")]
+    return run_gpu_checks()
+
+
+def run(args) -> int:
+    if args.dry_run:
+        # doctor only reads; a dry-run says what it would look at.
+        print(json.dumps({"processes": [], "problems": [], "notes": ["doctor reads only: nvidia-smi, installed "
+                          "packages, files under BASE_FOLDER, SLIME_DIR, MEGATRON_DIR"]}) if args.json else
+              "doctor reads only (nvidia-smi, installed packages, files under BASE_FOLDER, SLIME_DIR, MEGATRON_DIR); "
+              "it starts nothing but, with --gpu, kernel checks on the GPU")
+        return 0
+    checks = collect(args)
+    blocking = [c for c in checks if c.blocking]
+    if args.json:
+        print(json.dumps({"recipe": args.recipe, "ready": not blocking, "checks": [c.to_json() for c in checks]},
+                         indent=2))
+    else:
+        print(render_table(checks))
+        print()
+        print(f"{'NOT READY' if blocking else 'READY'} for {args.recipe}: "
+              f"{len(blocking)} blocking, {sum(c.status == WARN for c in checks)} warning(s)")
+    sys.stdout.flush()
+    return 1 if blocking else 0

@@ -1,0 +1,55 @@
+"""`plan`: per-GPU memory estimate and topology check of a recipe, before launch.
+
+Reads the model's config.json when a checkpoint is present, else the built-in
+Qwen3-Next-80B-A3B architecture; GPU memory comes from the local GPUs, or
+--gpu-memory / --gpu to plan for another machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from runner.commands.common import add_location_arguments, locations_from_args, overrides_from_args
+from runner.commands.train import add_override_arguments
+from runner.gpus import query_gpus
+from runner.recipes import RECIPES, get_recipe
+from runner.render import OverrideError, train_flags
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", required=True, choices=sorted(RECIPES))
+    add_override_arguments(p)
+    add_location_arguments(p)
+    try:
+        from runner import planner
+
+        planner.add_arguments(p)
+    except (ImportError, AttributeError):  # planner not available in this install
+        pass
+    p.add_argument("slime_args", nargs="*", metavar="-- SLIME_ARGS", help="extra slime flags, as for train")
+
+
+def run(args) -> int:
+    from runner import planner
+
+    recipe = get_recipe(args.recipe)
+    locs = locations_from_args(args, os.environ)
+    try:
+        flags = train_flags(recipe, str(locs.base), overrides_from_args(args))
+    except (OverrideError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 2
+    detected = None
+    if getattr(args, "gpu_memory", None) is None and getattr(args, "gpu", None) is None:
+        facts = query_gpus()
+        if facts.gpus:
+            detected = min(g.memory_gb for g in facts.gpus)
+    text, data, fits = planner.run_plan(args, recipe, flags, detected)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(text)
+    # plan answers a question; with --dry-run it never fails.
+    return 0 if fits or args.dry_run else 1

@@ -1,0 +1,240 @@
+"""`train`: bring up Ray, submit slime's train.py with a recipe, stream, clean up."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import secrets as _secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from runner import preflight
+from runner.cluster.hostfile import HostfileError, read_workers
+from runner.cluster.slurm import expand_nodelist
+from runner.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, ClusterSpec, supports_token_auth
+from runner.commands.common import add_location_arguments, locations_from_args, overrides_from_args, print_plan
+from runner.flags import FlagSet
+from runner.gpus import GpuFacts, nccl_nvls_value, query_gpus
+from runner.plan import Plan
+from runner.recipes import RECIPES, get_recipe
+from runner.recipes.qwen3_next import QWEN3_NEXT_80B
+from runner.render import OverrideError
+from runner.secrets import KNOWN_SECRET_ENV, secret_flag_error, secret_values
+from runner.topology import topology_problems, tp_cp_warning
+from runner.train_plan import TrainInputs, TrainPlan, build_train_plan
+
+PASSED_SECRETS = ("WANDB_API_KEY", "HF_TOKEN")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", required=True, choices=sorted(RECIPES), help="which slime recipe to run")
+    add_override_arguments(p)
+    add_location_arguments(p)
+    ray = p.add_argument_group("Ray cluster")
+    ray.add_argument("--hostfile", help="multinode: worker hosts, one per line (first column; MASTER_ADDR is skipped)")
+    ray.add_argument("--ray-port", type=int, default=DEFAULT_GCS_PORT, help="GCS port of the head (default %(default)s)")
+    ray.add_argument("--dashboard-host", default="127.0.0.1",
+                     help="address the dashboard and job API bind to (default %(default)s; 0.0.0.0 lets anyone "
+                          "who reaches this port run code)")
+    ray.add_argument("--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT, help="default %(default)s")
+    ray.add_argument("--ray-auth", choices=("auto", "token", "off"), default="auto",
+                     help="Ray token authentication; auto = on for multinode when Ray >= 2.52 (default)")
+    ray.add_argument("--ready-timeout", type=float, default=300.0,
+                     help="seconds to wait for all nodes and GPUs to register (default %(default)s)")
+    ray.add_argument("--ray-temp-dir", help="Ray's --temp-dir for this run (default /tmp/slime-ray-<random>)")
+    p.add_argument("--force", action="store_true", help="start even if the memory planner says it will not fit")
+    p.add_argument("--test-entrypoint", metavar="PY_FILE",
+                   help="launch-path test: Ray head with 0 GPUs, run PY_FILE with the recipe's arguments in place "
+                        "of slime's train.py; skips GPU, checkpoint and data checks")
+    p.add_argument("slime_args", nargs="*", metavar="-- SLIME_ARGS",
+                   help="extra slime/Megatron flags after `--`; they override the recipe's (last one wins)")
+
+
+def add_override_arguments(p: argparse.ArgumentParser) -> None:
+    o = p.add_argument_group("changing the recipe")
+    o.add_argument("--set", dest="set_flags", action="append", default=[], metavar="FLAG=VALUE",
+                   help="set a slime flag, e.g. --set lr=2e-6, --set 'sglang-cuda-graph-bs=1 2 4', "
+                        "--set use-wandb (switch); repeatable")
+    o.add_argument("--unset", action="append", default=[], metavar="FLAG", help="remove a recipe flag; repeatable")
+    o.add_argument("--low-memory", action="store_true",
+                   help="the seed's OOM advice: drop --accumulate-allreduce-grads-in-fp32, add --grad-reduce-in-bf16")
+
+
+def _workers(args, recipe, master_addr: str, environ, problems: list[str]) -> tuple[tuple[str, ...], str, str]:
+    """(worker hosts, launcher, head node name)."""
+    nodes = recipe.layout.nodes
+    if args.test_entrypoint or nodes == 1:
+        if args.hostfile:
+            problems.append(f"--hostfile is for multinode recipes; {recipe.name} runs on one node")
+        return (), "none", ""
+    if args.hostfile:
+        try:
+            workers = read_workers(Path(args.hostfile), master_addr)
+        except HostfileError as exc:
+            problems.append(str(exc))
+            return (), "ssh", ""
+        launcher, head = "ssh", ""
+    elif environ.get("SLURM_JOB_NODELIST"):
+        nodelist = environ["SLURM_JOB_NODELIST"]
+        head = environ.get("SLURMD_NODENAME") or os.uname().nodename
+        if shutil.which("scontrol") is None:
+            problems.append("SLURM_JOB_NODELIST is set but scontrol is not on PATH; pass --hostfile instead")
+            return (), "slurm", head
+        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True).stdout
+        workers = [n for n in expand_nodelist(nodelist, out) if n != head]
+        launcher = "slurm"
+    else:
+        problems.append(f"{recipe.name} needs {nodes} nodes: pass --hostfile (one worker address per line) "
+                        f"or run inside a Slurm allocation (SLURM_JOB_NODELIST)")
+        return (), "none", ""
+    if len(workers) != nodes - 1:
+        problems.append(f"{recipe.name} needs {nodes - 1} worker node(s) besides MASTER_ADDR {master_addr}; "
+                        f"found {len(workers)}: {', '.join(workers) or 'none'}")
+    return tuple(workers), launcher, head
+
+
+def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[TrainPlan | None, Plan]:
+    """Collect inputs (reads only), plan, and attach every problem found."""
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    warnings: list[str] = []
+    recipe = get_recipe(args.recipe)
+    multinode = recipe.layout.nodes > 1 and not args.test_entrypoint
+    locs = locations_from_args(args, environ, default_master_addr=None if multinode else "127.0.0.1")
+    master_addr = locs.master_addr.value
+    if master_addr is None:
+        problems.append(f"{recipe.name} needs MASTER_ADDR: the head node's address that the workers reach; "
+                        f"export MASTER_ADDR or pass --master-addr")
+        master_addr = "<MASTER_ADDR>"
+    try:
+        overrides = overrides_from_args(args)
+    except ValueError as exc:
+        return None, _failed(str(exc))
+
+    workers, launcher, head_node = _workers(args, recipe, master_addr, environ, problems)
+    test = bool(args.test_entrypoint)
+    facts = GpuFacts(source="skipped (launch test)") if test else (gpu_facts or query_gpus(environ))
+    nvls, nvls_source = nccl_nvls_value(facts, environ)
+
+    ray_version = _ray_version()
+    if args.ray_auth == "token" and not supports_token_auth(ray_version):
+        problems.append(f"--ray-auth token needs Ray >= 2.52; installed: {ray_version or 'none'}")
+    token_auth = args.ray_auth == "token" or (args.ray_auth == "auto" and multinode and supports_token_auth(ray_version))
+    if multinode and not token_auth:
+        warnings.append("Ray token authentication is off: anyone who reaches the GCS port can run code on this "
+                        "cluster (needs Ray >= 2.52, or pass --ray-auth token)")
+    ray_exe = shutil.which("ray")
+    if ray_exe is None:
+        problems.append("`ray` is not on PATH: run inside the pinned stack (nix develop, or slime's image)")
+        ray_exe = "ray"
+    run_id = f"slime-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}-{_secrets.token_hex(2)}"
+    spec = ClusterSpec(
+        ray=ray_exe, master_addr=master_addr, gcs_port=args.ray_port, dashboard_host=args.dashboard_host,
+        dashboard_port=args.dashboard_port, gpus_per_node=0 if test else recipe.layout.gpus_per_node,
+        nodes=1 if test else recipe.layout.nodes,
+        temp_dir=args.ray_temp_dir or f"/tmp/slime-ray-{_secrets.token_hex(4)}",
+        token_auth=token_auth,
+        token=("<generated at launch>" if args.dry_run else _secrets.token_urlsafe(32)) if token_auth else None,
+        workers=workers, worker_launcher=launcher,
+    )
+    secret_env = {k: environ[k] for k in PASSED_SECRETS if environ.get(k)}
+    try:
+        tp = build_train_plan(TrainInputs(
+            recipe=recipe, overrides=overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
+            megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
+            nccl_nvls_enable=nvls, secret_env=secret_env,
+            test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node))
+    except OverrideError as exc:
+        return None, _failed(str(exc))
+    plan = tp.plan
+    plan.notes[:0] = locs.describe() + [f"NCCL_NVLS_ENABLE = {nvls} (from {nvls_source})"]
+
+    flags: FlagSet = tp.flags
+    secret_flag = secret_flag_error(f.name for f in flags)
+    if secret_flag:
+        problems.append(secret_flag)
+    problems += topology_problems(flags, recipe.backend, QWEN3_NEXT_80B, nodes=recipe.layout.nodes,
+                                  gpus_per_node=recipe.layout.gpus_per_node)
+    warning = tp_cp_warning(flags, recipe.backend)
+    if warning:
+        warnings.append(warning)
+    if recipe.status != "faithful":
+        warnings.append(f"recipe {recipe.name} is {recipe.status}: not yet run at full scale")
+    if args.dashboard_host not in ("127.0.0.1", "localhost"):
+        warnings.append(f"--dashboard-host {args.dashboard_host}: the Ray job API accepts code from anyone who "
+                        f"reaches {args.dashboard_host}:{args.dashboard_port}")
+    if master_addr != "<MASTER_ADDR>":
+        for port, what, flag in ((args.ray_port, "Ray GCS", "--ray-port"),
+                                 (args.dashboard_port, "Ray dashboard/job API", "--dashboard-port")):
+            host = master_addr if what == "Ray GCS" else args.dashboard_host
+            problem = preflight.port_problem(host, port, what, flag)
+            if problem:
+                problems.append(problem)
+    if not test:
+        problems += preflight.slime_problems(recipe, locs.slime_dir.value, locs.megatron_dir.value)
+        problems += preflight.gpu_problems(recipe, facts, recipe.layout.gpus_per_node)
+        problems += preflight.data_problems(flags, recipe.backend)
+        fit_problems = _planner_problems(recipe, flags, facts)
+        if args.force:
+            warnings += [f"{p} (--force: starting anyway)" for p in fit_problems]
+        else:
+            problems += [f"{p}; pass --force to start anyway" for p in fit_problems]
+    for p in problems:
+        plan.error(p)
+    for w in warnings:
+        plan.warn(w)
+    return tp, plan
+
+
+def _planner_problems(recipe, flags, facts: GpuFacts) -> list[str]:
+    """The memory planner's verdict, when the planner is available."""
+    try:
+        from runner import planner
+
+        planner.fits  # noqa: B018 - the planner may be absent from a partial install
+    except (ImportError, AttributeError):
+        return []
+    if not facts.gpus:
+        return []
+    gpu_gb = min(g.memory_gb for g in facts.gpus)
+    ok, reasons = planner.fits(recipe, flags, gpu_gb)
+    return [] if ok else [f"memory plan: {r}" for r in reasons]
+
+
+def _ray_version() -> str | None:
+    try:
+        return importlib.metadata.version("ray")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _failed(message: str) -> Plan:
+    plan = Plan()
+    plan.error(message)
+    return plan
+
+
+def run(args) -> int:
+    tp, plan = gather(args)
+    secrets = secret_values(os.environ)
+    if tp is not None and tp.cluster.token:
+        secrets.append(tp.cluster.token)
+    if tp is None:  # a usage error (bad --set/--unset): fails even in a dry-run
+        print(f"error: {plan.errors[0].message}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        return print_plan(plan, args, secrets)
+    if plan.errors:
+        return print_plan(plan, args, secrets, problems_only=True)
+    print_plan(plan, args, secrets, problems_only=True)
+    assert tp is not None
+    from runner.launch import run_launch
+
+    return run_launch(tp, ready_timeout=args.ready_timeout)
+
+
+__all__ = ["add_arguments", "gather", "run", "KNOWN_SECRET_ENV"]

@@ -1,0 +1,179 @@
+"""Individual doctor checks that inspect the installed stack (read-only)."""
+
+from __future__ import annotations
+
+import ctypes.util
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Mapping
+
+from runner.recipes.base import Recipe
+from runner.report import FAIL, OK, SKIP, WARN, Check
+
+PINS_ENV = "SLIME_RUNNER_PINS"
+LIBCUDA_ENV = "SLIME_RUNNER_LIBCUDA_DIR"
+# Disk a full run needs under BASE_FOLDER: HF weights (~163 GB), torch_dist
+# (~same) and actor checkpoints (bf16 weights + optimizer states).
+DISK_NEEDED_GB = 600
+
+
+def pins_path(environ: Mapping[str, str]) -> Path:
+    if environ.get(PINS_ENV):
+        return Path(environ[PINS_ENV])
+    return Path(__file__).resolve().parents[1] / "nix" / "pins.json"
+
+
+def load_pins(environ: Mapping[str, str]) -> dict | None:
+    try:
+        return json.loads(pins_path(environ).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _installed(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def version_matches(installed: str, pinned: str) -> bool:
+    # A local build suffix (+cu128, +git...) does not change the release.
+    return installed.split("+")[0] == pinned.split("+")[0]
+
+
+def package_checks(environ: Mapping[str, str]) -> list[Check]:
+    pins = load_pins(environ)
+    if pins is None:
+        return [Check("packages vs pins", SKIP, f"{pins_path(environ)} not found (set {PINS_ENV})")]
+    wanted: dict[str, str] = dict(pins.get("python_packages", {}))
+    for name in ("flash-linear-attention", "causal-conv1d"):
+        source = pins.get("sources", {}).get(name)
+        if source and source.get("version"):
+            wanted.setdefault(name, source["version"])
+    rows = []
+    missing, different = [], []
+    for dist, version in sorted(wanted.items()):
+        have = _installed(dist)
+        if have is None:
+            missing.append(dist)
+        elif not version_matches(have, version):
+            different.append(f"{dist} {have} (pinned {version})")
+    detail = f"{len(wanted) - len(missing) - len(different)}/{len(wanted)} match {pins_path(environ).name}"
+    if missing:
+        rows.append(Check("packages vs pins", FAIL, f"{detail}; missing: {', '.join(missing)}",
+                          "run inside the pinned stack: `nix develop` or `nix run .#...`"))
+    elif different:
+        rows.append(Check("packages vs pins", WARN, f"{detail}; different: {', '.join(different)}",
+                          "versions other than the pinned ones are untested with this recipe"))
+    else:
+        rows.append(Check("packages vs pins", OK, detail))
+    return rows
+
+
+# What each backend imports; checked in a subprocess so a broken extension
+# cannot take the doctor down with it.
+IMPORTS = {
+    "megatron": ("torch", "ray", "sglang", "transformers", "megatron.core", "fla", "slime"),
+    "fsdp": ("torch", "ray", "sglang", "transformers", "fla", "slime"),
+}
+OPTIONAL_IMPORTS = ("causal_conv1d",)
+
+
+def import_checks(recipe: Recipe, timeout: float = 180.0) -> list[Check]:
+    modules = IMPORTS[recipe.backend] + OPTIONAL_IMPORTS
+    code = (
+        "import importlib, json, sys\n"
+        "out = {}\n"
+        f"for m in {list(modules)!r}:\n"
+        "    try:\n"
+        "        mod = importlib.import_module(m)\n"
+        "        out[m] = [True, str(getattr(mod, '__version__', ''))]\n"
+        "    except BaseException as e:\n"
+        "        out[m] = [False, (type(e).__name__ + ': ' + str(e)).splitlines()[0][:200]]\n"
+        "print(json.dumps(out))\n"
+    )
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+        results = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as exc:
+        return [Check("imports", FAIL, f"the import check did not finish: {exc}")]
+    checks = []
+    for module in modules:
+        ok, info = results.get(module, [False, "not checked"])
+        optional = module in OPTIONAL_IMPORTS
+        if ok:
+            checks.append(Check(f"import {module}", OK, info or "imported"))
+        else:
+            fix = ("optional: fla falls back to its Triton short convolution" if optional else
+                   "run inside the pinned stack (nix develop)")
+            if module == "fla":
+                fix = ("slime's Qwen3-Next spec swallows this ImportError and fails later with a NameError; "
+                       "install fla at 9714c595 (the flake does)")
+            checks.append(Check(f"import {module}", WARN if optional else FAIL, info, fix))
+    return checks
+
+
+FLA_WY_FAST = Path("ops/gated_delta_rule/wy_fast.py")
+PATCH_MARKER = "inline_asm_elementwise"
+
+
+def fla_patch_present(fla_dir: Path) -> bool | None:
+    try:
+        source = (fla_dir / FLA_WY_FAST).read_text()
+    except OSError:
+        return None
+    start = source.find("def prepare_wy_repr_bwd_kernel")
+    body = source[start:] if start >= 0 else source
+    return PATCH_MARKER in body
+
+
+def fla_patch_check(blackwell: bool, backend: str) -> Check:
+    spec = importlib.util.find_spec("fla")
+    if spec is None or not spec.submodule_search_locations:
+        return Check("fla Blackwell patch", SKIP, "fla not installed")
+    fla_dir = Path(list(spec.submodule_search_locations)[0])
+    present = fla_patch_present(fla_dir)
+    if present is None:
+        return Check("fla Blackwell patch", WARN, f"{fla_dir / FLA_WY_FAST} not found: unknown fla layout")
+    if present:
+        return Check("fla Blackwell patch", OK, f"present in {fla_dir / FLA_WY_FAST}")
+    if blackwell:
+        return Check("fla Blackwell patch", FAIL, f"missing from {fla_dir / FLA_WY_FAST} on a Blackwell GPU "
+                                                 f"(triton issue 8695 breaks the GDN backward there)",
+                     "use the flake's fla, or apply patches/ to fla 9714c595")
+    return Check("fla Blackwell patch", OK, "not present; this GPU is not Blackwell and does not need it")
+
+
+def libcuda_check(environ: Mapping[str, str]) -> Check:
+    chosen = environ.get(LIBCUDA_ENV)
+    if chosen:
+        found = Path(chosen, "libcuda.so.1").exists()
+        return Check("libcuda", OK if found else FAIL, f"{chosen}/libcuda.so.1 (chosen by the flake's wrapper)",
+                     "" if found else "the host's NVIDIA driver library is not where the wrapper looked")
+    name = ctypes.util.find_library("cuda")
+    if name:
+        return Check("libcuda", OK, f"{name} (dynamic linker search)")
+    for d in ("/run/opengl-driver/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/local/nvidia/lib64"):
+        if Path(d, "libcuda.so.1").exists():
+            return Check("libcuda", OK, f"{d}/libcuda.so.1")
+    return Check("libcuda", FAIL, "libcuda.so.1 not found", "install the NVIDIA driver; under Nix use the flake's apps")
+
+
+def disk_check(base_folder: str) -> Check:
+    path = Path(base_folder)
+    probe = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+    free_gb = shutil.disk_usage(probe).free / 1e9
+    if free_gb < DISK_NEEDED_GB:
+        return Check("disk", WARN, f"{free_gb:.0f} GB free at {probe}",
+                     f"a full run needs about {DISK_NEEDED_GB} GB (HF + torch_dist + actor checkpoints)")
+    return Check("disk", OK, f"{free_gb:.0f} GB free at {probe}")
+
+
+__all__ = ["package_checks", "import_checks", "fla_patch_check", "libcuda_check", "disk_check", "os"]

@@ -1,0 +1,136 @@
+"""The thin side-effect layer: start planned processes and stop exactly those.
+
+Every process the runner starts is recorded here; `stop_all` stops them in
+reverse order (SIGTERM to the process group, then SIGKILL after a grace
+period). `sweep_marked` finds leftovers by a marker unique to this run (Ray's
+per-run --temp-dir appears in the command line of every process of that Ray
+instance), so no process is ever matched by a name like "python".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from runner.plan import Process
+
+
+@dataclass
+class Started:
+    process: Process
+    popen: subprocess.Popen
+    own_session: bool
+
+
+@dataclass
+class ProcessOwner:
+    log: object = sys.stderr
+    started: list[Started] = field(default_factory=list)
+
+    def spawn(self, process: Process, *, own_session: bool, base_env: Mapping[str, str] | None = None,
+              capture_output: bool = False) -> subprocess.Popen:
+        env = dict(os.environ if base_env is None else base_env)
+        env.update(process.env)
+        stdin = subprocess.PIPE if process.stdin_secret else subprocess.DEVNULL
+        popen = subprocess.Popen(
+            list(process.argv), env=env, cwd=process.cwd, stdin=stdin,
+            stdout=subprocess.PIPE if capture_output else None,
+            stderr=subprocess.STDOUT if capture_output else None,
+            # own_session: the terminal's Ctrl-C does not reach it; we stop it ourselves, in order.
+            start_new_session=own_session,
+            text=True,
+        )
+        if process.stdin_secret:
+            assert popen.stdin is not None
+            popen.stdin.write(process.env.get(process.stdin_secret, ""))
+            popen.stdin.close()
+        self.started.append(Started(process, popen, own_session))
+        return popen
+
+    def stop(self, item: Started, grace: float) -> None:
+        popen = item.popen
+        if popen.poll() is not None:
+            return
+        _signal(item, signal.SIGTERM)
+        try:
+            popen.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            print(f"[runner] {item.process.purpose or item.process.argv[0]} ignored SIGTERM for {grace:.0f}s; "
+                  f"sending SIGKILL", file=self.log)
+            _signal(item, signal.SIGKILL)
+            popen.wait(timeout=10)
+        if item.own_session:
+            # Children left in the group (the process itself has exited).
+            _signal(item, signal.SIGKILL, group_only=True)
+
+    def stop_all(self, grace: float = 30.0) -> None:
+        for item in reversed(self.started):
+            self.stop(item, grace)
+
+
+def _signal(item: Started, sig: int, group_only: bool = False) -> None:
+    try:
+        if item.own_session:
+            os.killpg(item.popen.pid, sig)
+        elif not group_only:
+            item.popen.send_signal(sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def processes_with_marker(marker: str) -> list[int]:
+    """PIDs of this user's processes whose command line contains `marker`."""
+    pids = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return pids
+    me = os.getpid()
+    uid = os.getuid()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def sweep_marked(marker: str, grace: float = 10.0, log: object = sys.stderr) -> list[int]:
+    """SIGTERM, then SIGKILL, every process of this run's Ray instance still alive."""
+    pids = processes_with_marker(marker)
+    if not pids:
+        return []
+    print(f"[runner] stopping {len(pids)} leftover process(es) of this run's Ray instance", file=log)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and processes_with_marker(marker):
+        time.sleep(0.2)
+    for pid in processes_with_marker(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+def write_private_file(path: Path, content: str) -> None:
+    """Create a file readable only by this user (it may hold secrets)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(content)

@@ -1,0 +1,137 @@
+"""Execute a planned training launch and clean up exactly what it started.
+
+Order: write the runtime-env file, start the Ray head, wait for its job API,
+start workers, wait until every node and GPU registered, run the job process
+(which streams logs and exits with the job's code), then stop the workers and
+the head, newest first. Ctrl-C or SIGTERM at any point stops the job first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from runner.cluster.spec import ClusterSpec
+from runner.execute import ProcessOwner, sweep_marked, write_private_file
+from runner.train_plan import TrainPlan
+
+
+class LaunchError(Exception):
+    pass
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _on_sigterm(_signum, _frame):  # noqa: ANN001
+    raise _Terminated()
+
+
+def _log(msg: str) -> None:
+    print(f"[runner] {msg}", file=sys.stderr, flush=True)
+
+
+def wait_for_job_api(spec: ClusterSpec, head, timeout: float) -> None:  # noqa: ANN001
+    url = f"{spec.dashboard_url}/api/version"
+    headers = {"Authorization": f"Bearer {spec.token}"} if spec.token_auth and spec.token else {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            raise LaunchError(f"the Ray head exited with code {head.returncode} before its job API came up; "
+                              f"see its output above and the logs under {spec.temp_dir}")
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    raise LaunchError(f"the Ray job API at {spec.dashboard_url} did not answer within {timeout:.0f}s "
+                      f"(is ray[default] installed? logs: {spec.temp_dir})")
+
+
+def registered_nodes(spec: ClusterSpec) -> list[dict]:
+    from ray.util.state import list_nodes  # heavy: imported only when launching
+
+    nodes = list_nodes(address=spec.dashboard_url, raise_on_missing_output=False)
+    return [{"ip": n.node_ip, "gpus": float((n.resources_total or {}).get("GPU", 0)), "state": str(n.state)}
+            for n in nodes]
+
+
+def wait_for_cluster(spec: ClusterSpec, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    alive: list[dict] = []
+    while True:
+        try:
+            alive = [n for n in registered_nodes(spec) if n["state"].endswith("ALIVE")]
+        except Exception as exc:  # the state API can lag behind the job API for a moment
+            _log(f"waiting for the node list: {exc}")
+        gpus = sum(n["gpus"] for n in alive)
+        if len(alive) >= spec.nodes and gpus >= spec.expected_gpus:
+            _log(f"cluster ready: {len(alive)} node(s), {gpus:.0f} GPU(s)")
+            return
+        if time.monotonic() > deadline:
+            seen = {n["ip"] for n in alive}
+            missing = [h for h in (spec.master_addr, *spec.workers) if h not in seen]
+            raise LaunchError(f"after {timeout:.0f}s only {len(alive)} of {spec.nodes} node(s) and {gpus:.0f} of "
+                              f"{spec.expected_gpus} GPU(s) registered; missing: {', '.join(missing) or 'unknown'} "
+                              f"(check their output above; raise --ready-timeout if they are slow)")
+        time.sleep(1.0)
+
+
+def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 30.0) -> int:
+    spec = tp.cluster
+    owner = ProcessOwner()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    job = None
+    try:
+        for path, content in tp.plan.files.items():
+            write_private_file(Path(path), content)
+        _log(f"starting Ray head on {spec.gcs_address} (temp dir {spec.temp_dir})")
+        head = owner.spawn(tp.head, own_session=True)
+        wait_for_job_api(spec, head, timeout=min(ready_timeout, 120.0))
+        for worker in tp.workers:
+            _log(worker.purpose)
+            owner.spawn(worker, own_session=True)
+        if spec.token_auth:
+            os.environ.update(spec.auth_env())  # for the state API client in this process
+        wait_for_cluster(spec, ready_timeout)
+        _log(tp.job.purpose)
+        # Same session as the runner: Ctrl-C in the terminal reaches the job process too.
+        job = owner.spawn(tp.job, own_session=False)
+        rc = job.wait()
+        _log(f"job finished with exit code {rc}")
+        return rc
+    except (KeyboardInterrupt, _Terminated) as exc:
+        sig = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _log(f"{'interrupted' if sig == signal.SIGINT else 'terminated'}: stopping the job and the Ray instance "
+             f"this run started")
+        if job is not None and job.poll() is None:
+            job.send_signal(sig)
+            try:
+                job.wait(timeout=90)
+            except Exception:
+                pass
+        return 128 + sig
+    except LaunchError as exc:
+        _log(f"error: {exc}")
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        owner.stop_all(grace=stop_grace)
+        sweep_marked(spec.temp_dir)
+        # The runtime env may hold secrets; Ray's logs stay for debugging.
+        for path in tp.plan.files:
+            Path(path).unlink(missing_ok=True)
+        _log(f"Ray logs of this run: {spec.temp_dir}")
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)

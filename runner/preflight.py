@@ -1,0 +1,95 @@
+"""Checks that read the machine (files, ports, GPUs) before anything starts.
+
+Each returns one-line problems that name the file or value and the fix.
+They only read: a dry-run runs them and lists what they find.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from pathlib import Path
+
+from runner.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
+from runner.dataset import DatasetError, validate_jsonl
+from runner.flags import FlagSet
+from runner.gpus import GpuFacts
+from runner.recipes.base import Recipe
+
+
+def port_problem(host: str, port: int, what: str, flag: str) -> str | None:
+    """None if `port` can be bound on `host`; else why not."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (f"port {port} on {host} ({what}) is already in use, maybe by another Ray cluster "
+                        f"(`ray status` tells); stop it or pass {flag} with a free port")
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return (f"MASTER_ADDR {host} is not an address of this machine; run on the head node or set "
+                        f"MASTER_ADDR / --master-addr to one of its addresses")
+            return f"cannot bind {host}:{port} ({what}): {exc.strerror}"
+    return None
+
+
+def slime_problems(recipe: Recipe, slime_dir: str | None, megatron_dir: str | None) -> list[str]:
+    problems = []
+    if not slime_dir:
+        problems.append("SLIME_DIR is not set: pass --slime-dir or export SLIME_DIR (the flake's apps set it)")
+    elif not (Path(slime_dir) / "train.py").is_file():
+        problems.append(f"{slime_dir}/train.py not found: SLIME_DIR must point at a slime checkout "
+                        f"(commit {recipe.source.commit[:9]})")
+    if not megatron_dir:
+        problems.append("MEGATRON_DIR is not set: pass --megatron-dir or export MEGATRON_DIR (the flake's apps set it)")
+    elif not (Path(megatron_dir) / "megatron").is_dir():
+        problems.append(f"{megatron_dir}/megatron not found: MEGATRON_DIR must point at a Megatron-LM checkout")
+    return problems
+
+
+def gpu_problems(recipe: Recipe, facts: GpuFacts, gpus_per_node_needed: int) -> list[str]:
+    problems = []
+    if facts.error:
+        return [f"cannot see GPUs: {facts.error}"]
+    if facts.count < gpus_per_node_needed:
+        problems.append(f"recipe {recipe.name} needs {gpus_per_node_needed} GPUs on this node, "
+                        f"found {facts.count} ({facts.source}); use a bigger node or another recipe")
+    if recipe.backend == "megatron":
+        blackwell = [g for g in facts.gpus if g.is_blackwell]
+        if blackwell:
+            g = blackwell[0]
+            cc = ".".join(map(str, g.compute_capability or ()))
+            problems.append(f"GPU {g.index} ({g.name}, compute capability {cc}) is Blackwell: slime's Megatron "
+                            f"recipes are unsupported there upstream; use --recipe fsdp")
+    return problems
+
+
+def data_problems(flags: FlagSet, backend: str, check_data: bool = True) -> list[str]:
+    problems = []
+    hf = flags.value("hf-checkpoint")
+    if hf:
+        try:
+            validate_hf_checkpoint(Path(hf))
+        except CheckpointError as exc:
+            problems.append(str(exc))
+    ref = flags.value("ref-load")
+    if backend == "megatron" and ref and not torch_dist_complete(Path(ref)):
+        problems.append(f"--ref-load {ref} is not a complete torch_dist checkpoint "
+                        f"(no latest_checkpointed_iteration.txt); run `python -m runner convert` first")
+    if not check_data:
+        return problems
+    keys = (flags.value("input-key", "input"), flags.value("label-key", "label"))
+    prompt = flags.value("prompt-data")
+    if prompt:
+        try:
+            validate_jsonl(Path(prompt), keys)
+        except DatasetError as exc:
+            problems.append(str(exc))
+    eval_values = flags.get("eval-prompt-data") or ()
+    # --eval-prompt-data NAME PATH [NAME PATH ...]
+    for path in eval_values[1::2]:
+        try:
+            validate_jsonl(Path(path), keys)
+        except DatasetError as exc:
+            problems.append(str(exc))
+    return problems

@@ -1,0 +1,114 @@
+"""Submit one Ray job, stream its logs, exit with its driver's exit code.
+
+Run as a process by the train executor (`python -m runner.ray_job ...`), so
+the plan shows exactly what runs. The runtime env's variables come from a
+JSON file (mode 0600) rather than argv, because they can include secrets.
+On SIGINT or SIGTERM it stops the job, waits for Ray to confirm, and exits
+130 / 143.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import signal
+import sys
+import time
+
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m runner.ray_job", description=__doc__)
+    parser.add_argument("--address", required=True, help="job API URL, e.g. http://127.0.0.1:8265")
+    parser.add_argument("--submission-id", required=True)
+    parser.add_argument("--runtime-env-file", required=True, help="JSON file with the job's runtime_env")
+    parser.add_argument("--stop-timeout", type=float, default=60.0)
+    parser.add_argument("entrypoint", nargs=argparse.REMAINDER, help="-- ARGV of the job's driver")
+    args = parser.parse_args(argv)
+    if args.entrypoint and args.entrypoint[0] == "--":
+        args.entrypoint = args.entrypoint[1:]
+    if not args.entrypoint:
+        parser.error("no entrypoint given after --")
+    return args
+
+
+class _Stop(Exception):
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+
+def _raise_stop(signum, _frame):  # noqa: ANN001
+    raise _Stop(signum)
+
+
+async def _stream(client, job_id: str) -> None:
+    async for chunk in client.tail_job_logs(job_id):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+
+def _exit_code(client, job_id: str) -> int:
+    info = client.get_job_info(job_id)
+    status = str(info.status).split(".")[-1]
+    if status == "SUCCEEDED":
+        return 0
+    code = getattr(info, "driver_exit_code", None)
+    print(f"[runner] job {job_id} {status}: {info.message or ''}".rstrip(), file=sys.stderr)
+    if isinstance(code, int) and code != 0:
+        return code
+    return 1
+
+
+def _stop(client, job_id: str, timeout: float) -> None:
+    print(f"[runner] stopping job {job_id} ...", file=sys.stderr)
+    try:
+        client.stop_job(job_id)
+    except Exception as exc:  # the job may already be gone
+        print(f"[runner] stop_job: {exc}", file=sys.stderr)
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = str(client.get_job_status(job_id)).split(".")[-1]
+        if status in TERMINAL:
+            print(f"[runner] job {job_id} is {status}", file=sys.stderr)
+            return
+        time.sleep(0.5)
+    print(f"[runner] job {job_id} did not stop within {timeout:.0f}s", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    with open(args.runtime_env_file, encoding="utf-8") as f:
+        runtime_env = json.load(f)
+
+    from ray.job_submission import JobSubmissionClient  # heavy: imported only when submitting
+
+    client = JobSubmissionClient(args.address)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    submitted = False
+    try:
+        client.submit_job(entrypoint=shlex.join(args.entrypoint), submission_id=args.submission_id,
+                          runtime_env=runtime_env)
+        submitted = True
+        print(f"[runner] submitted job {args.submission_id}", file=sys.stderr, flush=True)
+        asyncio.run(_stream(client, args.submission_id))
+        # The log stream ends when the job does; the status may lag a moment.
+        for _ in range(100):
+            if str(client.get_job_status(args.submission_id)).split(".")[-1] in TERMINAL:
+                break
+            time.sleep(0.2)
+        return _exit_code(client, args.submission_id)
+    except _Stop as stop:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if submitted:
+            _stop(client, args.submission_id, args.stop_timeout)
+        return 128 + stop.signum
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Plan a training launch: Ray head, workers, the job. Pure: inputs in, Plan out."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+from runner.cluster import slurm, ssh
+from runner.cluster.head import head_process
+from runner.cluster.spec import ClusterSpec
+from runner.flags import FlagSet
+from runner.plan import Plan, Process
+from runner.recipes.base import Recipe
+from runner.render import Overrides, runtime_env_vars, train_entrypoint, train_flags
+from runner.secrets import REDACTED
+
+
+@dataclass(frozen=True)
+class TrainInputs:
+    recipe: Recipe
+    overrides: Overrides
+    base_folder: str
+    slime_dir: str | None
+    megatron_dir: str | None
+    cluster: ClusterSpec
+    python: str
+    run_id: str
+    nccl_nvls_enable: str
+    # Secrets found in the caller's environment, passed to the job's runtime env.
+    secret_env: dict[str, str] = field(default_factory=dict)
+    # Launch-path test: run this Python file in place of slime's train.py.
+    test_entrypoint: str | None = None
+    head_node: str = ""  # Slurm: the node this runner is on
+
+
+@dataclass
+class TrainPlan:
+    plan: Plan
+    flags: FlagSet
+    head: Process
+    workers: list[Process]
+    job: Process
+    runtime_env: dict
+    runtime_env_path: str
+    cluster: ClusterSpec
+
+
+def build_train_plan(inputs: TrainInputs) -> TrainPlan:
+    plan = Plan()
+    recipe, spec = inputs.recipe, inputs.cluster
+    flags = train_flags(recipe, inputs.base_folder, inputs.overrides)
+    slime_dir = inputs.slime_dir or "<SLIME_DIR unset>"
+    megatron_dir = inputs.megatron_dir or "<MEGATRON_DIR unset>"
+
+    env_vars = runtime_env_vars(recipe, megatron_dir=megatron_dir, slime_dir=slime_dir,
+                                master_addr=spec.master_addr, nccl_nvls_enable=inputs.nccl_nvls_enable,
+                                extra=inputs.secret_env)
+    if inputs.test_entrypoint:
+        # The launch test needs neither slime nor Megatron on the path.
+        env_vars.pop("PYTHONPATH")
+    runtime_env = {"env_vars": env_vars}
+    runtime_env_path = os.path.join(spec.temp_dir, "runtime_env.json")
+
+    no_proxy = f"127.0.0.1,{spec.master_addr}"
+    head = head_process(spec, no_proxy)
+    if spec.worker_launcher == "ssh":
+        workers = ssh.worker_processes(spec)
+    elif spec.worker_launcher == "slurm":
+        workers = slurm.worker_processes(spec, inputs.head_node)
+    else:
+        workers = []
+
+    entrypoint = train_entrypoint(inputs.python, slime_dir, flags, inputs.test_entrypoint)
+    job_argv = (inputs.python, "-m", "runner.ray_job", "--address", spec.dashboard_url,
+                "--submission-id", inputs.run_id, "--runtime-env-file", runtime_env_path, "--", *entrypoint)
+    job = Process(job_argv, {"no_proxy": no_proxy, **spec.auth_env()},
+                  purpose=f"submit {'the launch test' if inputs.test_entrypoint else 'slime train.py'} as Ray job "
+                          f"{inputs.run_id} and stream its logs")
+
+    plan.processes = [head, *workers, job]
+    plan.files = {runtime_env_path: json.dumps(runtime_env, indent=2)}
+    plan.notes += [
+        f"recipe {recipe.name}: {recipe.summary} [{recipe.status}; flags from {recipe.source}]",
+        f"Ray: head {spec.gcs_address}, dashboard/job API on {spec.dashboard_host}:{spec.dashboard_port}, "
+        f"token auth {'on' if spec.token_auth else 'off'}, temp dir {spec.temp_dir}",
+        f"waits for {spec.nodes} node(s) and {spec.expected_gpus} GPU(s) to register",
+    ]
+    return TrainPlan(plan, flags, head, workers, job, runtime_env, runtime_env_path, spec)
+
+
+def redact_plan_json(plan_json: dict, secrets: list[str]) -> dict:
+    """Replace secret values anywhere in a JSON-able plan."""
+    text = json.dumps(plan_json)
+    for value in sorted(set(secrets), key=len, reverse=True):
+        if value:
+            text = text.replace(json.dumps(value)[1:-1], REDACTED)
+    return json.loads(text)
