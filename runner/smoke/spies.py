@@ -173,48 +173,21 @@ def force_torch_fallback(model, modeling) -> None:
 
 
 def gdn_reference(cap: dict):
-    """Gated delta rule, token by token, in float64 (transformers' and fla's semantics).
+    """float64 reference for a captured call (see runner.smoke.reference)."""
+    from runner.smoke.reference import gated_delta_rule
 
-    State S [H, K, V]; per token: S *= exp(g); delta = beta * (v - k S);
-    S += k^T delta; o = (scale * q) S. q/k heads are expanded to the value
-    heads with repeat_interleave (each q/k head serves consecutive v heads).
-    """
     import torch
 
-    q, k, v, g, beta = (cap[x].double() for x in ("q", "k", "v", "g", "beta"))
-    hq, hv = q.shape[1], v.shape[1]
-    if hq != hv:
-        q = q.repeat_interleave(hv // hq, dim=1)
-        k = k.repeat_interleave(hv // hq, dim=1)
-    if cap["l2norm"]:
-        q = q * torch.rsqrt((q * q).sum(-1, keepdim=True) + 1e-6)
-        k = k * torch.rsqrt((k * k).sum(-1, keepdim=True) + 1e-6)
-    scale = cap["scale"] if cap["scale"] is not None else q.shape[-1] ** -0.5
-    q = q * scale
-    t_len, h, dk = k.shape
-    dv = v.shape[-1]
-    state = torch.zeros(h, dk, dv, dtype=torch.float64, device=q.device)
-    out = torch.empty(t_len, h, dv, dtype=torch.float64, device=q.device)
-    for t in range(t_len):
-        state = state * g[t].exp()[:, None, None]
-        kv = torch.einsum("hk,hkv->hv", k[t], state)
-        delta = (v[t] - kv) * beta[t][:, None]
-        state = state + k[t][:, :, None] * delta[:, None, :]
-        out[t] = torch.einsum("hk,hkv->hv", q[t], state)
-    return out
+    return gated_delta_rule(cap["q"], cap["k"], cap["v"], cap["g"], cap["beta"], cap["scale"], cap["l2norm"],
+                            dtype=torch.float64)
 
 
 def conv_reference(cap: dict):
     import torch
-    import torch.nn.functional as F
 
-    x, w = cap["x"].double(), cap["w"].double()
-    b = None if cap["b"] is None else cap["b"].double()
-    t_len = x.shape[-1]
-    y = F.conv1d(x, w.unsqueeze(1), b, padding=w.shape[-1] - 1, groups=x.shape[1])[..., :t_len]
-    if cap["activation"] in ("silu", "swish"):
-        y = F.silu(y)
-    return y
+    from runner.smoke.reference import causal_conv1d
+
+    return causal_conv1d(cap["x"], cap["w"], cap["b"], cap["activation"], dtype=torch.float64)
 
 
 def rel_err(out, ref) -> float:
