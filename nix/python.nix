@@ -1,0 +1,138 @@
+# The Python set: PyPI wheels from uv.lock (uv2nix, wheels preferred) plus the
+# git-pinned and patched packages of nix/packages/, and the virtual
+# environment the apps and the devShell use.
+{
+  pkgs,
+  lib,
+  uv2nix,
+  pyproject-nix,
+  pyproject-build-systems,
+  nixLib,
+  cudaPackages,
+}:
+let
+  inherit (nixLib) pins;
+
+  workspace = uv2nix.lib.workspace.loadWorkspace { workspaceRoot = ../.; };
+
+  lockOverlay = workspace.mkPyprojectOverlay { sourcePreference = "wheel"; };
+
+  cudaHome = pkgs.callPackage ./packages/cuda-home.nix { inherit cudaPackages; };
+  slimeSrc = pkgs.callPackage ./packages/slime.nix { inherit pins; };
+  megatron = pkgs.callPackage ./packages/megatron-lm.nix { inherit pins slimeSrc; };
+
+  cudaWheels = import ./cuda-wheels.nix {
+    inherit lib nixLib;
+    inherit (pkgs) autoAddDriverRunpath;
+  };
+
+  # Packages that are not (or not as slime uses them) on PyPI, and the
+  # source builds of sdist-only packages from the lock.
+  pinnedOverlay =
+    final: prev:
+    let
+      # Build tools come from nixpkgs by name: the Python set has Python
+      # packages called ninja and patchelf that callPackage would pick first.
+      tools = {
+        inherit (pkgs)
+          ninja
+          which
+          patchelf
+          autoAddDriverRunpath
+          fetchFromGitHub
+          ;
+      };
+      callPy =
+        path: args:
+        final.callPackage path (
+          builtins.intersectAttrs (lib.functionArgs (import path)) (tools // { inherit pins; } // args)
+        );
+      cudaArgs = { inherit cudaHome nixLib; };
+    in
+    {
+      flash-linear-attention = callPy ./packages/fla.nix { };
+      causal-conv1d = callPy ./packages/causal-conv1d.nix cudaArgs;
+      mbridge = callPy ./packages/mbridge.nix { };
+      torch-memory-saver = callPy ./packages/torch-memory-saver.nix { inherit cudaHome; };
+      sglang = callPy ./packages/sglang.nix {
+        base = prev.sglang;
+        inherit slimeSrc;
+      };
+      flash-attn = callPy ./packages/flash-attn.nix (cudaArgs // { base = prev.flash-attn; });
+      transformer-engine-torch = callPy ./packages/transformer-engine-torch.nix (
+        cudaArgs // { base = prev.transformer-engine-torch; }
+      );
+
+      # The runner itself: only its own files, so editing tests or docs does
+      # not rebuild the environment.
+      slime-qwen3-next = prev.slime-qwen3-next.overrideAttrs (old: {
+        src = lib.fileset.toSource {
+          root = ../.;
+          fileset = lib.fileset.unions [
+            ../pyproject.toml
+            ../runner
+            (lib.fileset.maybeMissing ../README.md)
+          ];
+        };
+        nativeBuildInputs =
+          (old.nativeBuildInputs or [ ])
+          ++ final.resolveBuildSystem {
+            setuptools = [ ];
+          };
+      });
+    };
+
+  baseSet = pkgs.callPackage pyproject-nix.build.packages {
+    python = pkgs.${pins.python.nixpkgs_attr};
+  };
+
+  pythonSet = baseSet.overrideScope (
+    lib.composeManyExtensions [
+      pyproject-build-systems.overlays.wheel
+      lockOverlay
+      cudaWheels
+      pinnedOverlay
+    ]
+  );
+
+  # The runner with the training stack, and the git-pinned packages that
+  # uv.lock cannot list.
+  envSpec = {
+    slime-qwen3-next = [ "stack" ];
+    flash-linear-attention = [ ];
+    causal-conv1d = [ ];
+    mbridge = [ ];
+  };
+
+  env = pythonSet.mkVirtualEnv "slime-qwen3-next-env" envSpec;
+
+  # For the devShell: the runner editable from the checkout ($REPO_ROOT is
+  # set by the shell hook).
+  editableSet = pythonSet.overrideScope (
+    lib.composeManyExtensions [
+      (workspace.mkEditablePyprojectOverlay { root = "$REPO_ROOT"; })
+      (final: prev: {
+        slime-qwen3-next = prev.slime-qwen3-next.overrideAttrs (old: {
+          nativeBuildInputs =
+            (old.nativeBuildInputs or [ ])
+            ++ final.resolveBuildSystem {
+              setuptools = [ ];
+              editables = [ ];
+            };
+        });
+      })
+    ]
+  );
+  editableEnv = editableSet.mkVirtualEnv "slime-qwen3-next-dev-env" envSpec;
+in
+{
+  inherit
+    workspace
+    pythonSet
+    env
+    editableEnv
+    cudaHome
+    slimeSrc
+    megatron
+    ;
+}
