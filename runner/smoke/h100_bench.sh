@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The commands behind docs/benchmarks.md, as run on a lent 4 x H100 machine
+# (torch, triton, nvcc in the image; no network). Sources travel in
+# .carry/smoke/ (git-ignored): fla 9714c595 plain and with the Blackwell patch,
+# causal-conv1d v1.5.4 with its -gencode list cut to sm_90, and wheels of the
+# stack's transformers==5.0.0rc0 (+ huggingface-hub 1.x, tokenizers 0.22).
+#
+#   phase 1: build causal-conv1d (background) | fla autotune + GDN benchmarks,
+#            plain vs patched alternating on one GPU, conv benchmark,
+#            doctor --gpu checks, 1-GPU smoke; saves the build and Triton cache.
+#   phase 2: smoke on 1, 2 and 4 GPUs (reuses phase 1's build and cache).
+set -u -o pipefail
+PHASE=${1:?phase 1 or 2}
+C=$PWD/.carry/smoke
+OUT=${OUT:-/tmp/out}
+L=/tmp/logs
+mkdir -p "$L" "$OUT"
+export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+t0=$SECONDS
+el() { echo "[t=$((SECONDS - t0))s] $*"; }
+
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$C"/whl/*.whl || exit 1
+SITE=/tmp/site
+PLAIN="$SITE:$C/fla-plain:/tmp/cc:$PWD"
+PATCHED="$SITE:$C/fla-patched:/tmp/cc:$PWD"
+{
+  nvidia-smi; nvcc --version | tail -2
+  python3 -c 'import torch, triton; print("torch", torch.__version__, "cuda", torch.version.cuda, "triton", triton.__version__)'
+  python3 -m pip show transformers 2>/dev/null | head -2
+  PYTHONPATH=$PLAIN python3 -c 'import transformers, fla; print("transformers (used)", transformers.__version__, "fla", fla.__version__)'
+} > "$L/env.txt" 2>&1
+cat "$L/env.txt" | grep -v "^|" | head -20
+
+finish() {
+  cp "$L"/*.jsonl "$L"/*.json "$OUT"/ 2>/dev/null
+  tar czf "$OUT/logs.tgz" -C /tmp logs
+  el done
+}
+trap finish EXIT
+
+if [ "$PHASE" = 1 ]; then
+  # causal-conv1d: sm_90 only, in place; put /tmp/cc on PYTHONPATH.
+  cp -r "$C/causal-conv1d" /tmp/cc
+  ( cd /tmp/cc && CAUSAL_CONV1D_FORCE_BUILD=TRUE MAX_JOBS=4 /usr/bin/time -v python3 setup.py build_ext --inplace \
+      > "$L/cc_build.log" 2>&1; echo "cc build rc=$?" >> "$L/cc_build.log" ) &
+  BUILD=$!
+  # fla autotune in parallel (plain GPU0, patched GPU1), separate Triton caches.
+  CUDA_VISIBLE_DEVICES=0 TRITON_CACHE_DIR=/tmp/tc-plain PYTHONPATH=$PLAIN \
+    python3 -m runner.smoke.bench gdn --T 4096 16384 --fallback --reps 20 --out "$L/warm.jsonl" > "$L/warm_plain.log" 2>&1 &
+  W1=$!
+  CUDA_VISIBLE_DEVICES=1 TRITON_CACHE_DIR=/tmp/tc-patched PYTHONPATH=$PATCHED \
+    python3 -m runner.smoke.bench gdn --T 4096 16384 --reps 20 --out "$L/warm.jsonl" > "$L/warm_patched.log" 2>&1 &
+  W2=$!
+  wait $W1 $W2; el "autotune done"; tail -3 "$L/warm_plain.log" "$L/warm_patched.log"
+  # plain vs patched on the same GPU, alternating, twice each.
+  for i in 1 2; do
+    for v in plain patched; do
+      P=$PLAIN; [ $v = patched ] && P=$PATCHED
+      CUDA_VISIBLE_DEVICES=0 TRITON_CACHE_DIR=/tmp/tc-$v PYTHONPATH=$P \
+        python3 -m runner.smoke.bench gdn --T 4096 16384 --reps 200 --out "$L/gdn.jsonl" 2>&1 | tee -a "$L/gdn.log"
+    done
+  done
+  el "gdn bench done"
+  wait $BUILD; tail -2 "$L/cc_build.log"; el "build done"
+  ls -la /tmp/cc/*.so
+  CUDA_VISIBLE_DEVICES=0 PYTHONPATH=$PLAIN python3 -m runner.smoke.bench conv --T 4096 16384 --reps 200 \
+    --out "$L/conv.jsonl" 2>&1 | tee "$L/conv.log"
+  for v in plain patched; do
+    P=$PLAIN; [ $v = patched ] && P=$PATCHED
+    CUDA_VISIBLE_DEVICES=1 TRITON_CACHE_DIR=/tmp/tc-$v PYTHONPATH=$P python3 -c '
+import json, runner.gpu_checks as g, runner.report as r
+c = g.run_gpu_checks(); print(r.render_table(c)); json.dump([x.to_json() for x in c], open("'"$L"'/doctor_gpu_'$v'.json", "w"), indent=1)' \
+      2>&1 | tee "$L/doctor_$v.log"
+  done
+  el "checks done"
+  tar czf "$OUT/cc_build.tgz" -C /tmp/cc causal_conv1d_cuda*.so
+  if [ $((SECONDS - t0)) -lt 420 ]; then
+    CUDA_VISIBLE_DEVICES=0 TRITON_CACHE_DIR=/tmp/tc-plain PYTHONPATH=$PLAIN timeout 150 \
+      python3 -m runner.smoke --device cuda --nproc 1 --result-file "$L/smoke_1gpu.json" 2>&1 | tee "$L/smoke_1gpu.log"
+  fi
+  tar czf /tmp/tc.tgz -C /tmp tc-plain && split -b 15m /tmp/tc.tgz "$OUT/tc.tgz." && ls -la "$OUT"
+else
+  # reuse phase 1's build and Triton cache (brought back to .carry/smoke/prebuilt)
+  mkdir -p /tmp/cc && cp -r "$C/causal-conv1d/causal_conv1d" /tmp/cc/ && tar xzf "$C/prebuilt/cc_build.tgz" -C /tmp/cc
+  cat "$C"/prebuilt/tc.tgz.* | tar xzf - -C /tmp
+  export TRITON_CACHE_DIR=/tmp/tc-plain PYTHONPATH=$PLAIN
+  for n in ${SMOKE_NPROCS:-1 2 4}; do
+    devs=$(seq -s, 0 $((n - 1)))
+    CUDA_VISIBLE_DEVICES=$devs timeout 200 python3 -m runner.smoke --device cuda --nproc "$n" ${SMOKE_ARGS:-} \
+      --result-file "$L/smoke_${n}gpu.json" 2>&1 | tee "$L/smoke_${n}gpu.log"
+    el "smoke $n done"
+  done
+fi
