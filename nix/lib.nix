@@ -1,25 +1,31 @@
-# Pure helpers: no derivations, no nixpkgs packages, only nixpkgs' `lib`.
-# tests/nix/ evaluates every function here with real Nix on CI (no network),
-# so anything that can be decided without building lives here.
-{ lib }:
+# Pure helpers: no derivations and no nixpkgs, only builtins, so CI (which
+# cannot fetch nixpkgs) evaluates every function here with real Nix
+# (tests/nix/). Anything that can be decided without building lives here.
 let
   pins = builtins.fromJSON (builtins.readFile ./pins.json);
+
+  concatMap = f: l: builtins.concatLists (map f l);
+  last = l: builtins.elemAt l (builtins.length l - 1);
+  hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
+  toList = x: if builtins.isList x then x else [ x ];
+  join = sep: l: builtins.concatStringsSep sep l;
+  majorMinor = v: join "." (builtins.genList (builtins.elemAt (builtins.splitVersion v)) 2);
 in
 rec {
   inherit pins;
 
   # "9.0" -> "90": the spelling nvcc, flash-attn and TE use.
-  capabilityDigits = cap: lib.replaceStrings [ "." ] [ "" ] cap;
+  capabilityDigits = cap: builtins.replaceStrings [ "." ] [ "" ] cap;
 
-  # nvcc flags for exactly the pinned capabilities: real SASS for each, and
-  # PTX for the newest so a later GPU can still JIT it.
+  # nvcc flags for exactly the pinned capabilities: SASS for each, and PTX for
+  # the newest so a later GPU can still JIT it.
   gencodeFlags =
     caps:
     let
       digits = map capabilityDigits caps;
-      newest = lib.last digits;
+      newest = last digits;
     in
-    lib.concatMap (d: [
+    concatMap (d: [
       "-gencode"
       "arch=compute_${d},code=sm_${d}"
     ]) digits
@@ -30,18 +36,19 @@ rec {
 
   # As a Python list literal, for build scripts that hard-code their own
   # -gencode list (causal-conv1d's setup.py).
-  gencodePythonList = caps: "[" + lib.concatMapStringsSep ", " (f: ''"${f}"'') (gencodeFlags caps) + "]";
+  gencodePythonList = caps: "[" + join ", " (map (f: ''"${f}"'') (gencodeFlags caps)) + "]";
 
-  # TORCH_CUDA_ARCH_LIST wants "9.0;10.0", FLASH_ATTN_CUDA_ARCHS and
+  # TORCH_CUDA_ARCH_LIST wants "9.0;10.0"; FLASH_ATTN_CUDA_ARCHS and
   # NVTE_CUDA_ARCHS want "90;100".
-  torchArchList = caps: lib.concatStringsSep ";" caps;
-  digitArchList = caps: lib.concatStringsSep ";" (map capabilityDigits caps);
+  torchArchList = caps: join ";" caps;
+  digitArchList = caps: join ";" (map capabilityDigits caps);
 
   # "12.8" -> "cudaPackages_12_8"
-  cudaPackagesAttr = version: "cudaPackages_" + lib.replaceStrings [ "." ] [ "_" ] version;
+  cudaPackagesAttr = version: "cudaPackages_" + builtins.replaceStrings [ "." ] [ "_" ] version;
 
   # Unfree is allowed only for NVIDIA's CUDA licences, by predicate (the
-  # licence short names nixpkgs' CUDA documentation lists), never globally.
+  # licence short names that nixpkgs' CUDA documentation lists), never
+  # globally.
   cudaLicenseNames = [
     "CUDA EULA"
     "cuDNN EULA"
@@ -52,7 +59,7 @@ rec {
   allowUnfreeCuda =
     pkg:
     let
-      licenses = lib.toList (pkg.meta.license or [ ]);
+      licenses = toList (pkg.meta.license or [ ]);
     in
     licenses != [ ]
     && builtins.all (
@@ -68,34 +75,21 @@ rec {
     cudaForwardCompat = false;
   };
 
-  # Arguments for fetchFromGitHub from a pins.json source entry.
-  fetchArgs =
-    name:
-    let
-      s = pins.sources.${name};
-    in
-    {
-      inherit (s) owner repo rev hash;
-    };
-
-  # Names of wheels in the Python set that carry or link CUDA libraries and so
-  # need the nvidia-* sibling lib dirs on autoPatchelf's search path
-  # (uv2nix issue 31), plus those that dlopen libcuda from the host driver.
+  # Names of packages of the Python set that carry or link CUDA libraries and
+  # so need the nvidia-* sibling lib dirs on autoPatchelf's search path
+  # (uv2nix issue 31), or that load libcuda from the host driver.
   cudaWheelNames =
     names:
     builtins.filter (
       n:
-      lib.hasPrefix "nvidia-" n
+      hasPrefix "nvidia-" n
       || builtins.elem n [
         "torch"
         "torchaudio"
         "torchvision"
         "triton"
         "sgl-kernel"
-        "flashinfer-python"
-        "flashinfer-cubin"
         "transformer-engine-cu12"
-        "cuda-python"
         "cuda-bindings"
         "cupy-cuda12x"
         "xgrammar"
@@ -103,18 +97,18 @@ rec {
       ]
     ) names;
 
-  # Driver libraries that no build can provide: they come from the host at
-  # run time (libcuda finder in the wrapper, /run/opengl-driver on NixOS).
+  # Driver libraries no build can provide: they come from the host at run
+  # time (the wrapper's libcuda finder, /run/opengl-driver on NixOS).
   driverLibraries = [
     "libcuda.so.1"
     "libnvidia-ml.so.1"
   ];
 
-  # "12.8.90" matches the pin "12.8"?
-  cudaVersionMatches = pin: actual: lib.versions.majorMinor actual == pin;
+  # Does a CUDA version ("12.8.90", or torch.version.cuda "12.8") match the
+  # pin ("12.8")?
+  cudaVersionMatches = pin: actual: majorMinor actual == pin;
 
-  # App name -> runner arguments (nix/apps.nix). Kept here so tests can check
-  # the mapping without building anything.
+  # App name -> runner arguments (nix/apps.nix); tests check this mapping.
   appRunnerArgs = {
     train-8gpu = [
       "train"
@@ -136,4 +130,10 @@ rec {
     smoke = [ "smoke" ];
   };
   defaultApp = "train-8gpu";
+
+  # Systems the flake evaluates for (wheels exist for both in uv.lock).
+  systems = [
+    "x86_64-linux"
+    "aarch64-linux"
+  ];
 }

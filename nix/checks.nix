@@ -1,0 +1,127 @@
+# `nix flake check`. GPUs are invisible in the build sandbox, so nothing here
+# needs one; the import check loads every library without touching a device.
+{
+  pkgs,
+  lib,
+  nixLib,
+  runtime,
+  python,
+  src,
+}:
+let
+  inherit (nixLib) pins;
+  fla = pins.sources.flash-linear-attention;
+
+  # The repo's test inputs only (not .git, not result links).
+  testSrc = lib.fileset.toSource {
+    root = src;
+    fileset = lib.fileset.unions (
+      [
+        (src + "/pyproject.toml")
+        (src + "/uv.lock")
+        (src + "/runner")
+        (src + "/tests")
+        (src + "/nix")
+        (src + "/patches")
+        (src + "/flake.nix")
+        (src + "/flake.lock")
+      ]
+      ++ map lib.fileset.maybeMissing [
+        (src + "/tools")
+        (src + "/README.md")
+        (src + "/docs")
+      ]
+    );
+  };
+
+  testEnv = python.pythonSet.mkVirtualEnv "slime-qwen3-next-test-env" {
+    slime-qwen3-next = [ "test" ];
+  };
+
+  expected = builtins.toJSON {
+    inherit (pins.python_packages)
+      torch
+      sglang
+      transformers
+      ray
+      flash-linear-attention
+      causal-conv1d
+      ;
+    cuda = pins.cuda.version;
+  };
+in
+{
+  # The runner's own test suite (pytest), CPU only; tests/nix runs its
+  # Nix-evaluating tests with the sandbox's nix-instantiate.
+  runner-tests = pkgs.runCommand "runner-tests" { nativeBuildInputs = [ testEnv pkgs.nix ]; } ''
+    cp -r ${testSrc} src && chmod -R u+w src && cd src
+    export HOME=$TMPDIR NIX_STATE_DIR=$TMPDIR/nix-state
+    python -m pytest -q -m "not gpu and not network" tests
+    touch $out
+  '';
+
+  # Our Blackwell patch still applies at the pinned fla commit (the fla build
+  # would fail too; this names the reason).
+  fla-patch-applies =
+    pkgs.runCommand "fla-patch-applies"
+      {
+        src = pkgs.fetchFromGitHub { inherit (fla) owner repo rev hash; };
+        nativeBuildInputs = [ pkgs.patch ];
+      }
+      ''
+        cp -r $src fla && chmod -R u+w fla && cd fla
+        ${lib.concatMapStrings (p: ''
+          patch -p1 --dry-run --fuzz=0 < ${src + "/${p}"}
+        '') fla.patches}
+        touch $out
+      '';
+
+  # nix/pins.json, flake.lock and uv.lock agree (the same pytest module CI
+  # runs).
+  pins-consistent = pkgs.runCommand "pins-consistent" { nativeBuildInputs = [ testEnv ]; } ''
+    cd ${testSrc}
+    python -m pytest -q -p no:cacheprovider tests/nix/test_pins.py
+    touch $out
+  '';
+
+  # Every .nix file is formatted (nixfmt, RFC 166 style).
+  nix-format = pkgs.runCommand "nix-format" { nativeBuildInputs = [ pkgs.nixfmt ]; } ''
+    find ${testSrc} -name '*.nix' -print0 | xargs -0 nixfmt --check
+    touch $out
+  '';
+
+  # The environment imports and reports the pinned versions, torch the pinned
+  # CUDA. No GPU needed: CUDA is initialised lazily.
+  import-check =
+    pkgs.runCommand "import-check"
+      {
+        nativeBuildInputs = [ runtime.env ];
+        EXPECTED = expected;
+      }
+      ''
+        export HOME=$TMPDIR
+        export PYTHONPATH=${runtime.megatron}:${runtime.slime}
+        python - <<'PY'
+        import json, os
+        from importlib.metadata import version
+        import torch, sglang, megatron.core, fla, ray, transformers, causal_conv1d
+        import flash_attn, mbridge, torch_memory_saver, slime
+        exp = json.loads(os.environ["EXPECTED"])
+        got = {
+            "torch": torch.__version__.split("+")[0],
+            "sglang": version("sglang"),
+            "transformers": transformers.__version__,
+            "ray": ray.__version__,
+            "flash-linear-attention": fla.__version__,
+            "causal-conv1d": version("causal-conv1d"),
+            "cuda": torch.version.cuda,
+        }
+        bad = {k: (got[k], exp[k]) for k in exp if got[k] != exp[k]}
+        assert not bad, f"installed != pinned: {bad}"
+        print("import-check ok:", got)
+        PY
+        touch $out
+      '';
+
+  inherit (runtime) env;
+}

@@ -1,0 +1,94 @@
+# Everything for one system; flake.nix only maps this over the systems.
+{
+  inputs,
+  system,
+  nixLib,
+}:
+let
+  inherit (nixLib) pins;
+
+  pkgs = import inputs.nixpkgs {
+    inherit system;
+    config = nixLib.nixpkgsConfig;
+    overlays = [
+      # The pinned CUDA is the default CUDA for everything taken from nixpkgs,
+      # so no package mixes two toolkits.
+      (final: _prev: { cudaPackages = final.${nixLib.cudaPackagesAttr pins.cuda.version}; })
+    ];
+  };
+  inherit (pkgs) lib;
+  cudaPackages = pkgs.${nixLib.cudaPackagesAttr pins.cuda.version};
+
+  python = import ./python.nix {
+    inherit (inputs) uv2nix pyproject-nix pyproject-build-systems;
+    inherit
+      pkgs
+      lib
+      nixLib
+      cudaPackages
+      ;
+  };
+
+  # What the apps and the devShell export (see nix/apps.nix).
+  runtime = {
+    inherit (python) env cudaHome megatron;
+    slime = python.slimeSrc;
+    pinsJson = ./pins.json;
+    findLibcuda = ./find-libcuda.sh;
+  };
+
+  apps = import ./apps.nix {
+    inherit
+      pkgs
+      lib
+      nixLib
+      runtime
+      ;
+  };
+in
+{
+  packages = {
+    default = python.env;
+    env = python.env;
+    inherit (python) megatron cudaHome;
+    slime = python.slimeSrc;
+    inherit (python.pythonSet)
+      torch
+      sglang
+      flash-linear-attention
+      causal-conv1d
+      mbridge
+      torch-memory-saver
+      flash-attn
+      transformer-engine-torch
+      ;
+  }
+  // apps.wrappers;
+
+  inherit (apps) apps;
+
+  devShells.default = import ./devshell.nix {
+    inherit
+      pkgs
+      lib
+      nixLib
+      runtime
+      ;
+    inherit (python) editableEnv;
+  };
+
+  checks = import ./checks.nix {
+    inherit
+      pkgs
+      lib
+      nixLib
+      runtime
+      python
+      ;
+    src = ../.;
+  };
+
+  # nixfmt 1.x in nixos-25.11 is the RFC 166 style (`nixfmt-rfc-style` is
+  # now an alias of it).
+  formatter = pkgs.nixfmt;
+}

@@ -1,0 +1,80 @@
+"""Helpers for the Nix-level tests: find real Nix and the optional sources.
+
+No conftest.py on purpose (tests/conftest.py belongs to the runner's suite).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NIX_DIR = REPO / "nix"
+PINS = json.loads((NIX_DIR / "pins.json").read_text())
+
+# Where a snapshot of an upstream repository may be found on a developer's
+# machine: an env var naming a git dir or a source tree, then the mirror this
+# project's sessions use. CI has neither, and the tests that need them skip.
+_MIRROR = Path("/work/.mirror")
+
+
+def nix_instantiate() -> str:
+    exe = shutil.which("nix-instantiate")
+    if exe is None:
+        pytest.skip("nix-instantiate not installed (apt-get install nix-bin)")
+    return exe
+
+
+def nix_eval(expr: str, *, strict: bool = True) -> object:
+    """Evaluate a Nix expression with real Nix and return it as Python data."""
+    args = [nix_instantiate(), "--eval", "--json"]
+    if strict:
+        args.append("--strict")
+    env = dict(os.environ)
+    # Nix 2.8 wants a writable state dir even for pure evaluation.
+    env.setdefault("NIX_STATE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "nix-state"))
+    out = subprocess.run(
+        [*args, "--expr", expr], check=True, capture_output=True, text=True, env=env
+    )
+    return json.loads(out.stdout)
+
+
+def upstream_tree(name: str, env_var: str, rev: str, dest: Path) -> Path:
+    """A source tree of an upstream repository at `rev`, or skip.
+
+    `env_var` may name a source tree (used as is) or a git dir (archived at
+    rev). Else the project mirror /work/.mirror/<owner>+<repo>/repo is used.
+    """
+    given = os.environ.get(env_var)
+    candidates = []
+    if given:
+        candidates.append(Path(given))
+    src = PINS["sources"].get(name)
+    if src:
+        candidates.append(_MIRROR / f"{src['owner']}+{src['repo']}" / "repo")
+    for cand in candidates:
+        if not cand.exists():
+            continue
+        if (cand / "HEAD").exists() or (cand / ".git").exists():
+            git_dir = cand / ".git" if (cand / ".git").exists() else cand
+            has = subprocess.run(
+                ["git", "--git-dir", str(git_dir), "cat-file", "-e", f"{rev}^{{commit}}"],
+                capture_output=True,
+            )
+            if has.returncode != 0:
+                continue
+            dest.mkdir(parents=True, exist_ok=True)
+            archive = subprocess.run(
+                ["git", "--git-dir", str(git_dir), "archive", rev],
+                check=True,
+                capture_output=True,
+            )
+            subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+            return dest
+        return cand
+    pytest.skip(f"no snapshot of {name} at {rev[:8]} here (set {env_var} to a clone or tree)")

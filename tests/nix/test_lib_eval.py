@@ -1,0 +1,85 @@
+"""nix/lib.nix (builtins only) evaluated by real Nix."""
+
+import json
+
+from nixtools import NIX_DIR, PINS, REPO, nix_eval
+
+LIB = f"(import {NIX_DIR / 'lib.nix'})"
+
+
+def test_pins_read_by_nix_equal_json():
+    assert nix_eval(f"{LIB}.pins") == PINS
+
+
+def test_gencode_flags_are_exactly_the_pinned_capabilities():
+    flags = nix_eval(f"with {LIB}; gencodeFlags pins.cuda.capabilities")
+    assert flags == [
+        "-gencode", "arch=compute_90,code=sm_90",
+        "-gencode", "arch=compute_100,code=sm_100",
+        "-gencode", "arch=compute_100,code=compute_100",
+    ]  # fmt: skip
+
+
+def test_gencode_python_list_is_a_python_literal():
+    import ast
+
+    text = nix_eval(f"with {LIB}; gencodePythonList pins.cuda.capabilities")
+    assert ast.literal_eval(text) == nix_eval(f"with {LIB}; gencodeFlags pins.cuda.capabilities")
+
+
+def test_arch_lists():
+    assert nix_eval(f'{LIB}.torchArchList [ "9.0" "10.0" ]') == "9.0;10.0"
+    assert nix_eval(f'{LIB}.digitArchList [ "9.0" "10.0" ]') == "90;100"
+
+
+def test_cuda_packages_attr_follows_the_pin():
+    assert nix_eval(f"with {LIB}; cudaPackagesAttr pins.cuda.version") == "cudaPackages_12_8"
+    assert PINS["cuda"]["nixpkgs_attr"] == "cudaPackages_12_8"
+
+
+def test_unfree_only_for_cuda_licences():
+    f = f"{LIB}.allowUnfreeCuda"
+    assert nix_eval(f'{f} {{ meta.license = {{ shortName = "CUDA EULA"; free = false; }}; }}')
+    assert nix_eval(
+        f'{f} {{ meta.license = [ {{ shortName = "cuDNN EULA"; free = false; }} {{ shortName = "mit"; free = true; }} ]; }}'
+    )
+    assert not nix_eval(f'{f} {{ meta.license = {{ shortName = "unfree"; free = false; }}; }}')
+    assert not nix_eval(f"{f} {{ meta = {{ }}; }}")
+
+
+def test_nixpkgs_config():
+    cfg = nix_eval(f"builtins.removeAttrs {LIB}.nixpkgsConfig [ \"allowUnfreePredicate\" ]")
+    assert cfg == {"cudaSupport": True, "cudaCapabilities": ["9.0", "10.0"], "cudaForwardCompat": False}
+
+
+def test_cuda_version_match():
+    assert nix_eval(f'{LIB}.cudaVersionMatches "12.8" "12.8.90"')
+    assert nix_eval(f'{LIB}.cudaVersionMatches "12.8" "12.8"')
+    assert not nix_eval(f'{LIB}.cudaVersionMatches "12.8" "12.9.1"')
+
+
+def test_cuda_wheel_names():
+    names = ["torch", "numpy", "nvidia-nccl-cu12", "sgl-kernel", "ray"]
+    assert nix_eval(f"{LIB}.cudaWheelNames {json.dumps(names).replace(',', ' ')}") == [
+        "torch",
+        "nvidia-nccl-cu12",
+        "sgl-kernel",
+    ]
+
+
+def test_apps_call_the_runner_as_the_brief_says():
+    assert nix_eval(f"{LIB}.appRunnerArgs") == {
+        "train-8gpu": ["train", "--recipe", "megatron-8gpu"],
+        "train-multinode": ["train", "--recipe", "megatron-multinode"],
+        "train-fsdp": ["train", "--recipe", "fsdp"],
+        "convert": ["convert"],
+        "doctor": ["doctor"],
+        "smoke": ["smoke"],
+    }
+    assert nix_eval(f"{LIB}.defaultApp") == "train-8gpu"
+
+
+def test_apps_wrapper_exports_what_the_runner_reads():
+    text = (REPO / "nix" / "apps.nix").read_text()
+    for needle in ("SLIME_DIR=", "MEGATRON_DIR=", "PYTHONPATH=", "SLIME_RUNNER_PINS=", '"$@"', "-m runner"):
+        assert needle in text, needle
