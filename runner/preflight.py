@@ -20,6 +20,9 @@ from runner.recipes.base import Recipe
 def port_problem(host: str, port: int, what: str, flag: str) -> str | None:
     """None if `port` can be bound on `host`; else why not."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As servers do: connections lingering in TIME_WAIT from an earlier
+        # run must not count as "in use"; a listening socket still does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

@@ -84,6 +84,35 @@ def capture(slime: Path, script: str, base_folder: str) -> dict:
             "entrypoint": ray_argv[sep + 1:]}
 
 
+# The seed doc's conversion command (docs/en/examples/qwen3-next-80B-A3B.md),
+# run from the slime checkout with a torchrun stub that records its argv.
+SEED_CONVERT = """
+source scripts/models/qwen3-next-80B-A3B.sh
+PYTHONPATH=/root/Megatron-LM/ torchrun --nproc-per-node 8 \\
+   tools/convert_hf_to_torch_dist.py \\
+   ${MODEL_ARGS[@]} \\
+   --hf-checkpoint /root/Qwen3-Next-80B-A3B-Thinking/ \\
+   --save /root/Qwen3-Next-80B-A3B-Thinking_torch_dist/
+"""
+TORCHRUN_STUB = """#!/bin/sh
+python3 -c 'import json, os, sys; json.dump({"argv": sys.argv[1:], "PYTHONPATH": os.environ.get("PYTHONPATH")}, open(os.environ["CAPTURE_OUT"], "w"))' "$@"
+"""
+
+
+def capture_convert(slime: Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        bin_dir = Path(tmp) / "bin"
+        bin_dir.mkdir()
+        stub = bin_dir / "torchrun"
+        stub.write_text(TORCHRUN_STUB)
+        stub.chmod(0o755)
+        out = Path(tmp) / "argv.json"
+        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": tmp, "CAPTURE_OUT": str(out)}
+        subprocess.run(["bash", "-c", SEED_CONVERT], cwd=slime, env=env, check=True)
+        recorded = json.loads(out.read_text())
+    return {"torchrun_argv": recorded["argv"], "PYTHONPATH": recorded["PYTHONPATH"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("slime", type=Path)
@@ -99,6 +128,13 @@ def main() -> int:
                   **capture(args.slime, script, args.base_folder)}
         (args.out / f"{recipe}.json").write_text(json.dumps(record, indent=1) + "\n")
         print(f"{recipe}: {len(record['entrypoint'])} entrypoint words")
+    convert = {"what": "the seed doc's torchrun conversion command",
+               "source": {"repo": "THUDM/slime", "commit": args.commit,
+                          "file": "scripts/models/qwen3-next-80B-A3B.sh + seed doc command"},
+               "how": "tools/capture_slime_argv.py: MODEL_ARGS sourced in bash, torchrun stubbed",
+               **capture_convert(args.slime)}
+    (args.out / "convert.json").write_text(json.dumps(convert, indent=1) + "\n")
+    print(f"convert: {len(convert['torchrun_argv'])} torchrun words")
     return 0
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from runner.cluster.spec import ClusterSpec
 from runner.plan import Process
 
+# The runner stops Ray only after the job ended or was stopped, so Ray 2.60's
+# drain-on-SIGTERM (up to 30 s) would only wait for nothing.
+NO_DRAIN = {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+
 
 def head_process(spec: ClusterSpec, no_proxy: str) -> Process:
     argv = (
@@ -18,5 +22,5 @@ def head_process(spec: ClusterSpec, no_proxy: str) -> Process:
         "--dashboard-port", str(spec.dashboard_port),
         "--temp-dir", spec.temp_dir,
     )
-    env = {"no_proxy": no_proxy, **spec.auth_env()}
+    env = {"no_proxy": no_proxy, **spec.auth_env(), **NO_DRAIN}
     return Process(argv, env, purpose=f"Ray head on {spec.master_addr} ({spec.gpus_per_node} GPUs)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 
 from runner.cluster.spec import ClusterSpec
+from runner.cluster.head import NO_DRAIN
 from runner.plan import Process
 
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
@@ -18,7 +19,9 @@ def token_copy_process(spec: ClusterSpec, host: str) -> Process:
 
 
 def worker_process(spec: ClusterSpec, host: str) -> Process:
-    remote_env = ["RAY_AUTH_MODE=token", f"RAY_AUTH_TOKEN_PATH={spec.remote_token_path}"] if spec.token_auth else []
+    remote_env = [f"{k}={v}" for k, v in NO_DRAIN.items()]
+    if spec.token_auth:
+        remote_env += ["RAY_AUTH_MODE=token", f"RAY_AUTH_TOKEN_PATH={spec.remote_token_path}"]
     ray_argv = [
         spec.ray, "start", "--block",
         "--address", spec.gcs_address,
@@ -26,7 +29,7 @@ def worker_process(spec: ClusterSpec, host: str) -> Process:
         "--node-ip-address", host,
         "--disable-usage-stats",
     ]
-    remote = shlex.join(["env", *remote_env, *ray_argv]) if remote_env else shlex.join(ray_argv)
+    remote = shlex.join(["env", *remote_env, *ray_argv])
     # -tt: a terminal on the far side, so closing this ssh hangs up the remote
     # `ray start --block`, whose shutdown stops that worker's Ray processes.
     return Process(("ssh", "-tt", *SSH_OPTIONS, host, remote), purpose=f"Ray worker on {host}")

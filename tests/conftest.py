@@ -1,0 +1,48 @@
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: str | None = None, timeout: float = 120,
+            input: str | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m runner ARGS` as a real subprocess (what users run)."""
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", "runner", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd or str(REPO), timeout=timeout, input=input)
+
+
+def free_port() -> int:
+    """A free port outside Ray's default worker port range (10002-19999)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not 10002 <= port <= 19999:
+            return port
+
+
+@pytest.fixture
+def short_tmp():
+    # Ray's unix socket paths must stay under ~107 bytes: pytest's tmp_path is too deep.
+    path = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    yield path
+    subprocess.run(["rm", "-rf", path])
+
+
+@pytest.fixture
+def no_gpu_env(tmp_path):
+    """An environment where GPU facts come from an empty recording (no GPUs)."""
+    rec = tmp_path / "nogpu"
+    rec.mkdir()
+    (rec / "query.csv").write_text("")
+    (rec / "topo.txt").write_text("")
+    return {"SLIME_RUNNER_GPU_RECORDING": str(rec)}
