@@ -44,7 +44,9 @@ def nix_eval(expr: str, *, strict: bool = True) -> object:
     return json.loads(out.stdout)
 
 
-def upstream_tree(name: str, env_var: str, rev: str, dest: Path) -> Path:
+def upstream_tree(
+    name: str, env_var: str, rev: str, dest: Path, mirror: str | None = None
+) -> Path:
     """A source tree of an upstream repository at `rev`, or skip.
 
     `env_var` may name a source tree (used as is) or a git dir (archived at
@@ -55,13 +57,20 @@ def upstream_tree(name: str, env_var: str, rev: str, dest: Path) -> Path:
     if given:
         candidates.append(Path(given))
     src = PINS["sources"].get(name)
-    if src:
+    if mirror:
+        candidates.append(_MIRROR / mirror / "repo")
+    elif src:
         candidates.append(_MIRROR / f"{src['owner']}+{src['repo']}" / "repo")
     for cand in candidates:
         if not cand.exists():
             continue
         if (cand / "HEAD").exists() or (cand / ".git").exists():
             git_dir = cand / ".git" if (cand / ".git").exists() else cand
+            if rev == "HEAD":
+                rev = subprocess.run(
+                    ["git", "--git-dir", str(git_dir), "rev-parse", "HEAD"],
+                    check=True, capture_output=True, text=True,
+                ).stdout.strip()  # fmt: skip
             has = subprocess.run(
                 ["git", "--git-dir", str(git_dir), "cat-file", "-e", f"{rev}^{{commit}}"],
                 capture_output=True,
