@@ -1,0 +1,92 @@
+"""Put the pieces together: a rendered recipe + hardware -> PlanReport. Pure."""
+
+from __future__ import annotations
+
+from runner.flags import FlagSet
+from runner.planner import fsdp as fs
+from runner.planner import host as hm
+from runner.planner import megatron as mg
+from runner.planner import sglang as sg
+from runner.planner.params import count_params
+from runner.planner.report import PlanReport, Role, Term
+from runner.recipes.base import Layout
+from runner.recipes.qwen3_next import Qwen3NextArchitecture
+from runner.topology import topology_problems, tp_cp_warning
+
+ASSUMPTIONS = (
+    "GiB = 2^30 bytes; GPU capacity is the total NVML reports (H100 79.6, H200 140.4, B200 179.1 GiB).",
+    "Megatron: slime always enables the distributed optimizer; weights bf16; gradient buffer fp32 unless "
+    "--grad-reduce-in-bf16 (dropping --accumulate-allreduce-grads-in-fp32 alone keeps fp32).",
+    "Megatron --optimizer-cpu-offload keeps fp32 master params, fp32 grads and Adam moments on the host "
+    "(16 B/param, once across DP); without --use-precision-aware-optimizer the fp32 main-param shard also "
+    "stays on the GPU.",
+    f"Activations: 1F1B keeps PP micro-batches in flight on the first stage; full recompute keeps one bf16 "
+    f"layer input per layer; the re-run layer's tensors are counted twice (values + gradients); routed "
+    f"tokens get x1.5 for EP imbalance; logits cost {2 + 12} B per token x vocab/TP on the last stage.",
+    f"Allowances: {mg.CUDA_CONTEXT_GIB:g} GiB per trainer for CUDA context/NCCL/workspaces "
+    f"(+{mg.DEEPEP_GIB:g} with DeepEP), 10% of activations for fragmentation; sglang: "
+    f"{sg.SGLANG_CONTEXT_GIB:g} GiB context, {sg.RUNTIME_GIB:g} GiB CUDA graphs/activations outside the "
+    f"static budget (+{sg.SPECULATIVE_RUNTIME_GIB:g} with speculative decoding).",
+    "sglang (0.5.6): KV + Gated DeltaNet state pool = mem-fraction-static x GPU - weights - context; the pool "
+    "is split 0.9 : 1 between GDN states and KV cache (--mamba-full-memory-ratio) unless the radix cache is "
+    "off; sglang refuses to start when it is not positive.",
+    "Colocated (slime --colocate => offload-train and offload-rollout): sglang starts first and sizes its pool "
+    "alone; in the training phase sglang is paused (weights, KV and CUDA graphs released, ~1.5 GiB left); in "
+    "the rollout phase the trainer is paused by torch_memory_saver with CPU backup (~1.5 GiB left, plus DeepEP "
+    "buffers, which slime allocates outside the offload region).",
+    "Rollout sequence length for capacity checks: 2048 prompt tokens + max(rollout, eval) response length.",
+    "FSDP (slime 3d7599aa): from_pretrained without dtype loads fp32; params, grads and AdamW moments are "
+    "sharded fp32 (16 B/param / ranks); compute in bf16.",
+    "The MTP block in the checkpoint is trained only with --enable-mtp-training and served only as the "
+    "speculative draft.",
+)
+
+
+def plan(*, recipe_name: str, recipe_status: str, backend: str, flags: FlagSet, layout_nodes: int,
+         gpus_per_node: int, arch: Qwen3NextArchitecture, mtp_layers: int, gpu_gib: float, gpu_label: str,
+         host_gib: float | None = None, checkpoint: dict | None = None) -> PlanReport:
+    counts = count_params(arch, mtp_layers)
+    topo = tuple(topology_problems(flags, backend, arch, nodes=layout_nodes, gpus_per_node=gpus_per_node))
+    layout = Layout.from_flags(flags, nodes=layout_nodes, gpus_per_node=gpus_per_node)
+    warnings = []
+    if (w := tp_cp_warning(flags, backend)):
+        warnings.append(w)
+    roles: list[Role] = []
+
+    if backend == "megatron":
+        train_terms, train_info = mg.training_gpu_terms(flags, layout, arch)
+        host_terms = hm.megatron_host_terms(flags, layout, arch, counts.total)
+        asleep = mg.residue_when_asleep(flags)
+    else:
+        tokens, _ = mg.micro_batch_tokens(flags)
+        setup = fs.FsdpSetup(ranks=max(layout.training_gpus, 1), tokens=tokens,
+                             gradient_checkpointing=flags.has("gradient-checkpointing"),
+                             cpu_offload=flags.has("fsdp-cpu-offload"))
+        train_terms = fs.fsdp_gpu_terms(arch, setup)
+        train_info = {"sharding": f"FSDP2 over {setup.ranks} ranks", "tokens per micro-batch": tokens}
+        host_terms = hm.fsdp_host_terms(flags, layout, counts.total)
+        asleep = 1.5
+
+    roll_terms, roll_problems, roll_info = sg.rollout_gpu(
+        flags, arch, gpu_gib, mtp_layers=mtp_layers,
+        others_gib=asleep if layout.colocate else 0.0,
+        others_note="paused trainer" if layout.colocate else "")
+
+    if layout.colocate:
+        roles.append(Role("colocated GPU, training phase", "gpu", layout.training_gpus,
+                          tuple(train_terms) + (Term("paused sglang", sg.PAUSED_RESIDUE_GIB,
+                                                     "weights/KV/graphs released"),),
+                          gpu_gib, info=train_info))
+        roles.append(Role("colocated GPU, rollout phase", "gpu", layout.rollout_gpu_count, tuple(roll_terms),
+                          gpu_gib, problems=tuple(roll_problems), info=roll_info))
+    else:
+        roles.append(Role(f"training GPU ({backend})", "gpu", layout.training_gpus, tuple(train_terms), gpu_gib,
+                          info=train_info))
+        roles.append(Role("rollout GPU (sglang)", "gpu", layout.rollout_gpu_count, tuple(roll_terms), gpu_gib,
+                          problems=tuple(roll_problems), info=roll_info))
+    roles.append(Role("host memory per node", "host", max(layout.actor_nodes, 1), tuple(host_terms), host_gib,
+                      notes=() if host_gib else ("give --host-memory GiB to check it",)))
+    return PlanReport(
+        recipe=recipe_name, recipe_status=recipe_status, backend=backend, gpu=gpu_label, gpu_memory_gib=gpu_gib,
+        host_memory_gib=host_gib, params=counts.to_json(), topology_problems=topo, roles=tuple(roles),
+        assumptions=ASSUMPTIONS, checkpoint=checkpoint or {}, warnings=tuple(warnings))

@@ -1,0 +1,80 @@
+"""Host (CPU) memory per node: offloaded optimizer states and slime's CPU copies. Pure.
+
+- Megatron --optimizer-cpu-offload (HybridDeviceOptimizer, offload fraction
+  1): an fp32 master copy, an fp32 gradient copy and fp32 Adam moments,
+  16 bytes per parameter, each parameter held once across the DP ranks.
+- slime keeps a pinned bf16 copy of every training rank's weights
+  (TensorBackuper, the source of weight updates to sglang): 2 bytes per
+  parameter of each rank, DP replicas included.
+- Colocated (offload_train): torch_memory_saver pauses the trainer with
+  TMS_INIT_ENABLE_CPU_BACKUP=1, copying its GPU allocations (weights,
+  gradient buffer, any GPU optimizer state) to host memory between phases.
+- FSDP: rank 0 builds the whole model on the CPU in fp32 before sharding.
+- A fixed allowance per process (Python, CUDA host buffers, Ray worker).
+"""
+
+from __future__ import annotations
+
+from runner.flags import FlagSet
+from runner.planner import megatron as mg
+from runner.planner.report import Term, gib
+from runner.recipes.base import Layout, Parallelism
+from runner.recipes.qwen3_next import Qwen3NextArchitecture
+
+PER_TRAIN_PROCESS_GIB = 8.0
+PER_ROLLOUT_PROCESS_GIB = 4.0
+RAY_BASE_GIB = 16.0
+
+
+def _rollout_gpus_per_node(layout: Layout) -> int:
+    """sglang runs one scheduler process per GPU."""
+    if layout.colocate:
+        return layout.actor_gpus_per_node
+    return min(layout.rollout_gpus, layout.gpus_per_node)
+
+
+def megatron_host_terms(flags: FlagSet, layout: Layout, arch: Qwen3NextArchitecture,
+                        total_params: float) -> list[Term]:
+    par = Parallelism.from_flags(flags)
+    stages = mg.training_params_per_gpu(flags, layout, arch)
+    mean_rank = sum(s.total for s in stages) / len(stages)
+    ranks = layout.actor_gpus_per_node
+    nodes = max(layout.actor_nodes, 1)
+    terms = []
+    cpu = mg.optimizer_cpu_bytes(flags)
+    if cpu:
+        terms.append(Term("CPU optimizer (fp32 master, grads, Adam)", gib(cpu * total_params / nodes),
+                          f"{cpu:g} B/param x {total_params / 1e9:.1f}B params / {nodes} node(s)"))
+    terms.append(Term("slime weight backup (pinned bf16)", gib(2 * mean_rank * ranks),
+                      f"{ranks} ranks x {mean_rank / 1e9:.2f}B params x 2 B"))
+    if layout.colocate:
+        gb, _ = mg.grad_bytes(flags)
+        ob, _ = mg.optimizer_gpu_bytes(flags)
+        dense_dp, expert_dp = mg.dp_sizes(layout, par)
+        opt = sum(s.dense / dense_dp + s.experts / expert_dp for s in stages) / len(stages) * ob
+        terms.append(Term("trainer paused to CPU (torch_memory_saver)",
+                          gib(ranks * ((2 + gb) * mean_rank + opt)),
+                          f"{ranks} ranks x (weights + {gb}-byte grads + GPU optimizer state)"))
+    rollout_procs = _rollout_gpus_per_node(layout)
+    terms.append(Term("processes, Ray", ranks * PER_TRAIN_PROCESS_GIB + rollout_procs * PER_ROLLOUT_PROCESS_GIB
+                      + RAY_BASE_GIB, f"{ranks} x {PER_TRAIN_PROCESS_GIB:g} (trainers) + {rollout_procs} x "
+                                      f"{PER_ROLLOUT_PROCESS_GIB:g} (sglang) + {RAY_BASE_GIB:g} (Ray)"))
+    return terms
+
+
+def fsdp_host_terms(flags: FlagSet, layout: Layout, total_params: float) -> list[Term]:
+    ranks = layout.actor_gpus_per_node
+    n = max(layout.training_gpus, 1)
+    terms = [Term("rank 0 builds the model on CPU (fp32)", gib(4 * total_params),
+                  "transient at start: from_pretrained without dtype, before sharding")]
+    if flags.has("fsdp-cpu-offload"):
+        terms.append(Term("CPU-offloaded params, grads, Adam", gib(16 * total_params * ranks / n),
+                          "--fsdp-cpu-offload, fp32"))
+    elif layout.colocate:
+        terms.append(Term("trainer moved to CPU between phases", gib(16 * total_params * ranks / n),
+                          "model.cpu() + optimizer to CPU while sglang runs"))
+    rollout_procs = _rollout_gpus_per_node(layout)
+    terms.append(Term("processes, Ray", ranks * PER_TRAIN_PROCESS_GIB + rollout_procs * PER_ROLLOUT_PROCESS_GIB
+                      + RAY_BASE_GIB, f"{ranks} x {PER_TRAIN_PROCESS_GIB:g} (trainers) + {rollout_procs} x "
+                                      f"{PER_ROLLOUT_PROCESS_GIB:g} (sglang) + {RAY_BASE_GIB:g} (Ray)"))
+    return terms
