@@ -1,0 +1,105 @@
+"""Real Ray: the runner brings up a head on 127.0.0.1 with 0 GPUs, submits a
+tiny entrypoint in place of slime's train.py, streams its logs, propagates
+its exit code, and leaves no Ray process of its own behind (also on Ctrl-C)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from runner.execute import processes_with_marker
+from tests.conftest import REPO, free_port
+
+pytest.importorskip("ray.job_submission", reason="needs ray[default] (pip install -e '.[test]')")
+
+ENTRY = """\
+import os, sys, time
+args = sys.argv[1:]
+print("ENTRY started with", len(args), "args; NCCL_NVLS_ENABLE=" + os.environ.get("NCCL_NVLS_ENABLE", "?"),
+      "CUDA_DEVICE_MAX_CONNECTIONS=" + os.environ.get("CUDA_DEVICE_MAX_CONNECTIONS", "?"), flush=True)
+assert "--actor-num-gpus-per-node" in args
+code = int(args[args.index("--test-exit-code") + 1]) if "--test-exit-code" in args else 0
+sleep = float(args[args.index("--test-sleep") + 1]) if "--test-sleep" in args else 0.0
+for i in range(3):
+    print(f"ENTRY tick {i}", flush=True)
+    time.sleep(0.2)
+if sleep:
+    print("ENTRY sleeping", flush=True)
+    time.sleep(sleep)
+print("ENTRY exiting with", code, flush=True)
+sys.exit(code)
+"""
+
+
+def _launch(tmp_path, short_tmp, *extra, sigint_after: str | None = None):
+    entry = tmp_path / "entry.py"
+    entry.write_text(ENTRY)
+    argv = [sys.executable, "-m", "runner", "train", "--recipe", "megatron-8gpu", "--test-entrypoint", str(entry),
+            "--ray-temp-dir", short_tmp, "--ray-port", str(free_port()), "--dashboard-port", str(free_port()),
+            "--ready-timeout", "120", "--", *extra]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "NCCL_NVLS_ENABLE": "0"}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+    lines, seen_marker_pids = [], set()
+    deadline = time.monotonic() + 240
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        seen_marker_pids.update(processes_with_marker(short_tmp))
+        if sigint_after and sigint_after in line:
+            proc.send_signal(signal.SIGINT)
+            sigint_after = None
+        assert time.monotonic() < deadline, "".join(lines[-30:])
+    rc = proc.wait(timeout=120)
+    return rc, "".join(lines), seen_marker_pids
+
+
+def _assert_nothing_left(short_tmp, seen):
+    assert len(seen) >= 3, "expected to observe the Ray processes of this run (gcs, raylet, dashboard...)"
+    left = processes_with_marker(short_tmp)
+    assert not left, f"Ray processes of this run still alive: {left}"
+    still = [pid for pid in seen if _alive(pid)]
+    assert not still, f"processes seen during the run still alive: {still}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie whose parent has not reaped it yet is gone for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_success_streams_logs_and_cleans_up(tmp_path, short_tmp):
+    rc, out, seen = _launch(tmp_path, short_tmp)
+    assert rc == 0, out[-3000:]
+    assert "ENTRY tick 0" in out and "ENTRY tick 2" in out and "ENTRY exiting with 0" in out
+    assert "NCCL_NVLS_ENABLE=0" in out and "CUDA_DEVICE_MAX_CONNECTIONS=1" in out  # runtime env reached the job
+    assert "job finished with exit code 0" in out
+    _assert_nothing_left(short_tmp, seen)
+    assert not os.path.exists(os.path.join(short_tmp, "runtime_env.json"))  # may hold secrets: removed
+
+
+@pytest.mark.slow
+def test_nonzero_exit_code_propagates(tmp_path, short_tmp):
+    rc, out, seen = _launch(tmp_path, short_tmp, "--test-exit-code", "7")
+    assert rc == 7, out[-3000:]
+    assert "ENTRY exiting with 7" in out
+    _assert_nothing_left(short_tmp, seen)
+
+
+@pytest.mark.slow
+def test_sigint_stops_job_and_ray(tmp_path, short_tmp):
+    rc, out, seen = _launch(tmp_path, short_tmp, "--test-sleep", "300", sigint_after="ENTRY sleeping")
+    assert rc == 130, out[-3000:]
+    assert "stopping job" in out
+    assert "ENTRY exiting" not in out  # the job was stopped, not allowed to finish
+    _assert_nothing_left(short_tmp, seen)
