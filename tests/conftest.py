@@ -11,10 +11,17 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 
 
+RUNNER_ENV = {"BASE_FOLDER", "SLIME_DIR", "MEGATRON_DIR", "MASTER_ADDR", "NCCL_NVLS_ENABLE", "WANDB_API_KEY",
+              "HF_TOKEN", "SLURM_JOB_NODELIST", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"}
+
+
 def run_cli(*args: str, env: dict | None = None, cwd: str | None = None, timeout: float = 120,
             input: str | None = None) -> subprocess.CompletedProcess:
     """Run `python -m runner ARGS` as a real subprocess (what users run)."""
-    full_env = {**os.environ, **(env or {})}
+    # Start from the caller's environment minus what the runner reads, so a
+    # developer's own BASE_FOLDER or MASTER_ADDR cannot change test results.
+    inherited = {k: v for k, v in os.environ.items() if k not in RUNNER_ENV and not k.startswith("SLIME_RUNNER_")}
+    full_env = {**inherited, **(env or {})}
     full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, "-m", "runner", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd or str(REPO), timeout=timeout, input=input)
