@@ -38,7 +38,9 @@ let
     train-fsdp = "FSDP backend, one node";
     convert = "HF checkpoint -> Megatron torch_dist";
     doctor = "Is this machine ready for a recipe? What is missing?";
-    smoke = "Short end-to-end smoke run";
+    smoke = "Train a tiny Qwen3-Next on this machine's GPUs with the pinned kernels";
+    download = "Model weights and datasets into BASE_FOLDER (resumable)";
+    plan = "Per-GPU memory estimate and topology check of a recipe";
   };
 
   mkApp = name: drv: {

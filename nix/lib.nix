@@ -128,6 +128,8 @@ rec {
     convert = [ "convert" ];
     doctor = [ "doctor" ];
     smoke = [ "smoke" ];
+    download = [ "download" ];
+    plan = [ "plan" ];
   };
   defaultApp = "train-8gpu";
 

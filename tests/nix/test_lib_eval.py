@@ -75,6 +75,8 @@ def test_apps_call_the_runner_as_the_brief_says():
         "convert": ["convert"],
         "doctor": ["doctor"],
         "smoke": ["smoke"],
+        "download": ["download"],
+        "plan": ["plan"],
     }
     assert nix_eval(f"{LIB}.defaultApp") == "train-8gpu"
 
