@@ -13,7 +13,7 @@ arithmetic (docs/planner.md); not yet run at full scale. What changes:
   TP x CP gradient-norm bug of this slime commit (slime PR 1748) does not apply.
 - --grad-reduce-in-bf16 instead of fp32 gradient accumulation (the seed doc's
   own out-of-memory advice): fp32 gradients would fit the GPU (~68 GiB) but
-  push host memory to ~1.9 TiB (vs ~1.75 with bf16), past a 2 TB node's usable RAM, because the
+  push host memory to ~1.84 TiB (vs ~1.72 with bf16), past a 2 TB node's usable RAM, because the
   paused trainer's gradient buffer is backed up to the host between phases.
 - Rollout: one sglang engine over all 8 GPUs, TP8 EP8, mem-fraction-static 0.8
   (as slime's multi-node recipe): ~18.6 GiB of weights per GPU, ~44 GiB for KV
@@ -57,7 +57,7 @@ RECIPE = Recipe(
     status="derived",
     notes=(
         "Derived by `plan` for 8 x 80 GB GPUs; not yet run at full scale.",
-        "Needs about 1.75 TiB (1760 GiB) of host memory: CPU Adam states (16 B/param), slime's pinned weight copy and the "
+        "Needs about 1.72 TiB (1758 GiB) of host memory: CPU Adam states (16 B/param), slime's pinned weight copy and the "
         "paused trainer's GPU memory between phases; `plan --host-memory GiB` checks it.",
     ),
 )
