@@ -119,6 +119,7 @@ def test_megatron_8gpu_on_80gb_reports_the_rollout_shortfall():
     roll = role(rep, "rollout GPU")
     assert roll.verdict == DOES_NOT_FIT
     assert any("mem-fraction-static 0.8" in p and "refuses to start" in p for p in roll.problems)
+    assert 10 < float(roll.info["KV pool shortfall"].split()[0]) < 13
     # ~150 GiB of bf16 weights over sglang TP2.
     assert 70 < term(roll, "weights").gib < 78
     assert not rep.fits

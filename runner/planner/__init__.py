@@ -114,7 +114,8 @@ def plan_summary(recipes_and_flags, gpus: dict[str, float] | None = None,
             for r in rep.roles:
                 cap = "?" if r.capacity_gib is None else f"{r.capacity_gib:.0f}"
                 short = r.name.replace("colocated GPU, ", "").replace(" per node", "")
-                parts.append(f"{short} {r.total_gib:.0f}/{cap} {r.verdict}")
+                why = f" (KV pool short by {r.info['KV pool shortfall']})" if "KV pool shortfall" in r.info else ""
+                parts.append(f"{short} {r.total_gib:.0f}/{cap} {r.verdict}{why}")
             verdict = "FITS" if rep.fits else "DOES NOT FIT"
             lines.append(f"  {gname:5} {verdict:12} " + "; ".join(parts))
             if rep.topology_problems:

@@ -120,4 +120,6 @@ def rollout_gpu(flags: FlagSet, arch: Qwen3NextArchitecture, gpu_gib: float, *, 
             "KV + state pool": f"{pool:.1f} GiB",
             "full-length sequences in KV": f"{kv_tokens // max_len if max_len else 0} of {max_len:,} tokens",
             "concurrent requests (state slots)": slots}
+    if rest <= 0:
+        info["KV pool shortfall"] = f"{-rest:.1f} GiB"
     return terms, problems, info
