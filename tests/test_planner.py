@@ -12,7 +12,6 @@ from runner.flags import FlagSet
 from runner.planner import megatron as mg
 from runner.planner import sglang as sg
 from runner.planner.checkpoint import CheckpointError, compare_with_index, index_total_size, load_architecture
-from runner.planner.estimate import plan
 from runner.planner.hardware import GPU_PRESETS_GIB
 from runner.planner.params import count_params
 from runner.planner.report import DOES_NOT_FIT, FITS
