@@ -26,13 +26,13 @@ stdenv.mkDerivation {
 
   # setup.py hard-codes its -gencode list from the nvcc version (nine targets
   # for CUDA 12.8) and ignores TORCH_CUDA_ARCH_LIST. Replace the list with
-  # exactly our capabilities, right before the list is used; --replace-fail
-  # makes the build fail if upstream moves that line.
+  # exactly our capabilities on the line before the list is used (sharing it
+  # with the comment already there); --replace-fail makes the build fail if
+  # upstream changes that line.
   postPatch = ''
     substituteInPlace setup.py --replace-fail \
-      '    # HACK: The compiler flag -D_GLIBCXX_USE_CXX11_ABI is set to be the same as' \
-      '    cc_flag = [f for f in cc_flag if f != "-gencode" and not f.startswith("arch=")] + ${nixLib.gencodePythonList caps}
-        # HACK: The compiler flag -D_GLIBCXX_USE_CXX11_ABI is set to be the same as'
+      '    # HACK: The compiler flag -D_GLIBCXX_USE_CXX11_ABI' \
+      '    cc_flag = [f for f in cc_flag if f != "-gencode" and not f.startswith("arch=")] + ${nixLib.gencodePythonList caps}  # HACK: The compiler flag -D_GLIBCXX_USE_CXX11_ABI'
   '';
 
   nativeBuildInputs = [
