@@ -6,8 +6,11 @@ import pytest
 
 from nixtools import REPO, nix_instantiate
 
+_SKIP = {".git", ".venv", "node_modules", ".pytest_cache"}
 NIX_FILES = sorted(
-    p for p in REPO.rglob("*.nix") if ".git" not in p.parts and "result" not in p.parts[0]
+    p
+    for p in REPO.rglob("*.nix")
+    if not _SKIP & set(p.relative_to(REPO).parts) and not p.relative_to(REPO).parts[0].startswith("result")
 )
 
 
