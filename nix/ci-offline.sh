@@ -5,8 +5,8 @@
 #   2. every .nix file parses (nix-instantiate --parse);
 #   3. nix/lib.nix (pure) evaluates, and the flake's pins come out as expected;
 #   4. `uv lock --check`: uv.lock is up to date with pyproject.toml (PyPI);
-#   5. pytest tests/nix (pure-Nix evaluation, pin consistency, libcuda finder,
-#      patches where snapshots exist).
+# tests/nix (pure-Nix evaluation, pin consistency, libcuda finder, patches
+# where snapshots exist) run with the rest of the suite: `python -m pytest -q`.
 # What needs nixpkgs or a build (nix flake check, nix build) cannot run here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +37,3 @@ if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install -q uv
 fi
 UV_PYTHON_DOWNLOADS=never uv lock --check
-
-echo "== pytest tests/nix"
-python3 -m pytest -q tests/nix

@@ -36,6 +36,10 @@ class Gpu:
         return self.memory_mib * 2**20 / 1e9
 
     @property
+    def memory_gib(self) -> float:
+        return self.memory_mib / 1024
+
+    @property
     def is_blackwell(self) -> bool:
         return self.compute_capability is not None and self.compute_capability[0] in (10, 11, 12)
 

@@ -113,9 +113,9 @@ def _memory_check(recipe, flags, facts) -> Check:
         return Check("memory plan", SKIP, "planner not installed")
     if not facts.gpus:
         return Check("memory plan", SKIP, "no GPUs seen: run `python -m runner plan --gpu h100` to plan for one")
-    gb = min(g.memory_gb for g in facts.gpus)
-    ok, reasons = planner.fits(recipe, flags, gb)
-    return Check("memory plan", OK if ok else FAIL, f"fits {gb:.0f} GB GPUs" if ok else "; ".join(reasons),
+    gib = min(g.memory_gib for g in facts.gpus)
+    ok, reasons = planner.fits(recipe, flags, gib)
+    return Check("memory plan", OK if ok else FAIL, f"fits {gib:.1f} GiB GPUs" if ok else "; ".join(reasons),
                  "" if ok else f"see `python -m runner plan --recipe {recipe.name}`")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from runner.commands.common import add_location_arguments, locations_from_args, overrides_from_args
 from runner.commands.train import add_override_arguments
@@ -19,7 +20,8 @@ from runner.render import OverrideError, train_flags
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", required=True, choices=sorted(RECIPES))
+    p.add_argument("--recipe", choices=sorted(RECIPES),
+                   help="the recipe to plan (default: one line per role for every recipe on H100 and H200)")
     add_override_arguments(p)
     add_location_arguments(p)
     try:
@@ -34,18 +36,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from runner import planner
 
-    recipe = get_recipe(args.recipe)
     locs = locations_from_args(args, os.environ)
     try:
-        flags = train_flags(recipe, str(locs.base), overrides_from_args(args))
+        overrides = overrides_from_args(args)
+        if args.recipe is None:
+            return _summary(args, [(r, train_flags(r, str(locs.base), overrides)) for r in RECIPES.values()])
+        recipe = get_recipe(args.recipe)
+        flags = train_flags(recipe, str(locs.base), overrides)
     except (OverrideError, ValueError) as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     detected = None
     if getattr(args, "gpu_memory", None) is None and getattr(args, "gpu", None) is None:
         facts = query_gpus()
         if facts.gpus:
-            detected = min(g.memory_gb for g in facts.gpus)
+            detected = min(g.memory_gib for g in facts.gpus)
     text, data, fits = planner.run_plan(args, recipe, flags, detected)
     if args.json:
         print(json.dumps(data, indent=2))
@@ -53,3 +58,18 @@ def run(args) -> int:
         print(text)
     # plan answers a question; with --dry-run it never fails.
     return 0 if fits or args.dry_run else 1
+
+
+def _summary(args, recipes_and_flags) -> int:
+    from runner import planner
+
+    gpus = {"H100": planner.GPU_PRESETS_GIB["h100"], "H200": planner.GPU_PRESETS_GIB["h200"]}
+    host = getattr(args, "host_memory", None)
+    if args.json:
+        data = {r.name: {g: planner.plan_for(r, f, mem, gpu_label=g, host_memory_gib=host).to_json()
+                         for g, mem in gpus.items()} for r, f in recipes_and_flags}
+        print(json.dumps(data, indent=2))
+    else:
+        print(planner.plan_summary(recipes_and_flags, gpus, host_memory_gib=host))
+        print("\nper-role detail: python -m runner plan --recipe NAME [--gpu h100|h200|b200] [--host-memory GiB]")
+    return 0

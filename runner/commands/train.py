@@ -200,8 +200,8 @@ def _planner_problems(recipe, flags, facts: GpuFacts) -> list[str]:
         return []
     if not facts.gpus:
         return []
-    gpu_gb = min(g.memory_gb for g in facts.gpus)
-    ok, reasons = planner.fits(recipe, flags, gpu_gb)
+    gpu_gib = min(g.memory_gib for g in facts.gpus)
+    ok, reasons = planner.fits(recipe, flags, gpu_gib)
     return [] if ok else [f"memory plan: {r}" for r in reasons]
 
 
