@@ -115,6 +115,12 @@ rec {
       "--recipe"
       "megatron-8gpu"
     ];
+    # The layout the planner fits to 8 x 80 GB GPUs (derived, not yet run at full scale).
+    train-8gpu-80gb = [
+      "train"
+      "--recipe"
+      "megatron-8gpu-80gb"
+    ];
     train-multinode = [
       "train"
       "--recipe"

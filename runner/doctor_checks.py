@@ -155,7 +155,8 @@ def libcuda_check(environ: Mapping[str, str]) -> Check:
     chosen = environ.get(LIBCUDA_ENV)
     if chosen:
         found = Path(chosen, "libcuda.so.1").exists()
-        return Check("libcuda", OK if found else FAIL, f"{chosen}/libcuda.so.1 (chosen by the flake's wrapper)",
+        how = environ.get("SLIME_RUNNER_LIBCUDA_SOURCE", "the flake's wrapper")
+        return Check("libcuda", OK if found else FAIL, f"{chosen}/libcuda.so.1 (found by the flake's wrapper: {how})",
                      "" if found else "the host's NVIDIA driver library is not where the wrapper looked")
     name = ctypes.util.find_library("cuda")
     if name:

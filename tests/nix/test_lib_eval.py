@@ -70,6 +70,7 @@ def test_cuda_wheel_names():
 def test_apps_call_the_runner_as_the_brief_says():
     assert nix_eval(f"{LIB}.appRunnerArgs") == {
         "train-8gpu": ["train", "--recipe", "megatron-8gpu"],
+        "train-8gpu-80gb": ["train", "--recipe", "megatron-8gpu-80gb"],
         "train-multinode": ["train", "--recipe", "megatron-multinode"],
         "train-fsdp": ["train", "--recipe", "fsdp"],
         "convert": ["convert"],
@@ -79,6 +80,18 @@ def test_apps_call_the_runner_as_the_brief_says():
         "plan": ["plan"],
     }
     assert nix_eval(f"{LIB}.defaultApp") == "train-8gpu"
+
+
+def test_every_app_is_a_runner_subcommand_and_recipe():
+    from runner.cli import build_parser
+    from runner.recipes import RECIPES
+
+    parser = build_parser()
+    for app, args in nix_eval(f"{LIB}.appRunnerArgs").items():
+        parsed = parser.parse_args(args)  # exits (fails the test) on an unknown subcommand or recipe
+        assert parsed.command == args[0], app
+        if "--recipe" in args:
+            assert args[args.index("--recipe") + 1] in RECIPES, app
 
 
 def test_apps_wrapper_exports_what_the_runner_reads():
