@@ -88,3 +88,15 @@ def test_overrides_set_unset_and_extra_args_last_wins():
     assert flags.get("lr") == ("3e-6",)
     assert flags.has("use-wandb") and not flags.has("balance-data")
     assert flags.get("wandb-project") == ("p",)
+
+
+def test_derived_80gb_recipe_differs_from_the_script_only_where_declared():
+    seed = recipe_flags(RECIPES["megatron-8gpu"], "/root").as_dict()
+    derived = recipe_flags(RECIPES["megatron-8gpu-80gb"], "/root").as_dict()
+    changed = {k for k in set(seed) | set(derived) if seed.get(k) != derived.get(k)}
+    assert changed == {
+        "actor-num-gpus-per-node", "colocate", "rollout-num-gpus", "rollout-num-gpus-per-engine",
+        "pipeline-model-parallel-size", "expert-model-parallel-size", "sglang-ep-size",
+        "accumulate-allreduce-grads-in-fp32", "grad-reduce-in-bf16",
+    }
+    assert RECIPES["megatron-8gpu-80gb"].status == "derived"

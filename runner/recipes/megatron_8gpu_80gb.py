@@ -22,38 +22,32 @@ Everything else (data, GSPO, Adam with CPU offload, recompute, max tokens per
 GPU, eval) is the 8-GPU script's.
 """
 
+from dataclasses import replace
+
 from runner.flags import flag
 from runner.recipes import common
-from runner.recipes.base import FlagGroup, Layout, Parallelism, Recipe, ScriptSource
+from runner.recipes.base import FlagGroup, Layout, Parallelism
+from runner.recipes.megatron_8gpu import RECIPE as SEED_8GPU
 
-RECIPE = Recipe(
+# Only these groups change; the others are the 8-GPU script's, shared by reference.
+_CHANGED = {
+    "SGLANG_ARGS": (
+        flag("sglang-mem-fraction-static", "0.8"),
+        flag("sglang-ep-size", 8),
+        common.CUDA_GRAPH_BATCH_SIZES,
+    ),
+    "MISC_ARGS": tuple(f for f in common.MEGATRON_MISC if f.name != "accumulate-allreduce-grads-in-fp32")
+    + (flag("grad-reduce-in-bf16"), flag("moe-token-dispatcher-type", "alltoall")),
+}
+
+RECIPE = replace(
+    SEED_8GPU,
     name="megatron-8gpu-80gb",
     summary="Megatron, 1 node x 8 x 80 GB colocated: TP1 PP4 EP2 + sglang TP8 EP8 (derived, not yet run at scale)",
-    source=ScriptSource("scripts/run-qwen3-next-80B-A3B-8gpus.sh"),
-    backend="megatron",
     layout=Layout(nodes=1, gpus_per_node=8, actor_nodes=1, actor_gpus_per_node=8, rollout_gpus=0, gpus_per_engine=8,
                   colocate=True),
     parallel=Parallelism(tp=1, pp=4, cp=1, ep=2, etp=1, sequence_parallel=True),
-    with_model_args=True,
-    groups=(
-        FlagGroup("CKPT_ARGS", common.checkpoint_flags(with_ref_load=True)),
-        FlagGroup("ROLLOUT_ARGS", common.rollout_flags(
-            num_rollout=300, rollout_batch_size=16, n_samples=4, global_batch_size=64, balance_data=True)),
-        FlagGroup("OPTIMIZER_ARGS", common.ADAM + common.CPU_OFFLOADED_OPTIMIZER),
-        FlagGroup("GRPO_ARGS", common.GRPO),
-        FlagGroup("PERF_ARGS", common.RECOMPUTE_FULL + (
-            flag("use-dynamic-batch-size"),
-            flag("max-tokens-per-gpu", 2048),
-        )),
-        FlagGroup("EVAL_ARGS", common.eval_flags(interval=20, n_samples=2)),
-        FlagGroup("SGLANG_ARGS", (
-            flag("sglang-mem-fraction-static", "0.8"),
-            flag("sglang-ep-size", 8),
-            common.CUDA_GRAPH_BATCH_SIZES,
-        )),
-        FlagGroup("MISC_ARGS", tuple(f for f in common.MEGATRON_MISC if f.name != "accumulate-allreduce-grads-in-fp32")
-                  + (flag("grad-reduce-in-bf16"), flag("moe-token-dispatcher-type", "alltoall"))),
-    ),
+    groups=tuple(FlagGroup(g.name, _CHANGED.get(g.name, g.flags)) for g in SEED_8GPU.groups),
     status="derived",
     notes=(
         "Derived by `plan` for 8 x 80 GB GPUs; not yet run at full scale.",
