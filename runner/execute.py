@@ -20,6 +20,21 @@ from typing import Mapping
 
 from runner.plan import Process
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: SIGTERM this child when the runner dies, even by SIGKILL.
+
+    Without it, a runner killed with -9 would leave its Ray head running.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except Exception:
+        pass
+
 
 @dataclass
 class Started:
@@ -44,6 +59,7 @@ class ProcessOwner:
             stderr=subprocess.STDOUT if capture_output else None,
             # own_session: the terminal's Ctrl-C does not reach it; we stop it ourselves, in order.
             start_new_session=own_session,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             text=True,
         )
         if process.stdin_secret:

@@ -91,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _raise_stop)
     submitted = False
     try:
+        # Set first: a signal that lands right after the submission must still stop the job.
+        submitted = True
         client.submit_job(entrypoint=shlex.join(args.entrypoint), submission_id=args.submission_id,
                           runtime_env=runtime_env)
-        submitted = True
         print(f"[runner] submitted job {args.submission_id}", file=sys.stderr, flush=True)
         asyncio.run(_stream(client, args.submission_id))
         # The log stream ends when the job does; the status may lag a moment.

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -34,7 +35,12 @@ sys.exit(code)
 """
 
 
-def _launch(tmp_path, short_tmp, *extra, sigint_after: str | None = None):
+def _launch(tmp_path, short_tmp, *extra, sigint_after: str | None = None, sig: int = signal.SIGINT):
+    """Run the runner; optionally send `sig` once a line contains `sigint_after`.
+
+    Returns (exit code, output, PIDs of this run's Ray processes seen meanwhile).
+    Output is read on a thread so that a hung child cannot hang the test.
+    """
     entry = tmp_path / "entry.py"
     entry.write_text(ENTRY)
     argv = [sys.executable, "-m", "runner", "train", "--recipe", "megatron-8gpu", "--test-entrypoint", str(entry),
@@ -42,18 +48,20 @@ def _launch(tmp_path, short_tmp, *extra, sigint_after: str | None = None):
             "--ready-timeout", "120", "--", *extra]
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "NCCL_NVLS_ENABLE": "0"}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
-    lines, seen_marker_pids = [], set()
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    seen: set[int] = set()
     deadline = time.monotonic() + 240
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-        seen_marker_pids.update(processes_with_marker(short_tmp))
-        if sigint_after and sigint_after in line:
-            proc.send_signal(signal.SIGINT)
-            sigint_after = None
+    while proc.poll() is None:
         assert time.monotonic() < deadline, "".join(lines[-30:])
-    rc = proc.wait(timeout=120)
-    return rc, "".join(lines), seen_marker_pids
+        seen.update(processes_with_marker(short_tmp))
+        if sigint_after and any(sigint_after in line for line in lines):
+            proc.send_signal(sig)
+            sigint_after = None
+        time.sleep(0.2)
+    reader.join(timeout=100)  # children may hold the pipe until they exit
+    return proc.returncode, "".join(lines), seen
 
 
 def _assert_nothing_left(short_tmp, seen):
@@ -102,4 +110,16 @@ def test_sigint_stops_job_and_ray(tmp_path, short_tmp):
     assert rc == 130, out[-3000:]
     assert "stopping job" in out
     assert "ENTRY exiting" not in out  # the job was stopped, not allowed to finish
+    _assert_nothing_left(short_tmp, seen)
+
+
+@pytest.mark.slow
+def test_runner_killed_with_sigkill_still_takes_its_ray_down(tmp_path, short_tmp):
+    # PR_SET_PDEATHSIG: the head and the job process get SIGTERM when the runner dies.
+    rc, out, seen = _launch(tmp_path, short_tmp, "--test-sleep", "300", sigint_after="ENTRY sleeping",
+                            sig=signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and (processes_with_marker(short_tmp) or any(_alive(p) for p in seen)):
+        time.sleep(1)
     _assert_nothing_left(short_tmp, seen)
