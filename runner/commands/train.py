@@ -1,4 +1,20 @@
-"""`train`: bring up Ray, submit slime's train.py with a recipe, stream, clean up."""
+"""Run one of slime's Qwen3-Next recipes: preflight, Ray up, job, logs, clean-up.
+
+Preflight first (read-only; any error stops here and nothing is started):
+slime/Megatron checkouts, GPUs, checkpoints, datasets, parallel sizes, memory
+plan, ports. Then a Ray head on MASTER_ADDR (job API on 127.0.0.1), workers
+(multinode: --hostfile over ssh, or srun under Slurm), slime's train.py as a
+Ray job whose logs stream here; the exit code is the job's. On exit, error,
+Ctrl-C or SIGTERM the job is stopped, then the Ray processes this run started,
+and nothing else.
+
+examples:
+  python -m runner train --recipe megatron-8gpu --dry-run     # what would run
+  python -m runner train --recipe megatron-8gpu-80gb          # 8 x 80 GB layout
+  python -m runner train --recipe megatron-8gpu --low-memory --set lr=2e-6
+  MASTER_ADDR=10.0.0.1 python -m runner train --recipe megatron-multinode --hostfile hosts
+  python -m runner train --recipe fsdp -- --num-rollout 10    # raw slime flags
+"""
 
 from __future__ import annotations
 
