@@ -34,7 +34,7 @@ BLACKWELL_MARK = "inline_asm_elementwise"
 def _rel(out, ref) -> float:
     import torch
 
-    out, ref = out.float(), ref.float()
+    out, ref = out.detach().float(), ref.detach().float()
     if not torch.isfinite(out).all():
         return float("inf")
     return float((out - ref).norm() / ref.norm().clamp_min(1e-30))

@@ -66,7 +66,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("steps", int, 20, 8, "training steps"),
     Knob("warmup", int, 4, 1, "first steps left out of the timings (Triton compile/autotune, allocator warm-up)"),
     Knob("seq_len", int, 4096, 64, "tokens per sequence"),
-    Knob("micro_batch", int, 1, 2, "sequences per GPU (per process) per step"),
+    Knob("micro_batch", int, 2, 2, "sequences per GPU (per process) per step"),
     Knob("layers", int, 8, 4, "decoder layers; every 4th is full attention, the rest Gated DeltaNet"),
     Knob("hidden", int, 2048, 64, "hidden size"),
     Knob("heads", int, 16, 4, "full-attention query heads"),
@@ -80,7 +80,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("expert_ffn", int, 512, 32, "routed expert intermediate size"),
     Knob("shared_ffn", int, 512, 32, "shared expert intermediate size"),
     Knob("vocab", int, 151936, 256, "vocabulary size"),
-    Knob("lr", float, 1e-3, 1e-2, "AdamW learning rate"),
+    Knob("data_vocab", int, 1024, 256, "token ids the synthetic data uses (a random permutation chain over the "
+         "first N ids): small enough that the loss visibly falls within a few steps"),
+    Knob("lr", float, 5e-4, 1e-2, "AdamW learning rate"),
     Knob("seed", int, 0, 0, "random seed (model init and synthetic data)"),
     Knob("min_loss_drop", float, 0.05, 0.05, "required relative drop of the loss, first step vs mean of the last 3"),
 )
@@ -123,6 +125,8 @@ def validate(knobs: dict) -> list[str]:
         errs.append(f"--layers ({knobs['layers']}) must be >= 4 to have the 3 Gated DeltaNet : 1 attention pattern")
     if knobs["vocab"] < 2:
         errs.append("--vocab must be >= 2")
+    if not 2 <= knobs["data_vocab"] <= knobs["vocab"]:
+        errs.append(f"--data-vocab ({knobs['data_vocab']}) must be between 2 and --vocab ({knobs['vocab']})")
     return errs
 
 

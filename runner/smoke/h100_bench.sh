@@ -73,21 +73,37 @@ c = g.run_gpu_checks(); print(r.render_table(c)); json.dump([x.to_json() for x i
       2>&1 | tee "$L/doctor_$v.log"
   done
   el "checks done"
-  tar czf "$OUT/cc_build.tgz" -C /tmp/cc causal_conv1d_cuda*.so
+  (cd /tmp/cc && tar czf /tmp/cc_so.tgz causal_conv1d_cuda*.so) && split -b 15m /tmp/cc_so.tgz "$OUT/cc_so.tgz."
   if [ $((SECONDS - t0)) -lt 420 ]; then
     CUDA_VISIBLE_DEVICES=0 TRITON_CACHE_DIR=/tmp/tc-plain PYTHONPATH=$PLAIN timeout 150 \
       python3 -m runner.smoke --device cuda --nproc 1 --result-file "$L/smoke_1gpu.json" 2>&1 | tee "$L/smoke_1gpu.log"
   fi
   tar czf /tmp/tc.tgz -C /tmp tc-plain && split -b 15m /tmp/tc.tgz "$OUT/tc.tgz." && ls -la "$OUT"
 else
-  # reuse phase 1's build and Triton cache (brought back to .carry/smoke/prebuilt)
-  mkdir -p /tmp/cc && cp -r "$C/causal-conv1d/causal_conv1d" /tmp/cc/ && tar xzf "$C/prebuilt/cc_build.tgz" -C /tmp/cc
-  cat "$C"/prebuilt/tc.tgz.* | tar xzf - -C /tmp
+  # Phase 1's .so did not come back (a tar glob bug), so build again, and meanwhile
+  # time fla vs transformers' torch fallback (causal_conv1d kept off the path
+  # while its package has no .so yet: transformers 5.0 would fail to import).
+  mkdir -p /tmp/tc-plain && cat "$C"/prebuilt/tc.tgz.* | tar xzf - -C /tmp
+  if ls "$C"/prebuilt/cc_so.tgz.* >/dev/null 2>&1; then
+    # phase 2 again: the .so built by the previous phase-2 call came back
+    mkdir -p /tmp/cc && cp -r "$C/causal-conv1d/causal_conv1d" /tmp/cc/ && cat "$C"/prebuilt/cc_so.tgz.* | tar xzf - -C /tmp/cc
+  else
+    cp -r "$C/causal-conv1d" /tmp/cc-src
+    ( cd /tmp/cc-src && CAUSAL_CONV1D_FORCE_BUILD=TRUE MAX_JOBS=4 /usr/bin/time -v python3 setup.py build_ext --inplace \
+        > "$L/cc_build.log" 2>&1; echo "cc build rc=$?" >> "$L/cc_build.log" ) &
+    BUILD=$!
+    CUDA_VISIBLE_DEVICES=1 TRITON_CACHE_DIR=/tmp/tc-plain PYTHONPATH=$SITE:$C/fla-plain:$PWD \
+      python3 -m runner.smoke.bench gdn --T 4096 --fallback --reps 100 --out "$L/fallback.jsonl" 2>&1 | tee "$L/fallback.log"
+    wait $BUILD; tail -1 "$L/cc_build.log"; grep Elapsed "$L/cc_build.log"; el "build done"
+    mkdir -p /tmp/cc && cp -r /tmp/cc-src/causal_conv1d /tmp/cc-src/causal_conv1d_cuda*.so /tmp/cc/
+    (cd /tmp/cc && tar czf /tmp/cc_so.tgz causal_conv1d_cuda*.so) && split -b 15m /tmp/cc_so.tgz "$OUT/cc_so.tgz."
+  fi
   export TRITON_CACHE_DIR=/tmp/tc-plain PYTHONPATH=$PLAIN
   for n in ${SMOKE_NPROCS:-1 2 4}; do
+    [ $((SECONDS - t0)) -gt 520 ] && { el "no time left for smoke $n"; continue; }
     devs=$(seq -s, 0 $((n - 1)))
-    CUDA_VISIBLE_DEVICES=$devs timeout 200 python3 -m runner.smoke --device cuda --nproc "$n" ${SMOKE_ARGS:-} \
-      --result-file "$L/smoke_${n}gpu.json" 2>&1 | tee "$L/smoke_${n}gpu.log"
+    CUDA_VISIBLE_DEVICES=$devs timeout 180 python3 -m runner.smoke --device cuda --nproc "$n" ${SMOKE_ARGS:-} \
+      --result-file "$L/smoke_${n}gpu.json" 2>&1 | tee "$L/smoke_${n}gpu.log" | grep -v "^\[smoke\] step"
     el "smoke $n done"
   done
 fi

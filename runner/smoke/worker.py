@@ -55,16 +55,17 @@ def versions() -> dict:
 
 
 def synthetic_batches(torch, knobs: dict, rank: int, device):
-    """Token sequences that follow a fixed random permutation (x[t+1] = P[x[t]]).
+    """Token sequences that follow a fixed random permutation (x[t+1] = P[x[t]]) of the first data_vocab ids.
 
     The next token is a function of the current one, so a working model's loss
-    falls quickly below ln(vocab); each rank and step gets its own starts.
+    falls quickly: first towards ln(data_vocab) (which ids occur), then below
+    (which follows which). Each rank and step gets its own starts.
     """
     gen = torch.Generator().manual_seed(knobs["seed"])
-    perm = torch.randperm(knobs["vocab"], generator=gen)
+    perm = torch.randperm(knobs["data_vocab"], generator=gen)
     gen_r = torch.Generator().manual_seed(knobs["seed"] * 1000003 + rank + 1)
     n = knobs["steps"] * knobs["micro_batch"]
-    cur = torch.randint(knobs["vocab"], (n,), generator=gen_r)
+    cur = torch.randint(knobs["data_vocab"], (n,), generator=gen_r)
     perm, cur = perm.to(device), cur.to(device)
     seq = torch.empty(n, knobs["seq_len"], dtype=torch.long, device=device)
     for t in range(knobs["seq_len"]):
