@@ -8,7 +8,10 @@
 #   phase 1: build causal-conv1d (background) | fla autotune + GDN benchmarks,
 #            plain vs patched alternating on one GPU, conv benchmark,
 #            doctor --gpu checks, 1-GPU smoke; saves the build and Triton cache.
-#   phase 2: smoke on 1, 2 and 4 GPUs (reuses phase 1's build and cache).
+#   phase 2: smoke on 1, 2 and 4 GPUs with phase 1's Triton cache (copied back
+#            into .carry/smoke/prebuilt/); builds causal-conv1d again (timing
+#            fla vs the torch fallback meanwhile) unless a .so built earlier
+#            is in prebuilt/ too. What comes back lands in $OUT.
 set -u -o pipefail
 PHASE=${1:?phase 1 or 2}
 C=$PWD/.carry/smoke
