@@ -54,7 +54,7 @@ def collect(args, environ=None) -> list[Check]:
     if facts.error:
         checks.append(Check("gpus", FAIL, facts.error, "install the NVIDIA driver or run on a GPU node"))
     else:
-        names = sorted({f"{g.name} (cc {'.'.join(map(str, g.compute_capability or ()))}, {g.memory_gb:.0f} GB)"
+        names = sorted({f"{g.name} (cc {'.'.join(map(str, g.compute_capability or ()))}, {g.memory_gib:.1f} GiB)"
                         for g in facts.gpus})
         checks.append(Check("gpus", FAIL if blocking else OK, f"{facts.count} x {', '.join(names)} via {facts.source}",
                             "; ".join(blocking)))
