@@ -176,6 +176,21 @@ def test_verdict_flags_torch_fallback_on_cuda():
     assert aborted[0].blocking and "9714c595" in aborted[0].fix
 
 
+def test_verdict_holds_the_mfu_floor():
+    base = {"device": "cuda", "losses": [12.0, 8.0, 7.0, 6.0], "parity": {}, "tokens_per_s": 1.0,
+            "tokens_per_s_per_gpu": 1.0, "step_time_s_median": 1.0, "peak_mem_allocated_bytes": [1],
+            "peak_bf16_flops": 989.4e12, "gpu_name": "NVIDIA H100 80GB HBM3",
+            "calls_min_over_ranks": {"fla_gdn_fwd": 1, "fla_gdn_bwd": 1, "causal_conv1d_fwd": 1,
+                                     "causal_conv1d_bwd": 1, "gdn_calls": 6}}
+    knobs = {"min_loss_drop": 0.05, "min_mfu": 0.04}
+    low = {c.name: c for c in verdict.judge({**base, "knobs": knobs, "mfu": 0.031})}["MFU"]
+    assert low.status == "fail" and "3.1%" in low.detail and "floor 4%" in low.detail
+    ok = {c.name: c for c in verdict.judge({**base, "knobs": knobs, "mfu": 0.057})}["MFU"]
+    assert ok.status == "ok"
+    off = {c.name: c for c in verdict.judge({**base, "knobs": {**knobs, "min_mfu": 0.0}, "mfu": 0.001})}["MFU"]
+    assert off.status == "ok"
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not has_cuda(), reason="needs a CUDA GPU with fla and causal-conv1d installed")
 def test_cuda_smoke_one_gpu_fast_path():

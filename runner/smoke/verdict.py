@@ -83,8 +83,13 @@ def judge(res: dict, torchrun_rc: int = 0) -> list[Check]:
             checks.append(Check("MFU", WARN, f"no bf16 peak known for {res.get('gpu_name')!r}",
                                 "add it to runner/smoke/config.py PEAK_BF16"))
         else:
-            checks.append(Check("MFU", OK, f"{mfu * 100:.1f}% of {res['peak_bf16_flops'] / 1e12:.0f} TFLOP/s "
-                                           f"(dense bf16 datasheet peak of {res['gpu_name']})"))
+            floor = float(res.get("knobs", {}).get("min_mfu", 0.0) or 0.0)
+            low = mfu < floor
+            checks.append(Check("MFU", FAIL if low else OK,
+                                f"{mfu * 100:.1f}% of {res['peak_bf16_flops'] / 1e12:.0f} TFLOP/s "
+                                f"(dense bf16 datasheet peak of {res['gpu_name']}; floor {floor * 100:.0f}%)",
+                                "below the floor measured on H100 (docs/benchmarks.md): a slow path, a busy GPU, "
+                                "or other knobs; --min-mfu 0 disables" if low else ""))
     if torchrun_rc != 0:
         checks.append(Check("torchrun exit", FAIL, f"torchrun exited {torchrun_rc}", "see the log above"))
     return checks
