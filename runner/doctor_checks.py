@@ -6,7 +6,6 @@ import ctypes.util
 import importlib.metadata
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -175,6 +174,3 @@ def disk_check(base_folder: str) -> Check:
         return Check("disk", WARN, f"{free_gb:.0f} GB free at {probe}",
                      f"a full run needs about {DISK_NEEDED_GB} GB (HF + torch_dist + actor checkpoints)")
     return Check("disk", OK, f"{free_gb:.0f} GB free at {probe}")
-
-
-__all__ = ["package_checks", "import_checks", "fla_patch_check", "libcuda_check", "disk_check", "os"]

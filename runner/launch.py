@@ -8,7 +8,6 @@ the head, newest first. Ctrl-C or SIGTERM at any point stops the job first.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys

@@ -77,7 +77,7 @@ def capture(slime: Path, script: str, base_folder: str) -> dict:
         ray_argv = json.loads(out.read_text())
     sep = ray_argv.index("--")
     runtime_env = None
-    for i, arg in enumerate(ray_argv[:sep]):
+    for arg in ray_argv[:sep]:
         if arg.startswith("--runtime-env-json="):
             runtime_env = arg.split("=", 1)[1]
     return {"ray_job_submit_options": ray_argv[2:sep], "runtime_env_json_text": runtime_env,

@@ -39,7 +39,7 @@ from runner.plan import Plan
 from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
 from runner.render import OverrideError
-from runner.secrets import KNOWN_SECRET_ENV, secret_flag_error, secret_values
+from runner.secrets import secret_flag_error, secret_values
 from runner.topology import topology_problems, tp_cp_warning
 from runner.train_plan import TrainInputs, TrainPlan, build_train_plan
 
@@ -251,6 +251,3 @@ def run(args) -> int:
     from runner.launch import run_launch
 
     return run_launch(tp, ready_timeout=args.ready_timeout)
-
-
-__all__ = ["add_arguments", "gather", "run", "KNOWN_SECRET_ENV"]

@@ -100,7 +100,7 @@ def rollout_gpu(flags: FlagSet, arch: Qwen3NextArchitecture, gpu_gib: float, *, 
     terms = [
         Term("CUDA context (sglang)", SGLANG_CONTEXT_GIB, "before weights load"),
         Term("weights (bf16)", gib(w), f"TP{tp} shard (EP{flags.int('sglang-ep-size', 1)} partitions the same "
-                                       f"expert bytes)" + (f", incl. MTP draft layer" if spec and mtp_layers else "")),
+                                       f"expert bytes)" + (", incl. MTP draft layer" if spec and mtp_layers else "")),
         Term("KV cache (full attention)", kv, f"{kv_tokens:,} tokens at {kv_bytes_per_token(arch, tp):.0f} B/token"),
         Term("Gated DeltaNet state pool", state,
              f"{slots:,} request slots at {per_req / 2**20:.1f} MiB each"
