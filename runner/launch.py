@@ -8,7 +8,7 @@ the head, newest first. Ctrl-C or SIGTERM at any point stops the job first.
 
 from __future__ import annotations
 
-import os
+import json
 import signal
 import sys
 import time
@@ -39,7 +39,7 @@ def _log(msg: str) -> None:
 
 def wait_for_job_api(spec: ClusterSpec, head, timeout: float) -> None:  # noqa: ANN001
     url = f"{spec.dashboard_url}/api/version"
-    headers = {"Authorization": f"Bearer {spec.token}"} if spec.token_auth and spec.token else {}
+    headers = _auth_headers(spec)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if head.poll() is not None:
@@ -49,6 +49,10 @@ def wait_for_job_api(spec: ClusterSpec, head, timeout: float) -> None:  # noqa: 
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as resp:
                 if resp.status == 200:
                     return
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                raise LaunchError(f"the Ray job API at {spec.dashboard_url} refused this runner ({exc.code}): "
+                                  f"RAY_AUTH_MODE/RAY_AUTH_TOKEN of the head and the runner disagree") from None
         except (urllib.error.URLError, OSError, ValueError):
             pass
         time.sleep(0.5)
@@ -56,12 +60,21 @@ def wait_for_job_api(spec: ClusterSpec, head, timeout: float) -> None:  # noqa: 
                       f"(is ray[default] installed? logs: {spec.temp_dir})")
 
 
-def registered_nodes(spec: ClusterSpec) -> list[dict]:
-    from ray.util.state import list_nodes  # heavy: imported only when launching
+def _auth_headers(spec: ClusterSpec) -> dict[str, str]:
+    return {"Authorization": f"Bearer {spec.token}"} if spec.token_auth and spec.token else {}
 
-    nodes = list_nodes(address=spec.dashboard_url, raise_on_missing_output=False)
-    return [{"ip": n.node_ip, "gpus": float((n.resources_total or {}).get("GPU", 0)), "state": str(n.state)}
-            for n in nodes]
+
+def registered_nodes(spec: ClusterSpec) -> list[dict]:
+    """Nodes from the dashboard's state API (REST: no `import ray` in the runner,
+    whose exit hooks could then try to reach a GCS this runner just stopped)."""
+    url = f"{spec.dashboard_url}/api/v0/nodes?limit=10000&detail=false"
+    with urllib.request.urlopen(urllib.request.Request(url, headers=_auth_headers(spec)), timeout=10) as resp:
+        payload = json.load(resp)
+    if not payload.get("result", False):
+        raise RuntimeError(payload.get("msg") or "the state API refused the node list")
+    nodes = payload["data"]["result"]["result"]
+    return [{"ip": n.get("node_ip"), "gpus": float((n.get("resources_total") or {}).get("GPU", 0)),
+             "state": str(n.get("state"))} for n in nodes]
 
 
 def wait_for_cluster(spec: ClusterSpec, timeout: float) -> None:
@@ -99,8 +112,6 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
         for worker in tp.workers:
             _log(worker.purpose)
             owner.spawn(worker, own_session=True)
-        if spec.token_auth:
-            os.environ.update(spec.auth_env())  # for the state API client in this process
         wait_for_cluster(spec, ready_timeout)
         _log(tp.job.purpose)
         # Same session as the runner: Ctrl-C in the terminal reaches the job process too.
@@ -125,7 +136,9 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
         _log(f"error: {exc}")
         return 1
     finally:
+        # Cleanup must finish: a second Ctrl-C or SIGTERM would leave Ray running.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         owner.stop_all(grace=stop_grace)
         sweep_marked(spec.temp_dir)
         # The runtime env may hold secrets; Ray's logs stay for debugging.

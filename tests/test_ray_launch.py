@@ -24,6 +24,13 @@ print("ENTRY started with", len(args), "args; NCCL_NVLS_ENABLE=" + os.environ.ge
 assert "--actor-num-gpus-per-node" in args
 code = int(args[args.index("--test-exit-code") + 1]) if "--test-exit-code" in args else 0
 sleep = float(args[args.index("--test-sleep") + 1]) if "--test-sleep" in args else 0.0
+if "--test-probe" in args:  # an unauthenticated request to the job API
+    import urllib.error, urllib.request
+    try:
+        status = urllib.request.urlopen(args[args.index("--test-probe") + 1], timeout=5).status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    print("ENTRY probe status", status, flush=True)
 for i in range(3):
     print(f"ENTRY tick {i}", flush=True)
     time.sleep(0.2)
@@ -35,7 +42,8 @@ sys.exit(code)
 """
 
 
-def _launch(tmp_path, short_tmp, *extra, sigint_after: str | None = None, sig: int = signal.SIGINT):
+def _launch(tmp_path, short_tmp, *extra, sigint_after: str | None = None, sig: int = signal.SIGINT,
+            runner_args: tuple[str, ...] = (), probe: bool = False, env_extra: dict | None = None):
     """Run the runner; optionally send `sig` once a line contains `sigint_after`.
 
     Returns (exit code, output, PIDs of this run's Ray processes seen meanwhile).
@@ -43,10 +51,13 @@ def _launch(tmp_path, short_tmp, *extra, sigint_after: str | None = None, sig: i
     """
     entry = tmp_path / "entry.py"
     entry.write_text(ENTRY)
+    dashboard = free_port()
+    if probe:
+        extra = (*extra, "--test-probe", f"http://127.0.0.1:{dashboard}/api/jobs/")
     argv = [sys.executable, "-m", "runner", "train", "--recipe", "megatron-8gpu", "--test-entrypoint", str(entry),
-            "--ray-temp-dir", short_tmp, "--ray-port", str(free_port()), "--dashboard-port", str(free_port()),
-            "--ready-timeout", "120", "--", *extra]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "NCCL_NVLS_ENABLE": "0"}
+            "--ray-temp-dir", short_tmp, "--ray-port", str(free_port()), "--dashboard-port", str(dashboard),
+            "--ready-timeout", "120", *runner_args, "--", *extra]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "NCCL_NVLS_ENABLE": "0", **(env_extra or {})}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
@@ -87,11 +98,17 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_success_streams_logs_and_cleans_up(tmp_path, short_tmp):
-    rc, out, seen = _launch(tmp_path, short_tmp)
+    # A token in ~/.ray/auth_token would switch Ray 2.52+ to token auth on its
+    # own; the runner's explicit choice (off for one node) must win.
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("a-token-the-user-made-earlier-0123456789")
+    rc, out, seen = _launch(tmp_path, short_tmp, probe=True, env_extra={"HOME": str(home)})
     assert rc == 0, out[-3000:]
     assert "ENTRY tick 0" in out and "ENTRY tick 2" in out and "ENTRY exiting with 0" in out
     assert "NCCL_NVLS_ENABLE=0" in out and "CUDA_DEVICE_MAX_CONNECTIONS=1" in out  # runtime env reached the job
     assert "job finished with exit code 0" in out
+    assert "ENTRY probe status 200" in out  # one node, default: auth off, API only on 127.0.0.1
     _assert_nothing_left(short_tmp, seen)
     assert not os.path.exists(os.path.join(short_tmp, "runtime_env.json"))  # may hold secrets: removed
 
@@ -122,4 +139,17 @@ def test_runner_killed_with_sigkill_still_takes_its_ray_down(tmp_path, short_tmp
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and (processes_with_marker(short_tmp) or any(_alive(p) for p in seen)):
         time.sleep(1)
+    _assert_nothing_left(short_tmp, seen)
+
+
+@pytest.mark.slow
+def test_token_authentication_end_to_end(tmp_path, short_tmp):
+    from runner.cluster.spec import supports_token_auth
+
+    if not supports_token_auth(__import__("importlib.metadata").metadata.version("ray")):
+        pytest.skip("Ray < 2.52 has no token authentication")
+    rc, out, seen = _launch(tmp_path, short_tmp, runner_args=("--ray-auth", "token"), probe=True)
+    assert rc == 0, out[-3000:]
+    assert "ENTRY probe status 401" in out  # the job API refuses requests without the token
+    assert "cluster ready" in out and "ENTRY exiting with 0" in out  # readiness probe, node list and job API all authenticated
     _assert_nothing_left(short_tmp, seen)

@@ -50,7 +50,9 @@ class ClusterSpec:
 
     def auth_env(self) -> dict[str, str]:
         if not self.token_auth:
-            return {}
+            # Explicit, so that a token lying in ~/.ray/auth_token (which Ray
+            # 2.52+ would pick up on its own) cannot change how this run behaves.
+            return {"RAY_AUTH_MODE": "disabled"}
         return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token or ""}
 
 

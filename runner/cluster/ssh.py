@@ -22,6 +22,8 @@ def worker_process(spec: ClusterSpec, host: str) -> Process:
     remote_env = [f"{k}={v}" for k, v in NO_DRAIN.items()]
     if spec.token_auth:
         remote_env += ["RAY_AUTH_MODE=token", f"RAY_AUTH_TOKEN_PATH={spec.remote_token_path}"]
+    else:
+        remote_env += ["RAY_AUTH_MODE=disabled"]
     ray_argv = [
         spec.ray, "start", "--block",
         "--address", spec.gcs_address,
