@@ -100,16 +100,31 @@ def _signal(item: Started, sig: int, group_only: bool = False) -> None:
         pass
 
 
+def _ancestors(pid: int) -> set[int]:
+    """pid and its ancestors: a wrapper like `timeout` or `srun` around the runner
+    carries the runner's own arguments, temp dir included, and must never match."""
+    out = set()
+    while pid > 1 and pid not in out:
+        out.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return out
+
+
 def processes_with_marker(marker: str) -> list[int]:
-    """PIDs of this user's processes whose command line contains `marker`."""
+    """PIDs of this user's processes, other than this one and its ancestors,
+    whose command line contains `marker`."""
     pids = []
     proc = Path("/proc")
     if not proc.is_dir():
         return pids
-    me = os.getpid()
+    skip = _ancestors(os.getpid())
     uid = os.getuid()
     for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
+        if not entry.name.isdigit() or int(entry.name) in skip:
             continue
         try:
             if entry.stat().st_uid != uid:

@@ -140,7 +140,9 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         owner.stop_all(grace=stop_grace)
-        sweep_marked(spec.temp_dir)
+        # Ray's own processes name paths *inside* the temp dir (session_*/,
+        # worker-*/); the runner's command line only names the dir itself.
+        sweep_marked(spec.temp_dir.rstrip("/") + "/")
         # The runtime env may hold secrets; Ray's logs stay for debugging.
         for path in tp.plan.files:
             Path(path).unlink(missing_ok=True)

@@ -43,7 +43,8 @@ sys.exit(code)
 
 
 def _launch(tmp_path, short_tmp, *extra, sigint_after: str | None = None, sig: int = signal.SIGINT,
-            runner_args: tuple[str, ...] = (), probe: bool = False, env_extra: dict | None = None):
+            runner_args: tuple[str, ...] = (), probe: bool = False, env_extra: dict | None = None,
+            recipe: str = "megatron-8gpu"):
     """Run the runner; optionally send `sig` once a line contains `sigint_after`.
 
     Returns (exit code, output, PIDs of this run's Ray processes seen meanwhile).
@@ -54,7 +55,7 @@ def _launch(tmp_path, short_tmp, *extra, sigint_after: str | None = None, sig: i
     dashboard = free_port()
     if probe:
         extra = (*extra, "--test-probe", f"http://127.0.0.1:{dashboard}/api/jobs/")
-    argv = [sys.executable, "-m", "runner", "train", "--recipe", "megatron-8gpu", "--test-entrypoint", str(entry),
+    argv = [sys.executable, "-m", "runner", "train", "--recipe", recipe, "--test-entrypoint", str(entry),
             "--ray-temp-dir", short_tmp, "--ray-port", str(free_port()), "--dashboard-port", str(dashboard),
             "--ready-timeout", "120", *runner_args, "--", *extra]
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "NCCL_NVLS_ENABLE": "0", **(env_extra or {})}

@@ -15,6 +15,7 @@ def worker_processes(spec: ClusterSpec, head_node: str) -> list[Process]:
         "--address", spec.gcs_address,
         "--num-gpus", str(spec.gpus_per_node),
         "--disable-usage-stats",
+        "--temp-dir", f"{spec.temp_dir}/worker",
     )
     argv = (
         "srun", f"--nodes={len(spec.workers)}", f"--ntasks={len(spec.workers)}", "--ntasks-per-node=1",

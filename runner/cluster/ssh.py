@@ -30,10 +30,19 @@ def worker_process(spec: ClusterSpec, host: str) -> Process:
         "--num-gpus", str(spec.gpus_per_node),
         "--node-ip-address", host,
         "--disable-usage-stats",
+        # Per node and below the run's temp dir: marks this run's processes
+        # there too, and keeps nodes apart where /tmp is shared.
+        "--temp-dir", f"{spec.temp_dir}/worker-{host}",
     ]
-    remote = shlex.join(["env", *remote_env, *ray_argv])
-    # -tt: a terminal on the far side, so closing this ssh hangs up the remote
-    # `ray start --block`, whose shutdown stops that worker's Ray processes.
+    cleanup = f"; rm -f {shlex.quote(spec.remote_token_path)}" if spec.token_auth else ""
+    # The remote shell owns the worker: when ssh hangs up (the runner stopped
+    # it, or died), the shell gets SIGHUP and stops `ray start --block` with
+    # SIGTERM, whose shutdown stops that node's Ray processes; then the token
+    # file goes. (A shell that only exec'd ray would do for the hang-up, but
+    # could not remove the token afterwards.)
+    remote = (f"{shlex.join(['env', *remote_env, *ray_argv])} & pid=$!; "
+              f"trap 'kill -TERM $pid 2>/dev/null; wait $pid{cleanup}' HUP INT TERM EXIT; wait $pid")
+    # -tt: a terminal on the far side, so that closing this ssh hangs it up.
     return Process(("ssh", "-tt", *SSH_OPTIONS, host, remote), purpose=f"Ray worker on {host}")
 
 

@@ -64,8 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ray.add_argument("--ray-temp-dir", help="Ray's --temp-dir for this run (default /tmp/slime-ray-<random>)")
     p.add_argument("--force", action="store_true", help="start even if the memory planner says it will not fit")
     p.add_argument("--test-entrypoint", metavar="PY_FILE",
-                   help="launch-path test: Ray head with 0 GPUs, run PY_FILE with the recipe's arguments in place "
-                        "of slime's train.py; skips GPU, checkpoint and data checks")
+                   help="launch-path test: Ray with 0 GPUs (head, plus --hostfile workers if given), run PY_FILE "
+                        "with the recipe's arguments in place of slime's train.py; skips GPU, checkpoint and data "
+                        "checks")
     p.add_argument("slime_args", nargs="*", metavar="-- SLIME_ARGS",
                    help="extra slime/Megatron flags after `--`; they override the recipe's (last one wins)")
 
@@ -83,6 +84,13 @@ def add_override_arguments(p: argparse.ArgumentParser) -> None:
 def _workers(args, recipe, master_addr: str, environ, problems: list[str]) -> tuple[tuple[str, ...], str, str]:
     """(worker hosts, launcher, head node name)."""
     nodes = recipe.layout.nodes
+    if args.test_entrypoint and args.hostfile:
+        # Launch test across hosts: every hostfile worker joins with 0 GPUs.
+        try:
+            return tuple(read_workers(Path(args.hostfile), master_addr)), "ssh", ""
+        except HostfileError as exc:
+            problems.append(str(exc))
+            return (), "ssh", ""
     if args.test_entrypoint or nodes == 1:
         if args.hostfile:
             problems.append(f"--hostfile is for multinode recipes; {recipe.name} runs on one node")
@@ -119,7 +127,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     problems: list[str] = []
     warnings: list[str] = []
     recipe = get_recipe(args.recipe)
-    multinode = recipe.layout.nodes > 1 and not args.test_entrypoint
+    # A launch test is multinode when it is given a hostfile.
+    multinode = bool(args.hostfile) if args.test_entrypoint else recipe.layout.nodes > 1
     locs = locations_from_args(args, environ, default_master_addr=None if multinode else "127.0.0.1")
     master_addr = locs.master_addr.value
     if master_addr is None:
@@ -151,7 +160,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     spec = ClusterSpec(
         ray=ray_exe, master_addr=master_addr, gcs_port=args.ray_port, dashboard_host=args.dashboard_host,
         dashboard_port=args.dashboard_port, gpus_per_node=0 if test else recipe.layout.gpus_per_node,
-        nodes=1 if test else recipe.layout.nodes,
+        nodes=1 + len(workers) if test else recipe.layout.nodes,
         temp_dir=args.ray_temp_dir or f"/tmp/slime-ray-{_secrets.token_hex(4)}",
         token_auth=token_auth,
         token=("<generated at launch>" if args.dry_run else _secrets.token_urlsafe(32)) if token_auth else None,
