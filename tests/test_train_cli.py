@@ -193,3 +193,14 @@ def test_multinode_turns_on_token_auth_without_leaking_it(ready):
     assert len(workers) == 3
     assert all("RAY_AUTH_TOKEN_PATH=" in w["argv"][-1] and "RAY_AUTH_TOKEN=" not in w["argv"][-1] for w in workers)
     assert any("TP x CP = 4" in p["message"] for p in plan["problems"] if p["severity"] == "warning")
+
+
+def test_hostfile_entries_may_name_the_ssh_user(ready):
+    hostfile = ready["tmp"] / "hosts"
+    hostfile.write_text("root@127.0.0.1\nroot@10.0.0.2 slots=8\n10.0.0.3\n# spare\nroot@10.0.0.4\n")
+    plan = json.loads(train(ready, "--hostfile", str(hostfile), "--master-addr", "127.0.0.1",
+                            recipe="megatron-multinode", dry=True).stdout)
+    workers = [p["argv"] for p in plan["processes"] if p["argv"][0] == "ssh" and "--block" in p["argv"][-1]]
+    assert [w[-2] for w in workers] == ["root@10.0.0.2", "10.0.0.3", "root@10.0.0.4"]  # ssh targets
+    assert "--node-ip-address 10.0.0.2 " in workers[0][-1]  # the Ray node address has no user
+    assert not any("needs 3 worker" in p["message"] for p in plan["problems"])

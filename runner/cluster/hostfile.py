@@ -29,4 +29,4 @@ def read_workers(path: Path, master_addr: str) -> list[str]:
     duplicates = sorted({h for h in hosts if hosts.count(h) > 1})
     if duplicates:
         raise HostfileError(f"hostfile {path} lists {duplicates[0]} more than once")
-    return [h for h in hosts if h != master_addr]
+    return [h for h in hosts if h.rsplit("@", 1)[-1] != master_addr]

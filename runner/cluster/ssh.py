@@ -11,6 +11,11 @@ from runner.plan import Process
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
 
 
+def node_address(host: str) -> str:
+    """A hostfile entry may name the ssh user (`root@10.0.0.2`, as slime's scripts log in)."""
+    return host.rsplit("@", 1)[-1]
+
+
 def token_copy_process(spec: ClusterSpec, host: str) -> Process:
     """Copy the auth token through ssh's stdin, so it never appears on a command line."""
     remote = f"umask 077 && mkdir -p {shlex.quote(spec.temp_dir)} && cat > {shlex.quote(spec.remote_token_path)}"
@@ -28,11 +33,11 @@ def worker_process(spec: ClusterSpec, host: str) -> Process:
         spec.ray, "start", "--block",
         "--address", spec.gcs_address,
         "--num-gpus", str(spec.gpus_per_node),
-        "--node-ip-address", host,
+        "--node-ip-address", node_address(host),
         "--disable-usage-stats",
         # Per node and below the run's temp dir: marks this run's processes
         # there too, and keeps nodes apart where /tmp is shared.
-        "--temp-dir", f"{spec.temp_dir}/worker-{host}",
+        "--temp-dir", f"{spec.temp_dir}/worker-{node_address(host)}",
     ]
     cleanup = f"; rm -f {shlex.quote(spec.remote_token_path)}" if spec.token_auth else ""
     # The remote shell owns the worker: when ssh hangs up (the runner stopped
