@@ -78,22 +78,19 @@ class FlagSet:
         return values[0]
 
     def int(self, name: str, default: int) -> int:
-        raw = self.value(name)
-        if raw is None:
-            return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise ValueError(f"--{name} must be an integer, got {raw!r}") from None
+        return self._number(name, default, int, "an integer")
 
     def float(self, name: str, default: float) -> float:
+        return self._number(name, default, float, "a number")
+
+    def _number(self, name, default, cast, kind):  # noqa: ANN001
         raw = self.value(name)
         if raw is None:
             return default
         try:
-            return float(raw)
+            return cast(raw)
         except ValueError:
-            raise ValueError(f"--{name} must be a number, got {raw!r}") from None
+            raise ValueError(f"--{name} must be {kind}, got {raw!r}") from None
 
     def update(self, other: "FlagSet") -> None:
         for f in other:

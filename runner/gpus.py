@@ -32,10 +32,6 @@ class Gpu:
     uuid: str
 
     @property
-    def memory_gb(self) -> float:
-        return self.memory_mib * 2**20 / 1e9
-
-    @property
     def memory_gib(self) -> float:
         return self.memory_mib / 1024
 

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from runner.cluster.hostfile import node_address
 from runner.cluster.spec import ClusterSpec
 from runner.execute import ProcessOwner, sweep_marked, write_private_file
 from runner.train_plan import TrainPlan
@@ -91,7 +92,7 @@ def wait_for_cluster(spec: ClusterSpec, timeout: float) -> None:
             return
         if time.monotonic() > deadline:
             seen = {n["ip"] for n in alive}
-            missing = [h for h in (spec.master_addr, *spec.workers) if h.rsplit("@", 1)[-1] not in seen]
+            missing = [h for h in (spec.master_addr, *spec.workers) if node_address(h) not in seen]
             raise LaunchError(f"after {timeout:.0f}s only {len(alive)} of {spec.nodes} node(s) and {gpus:.0f} of "
                               f"{spec.expected_gpus} GPU(s) registered; missing: {', '.join(missing) or 'unknown'} "
                               f"(check their output above; raise --ready-timeout if they are slow)")

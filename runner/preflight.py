@@ -67,7 +67,8 @@ def gpu_problems(recipe: Recipe, facts: GpuFacts, gpus_per_node_needed: int) -> 
     return problems
 
 
-def data_problems(flags: FlagSet, backend: str, check_data: bool = True) -> list[str]:
+def checkpoint_problems(flags: FlagSet, backend: str) -> list[str]:
+    """The HF checkpoint (--hf-checkpoint) and, for Megatron, the converted one (--ref-load)."""
     problems = []
     hf = flags.value("hf-checkpoint")
     if hf:
@@ -79,20 +80,30 @@ def data_problems(flags: FlagSet, backend: str, check_data: bool = True) -> list
     if backend == "megatron" and ref and not torch_dist_complete(Path(ref)):
         problems.append(f"--ref-load {ref} is not a complete torch_dist checkpoint "
                         f"(no latest_checkpointed_iteration.txt); run `python -m runner convert` first")
-    if not check_data:
-        return problems
+    return problems
+
+
+def dataset_problems(flags: FlagSet) -> list[str]:
+    """Prompt and eval JSON lines carry the recipe's input and label keys."""
+    problems = []
     keys = (flags.value("input-key", "input"), flags.value("label-key", "label"))
     prompt = flags.value("prompt-data")
-    if prompt:
-        try:
-            validate_jsonl(Path(prompt), keys)
-        except DatasetError as exc:
-            problems.append(str(exc))
-    eval_values = flags.get("eval-prompt-data") or ()
     # --eval-prompt-data NAME PATH [NAME PATH ...]
-    for path in eval_values[1::2]:
+    paths = ([prompt] if prompt else []) + list((flags.get("eval-prompt-data") or ())[1::2])
+    for path in paths:
         try:
             validate_jsonl(Path(path), keys)
         except DatasetError as exc:
             problems.append(str(exc))
     return problems
+
+
+def memory_fit(recipe: Recipe, flags: FlagSet, facts: GpuFacts) -> tuple[bool, list[str], float] | None:
+    """The memory planner's verdict on this node's smallest GPU: (fits, reasons, GiB); None without GPUs."""
+    from runner import planner
+
+    if not facts.gpus:
+        return None
+    gib = min(g.memory_gib for g in facts.gpus)
+    ok, reasons = planner.fits(recipe, flags, gib)
+    return ok, reasons, gib

@@ -50,9 +50,14 @@ async def _stream(client, job_id: str) -> None:
         sys.stdout.flush()
 
 
+def _status(value) -> str:  # noqa: ANN001
+    """"JobStatus.SUCCEEDED" or "SUCCEEDED" -> "SUCCEEDED"."""
+    return str(value).split(".")[-1]
+
+
 def _exit_code(client, job_id: str) -> int:
     info = client.get_job_info(job_id)
-    status = str(info.status).split(".")[-1]
+    status = _status(info.status)
     if status == "SUCCEEDED":
         return 0
     code = getattr(info, "driver_exit_code", None)
@@ -71,7 +76,7 @@ def _stop(client, job_id: str, timeout: float) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = str(client.get_job_status(job_id)).split(".")[-1]
+        status = _status(client.get_job_status(job_id))
         if status in TERMINAL:
             print(f"[runner] job {job_id} is {status}", file=sys.stderr)
             return
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_stream(client, args.submission_id))
         # The log stream ends when the job does; the status may lag a moment.
         for _ in range(100):
-            if str(client.get_job_status(args.submission_id)).split(".")[-1] in TERMINAL:
+            if _status(client.get_job_status(args.submission_id)) in TERMINAL:
                 break
             time.sleep(0.2)
         return _exit_code(client, args.submission_id)

@@ -27,8 +27,9 @@ class OverrideError(ValueError):
     pass
 
 
-def _substitute(values: tuple[str, ...], base_folder: str) -> tuple[str, ...]:
-    return tuple(v.replace(BASE_FOLDER_TOKEN, base_folder) for v in values)
+def with_base_folder(value: str, base_folder: str) -> str:
+    """Resolve the literal "${BASE_FOLDER}" the recipes write, as the scripts' shell would."""
+    return value.replace(BASE_FOLDER_TOKEN, base_folder)
 
 
 def recipe_flags(recipe: Recipe, base_folder: str, arch: Qwen3NextArchitecture = QWEN3_NEXT_80B) -> FlagSet:
@@ -50,7 +51,7 @@ def recipe_flags(recipe: Recipe, base_folder: str, arch: Qwen3NextArchitecture =
             for f in rollout:
                 flags.set(f.name, *f.values)
         for f in group.flags:
-            flags.set(f.name, *_substitute(f.values, base_folder))
+            flags.set(f.name, *(with_base_folder(v, base_folder) for v in f.values))
     return flags
 
 

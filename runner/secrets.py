@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Iterable, Mapping
 
@@ -39,3 +40,12 @@ def secret_flag_error(flag_names: Iterable[str]) -> str | None:
             return (f"--{name} would put a secret on the command line (visible in ps and logs); "
                     f"export {SECRET_FLAGS[name]} instead")
     return None
+
+
+def redact_json(data: dict, secrets: Iterable[str]) -> dict:
+    """Replace secret values anywhere in a JSON-able structure (as JSON-escaped text)."""
+    text = json.dumps(data)
+    for value in sorted(set(secrets), key=len, reverse=True):
+        if value:
+            text = text.replace(json.dumps(value)[1:-1], REDACTED)
+    return json.loads(text)

@@ -13,7 +13,6 @@ from runner.flags import FlagSet
 from runner.plan import Plan, Process
 from runner.recipes.base import Recipe
 from runner.render import Overrides, runtime_env_vars, train_entrypoint, train_flags
-from runner.secrets import REDACTED
 
 
 @dataclass(frozen=True)
@@ -87,12 +86,3 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
         f"waits for {spec.nodes} node(s) and {spec.expected_gpus} GPU(s) to register",
     ]
     return TrainPlan(plan, flags, head, workers, job, runtime_env, runtime_env_path, spec)
-
-
-def redact_plan_json(plan_json: dict, secrets: list[str]) -> dict:
-    """Replace secret values anywhere in a JSON-able plan."""
-    text = json.dumps(plan_json)
-    for value in sorted(set(secrets), key=len, reverse=True):
-        if value:
-            text = text.replace(json.dumps(value)[1:-1], REDACTED)
-    return json.loads(text)

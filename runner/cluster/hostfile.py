@@ -9,6 +9,11 @@ class HostfileError(Exception):
     pass
 
 
+def node_address(host: str) -> str:
+    """A hostfile entry may name the ssh user (`root@10.0.0.2`, as slime's scripts log in)."""
+    return host.rsplit("@", 1)[-1]
+
+
 def parse_hostfile(text: str) -> list[str]:
     hosts = []
     for line in text.splitlines():
@@ -29,4 +34,4 @@ def read_workers(path: Path, master_addr: str) -> list[str]:
     duplicates = sorted({h for h in hosts if hosts.count(h) > 1})
     if duplicates:
         raise HostfileError(f"hostfile {path} lists {duplicates[0]} more than once")
-    return [h for h in hosts if h.rsplit("@", 1)[-1] != master_addr]
+    return [h for h in hosts if node_address(h) != master_addr]

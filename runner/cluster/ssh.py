@@ -6,14 +6,10 @@ import shlex
 
 from runner.cluster.spec import ClusterSpec
 from runner.cluster.head import NO_DRAIN
+from runner.cluster.hostfile import node_address
 from runner.plan import Process
 
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
-
-
-def node_address(host: str) -> str:
-    """A hostfile entry may name the ssh user (`root@10.0.0.2`, as slime's scripts log in)."""
-    return host.rsplit("@", 1)[-1]
 
 
 def token_copy_process(spec: ClusterSpec, host: str) -> Process:

@@ -11,8 +11,7 @@ from runner.flags import parse_set_option
 from runner.locations import Locations, resolve_locations
 from runner.plan import Plan
 from runner.render import Overrides
-from runner.secrets import redact_env, redact_text
-from runner.train_plan import redact_plan_json
+from runner.secrets import redact_env, redact_json, redact_text
 
 
 def add_location_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +44,7 @@ def plan_to_json(plan: Plan, secrets: list[str]) -> dict:
     data = plan.to_json()
     for proc in data["processes"]:
         proc["env"] = redact_env(proc["env"])
-    return redact_plan_json(data, secrets)
+    return redact_json(data, secrets)
 
 
 def render_plan_text(plan: Plan, secrets: list[str]) -> str:

@@ -26,7 +26,7 @@ from runner.gpus import query_gpus
 from runner.plan import Plan, Process
 from runner.recipes.common import HF_CHECKPOINT, TORCH_DIST_CHECKPOINT
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B, megatron_model_flags
-from runner.render import BASE_FOLDER_TOKEN
+from runner.render import with_base_folder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,8 +60,8 @@ def gather(args, environ=None) -> ConvertPlan:
     environ = os.environ if environ is None else environ
     locs = locations_from_args(args, environ)
     base = str(locs.base)
-    hf = Path(os.path.abspath(args.hf_checkpoint)) if args.hf_checkpoint else Path(HF_CHECKPOINT.replace(BASE_FOLDER_TOKEN, base))
-    save = Path(os.path.abspath(args.save)) if args.save else Path(TORCH_DIST_CHECKPOINT.replace(BASE_FOLDER_TOKEN, base))
+    hf = Path(os.path.abspath(args.hf_checkpoint or with_base_folder(HF_CHECKPOINT, base)))
+    save = Path(os.path.abspath(args.save or with_base_folder(TORCH_DIST_CHECKPOINT, base)))
     partial = save.parent / f".{save.name}.partial-{_secrets.token_hex(3)}"
     plan = Plan(notes=locs.describe()[:3])
     slime_dir = locs.slime_dir.value

@@ -87,7 +87,7 @@ def collect(args, environ=None) -> list[Check]:
         done = torch_dist_complete(Path(ref))
         checks.append(Check("torch_dist checkpoint", OK if done else FAIL, ref,
                             "" if done else "run `python -m runner convert`"))
-    data = [p for p in preflight.data_problems(flags, recipe.backend) if "checkpoint" not in p and "ref-load" not in p]
+    data = preflight.dataset_problems(flags)
     checks.append(Check("datasets", FAIL if data else OK, "; ".join(data) if data else
                         f"{flags.value('prompt-data')} and the eval set carry the input/label keys"))
     checks.append(disk_check(str(locs.base)))
@@ -105,16 +105,10 @@ def collect(args, environ=None) -> list[Check]:
 
 
 def _memory_check(recipe, flags, facts) -> Check:
-    try:
-        from runner import planner
-
-        planner.fits  # noqa: B018 - the planner may be absent from a partial install
-    except (ImportError, AttributeError):
-        return Check("memory plan", SKIP, "planner not installed")
-    if not facts.gpus:
+    fit = preflight.memory_fit(recipe, flags, facts)
+    if fit is None:
         return Check("memory plan", SKIP, "no GPUs seen: run `python -m runner plan --gpu h100` to plan for one")
-    gib = min(g.memory_gib for g in facts.gpus)
-    ok, reasons = planner.fits(recipe, flags, gib)
+    ok, reasons, gib = fit
     return Check("memory plan", OK if ok else FAIL, f"fits {gib:.1f} GiB GPUs" if ok else "; ".join(reasons),
                  "" if ok else f"see `python -m runner plan --recipe {recipe.name}`")
 

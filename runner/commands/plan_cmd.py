@@ -24,12 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the recipe to plan (default: one line per role for every recipe on H100 and H200)")
     add_override_arguments(p)
     add_location_arguments(p)
-    try:
-        from runner import planner
+    from runner import planner
 
-        planner.add_arguments(p)
-    except (ImportError, AttributeError):  # planner not available in this install
-        pass
+    planner.add_arguments(p)
     p.add_argument("slime_args", nargs="*", metavar="-- SLIME_ARGS", help="extra slime flags, as for train")
 
 

@@ -12,10 +12,8 @@ import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    try:
-        from runner import smoke
-    except (ImportError, AttributeError):  # smoke not available in this install
-        return
+    from runner import smoke
+
     smoke.add_arguments(p)
 
 

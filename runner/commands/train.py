@@ -202,8 +202,10 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     if not test:
         problems += preflight.slime_problems(recipe, locs.slime_dir.value, locs.megatron_dir.value)
         problems += preflight.gpu_problems(recipe, facts, recipe.layout.gpus_per_node)
-        problems += preflight.data_problems(flags, recipe.backend)
-        fit_problems = _planner_problems(recipe, flags, facts)
+        problems += preflight.checkpoint_problems(flags, recipe.backend)
+        problems += preflight.dataset_problems(flags)
+        fit = preflight.memory_fit(recipe, flags, facts)
+        fit_problems = [f"memory plan: {r}" for r in fit[1]] if fit and not fit[0] else []
         if args.force:
             warnings += [f"{p} (--force: starting anyway)" for p in fit_problems]
         else:
@@ -213,21 +215,6 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     for w in warnings:
         plan.warn(w)
     return tp, plan
-
-
-def _planner_problems(recipe, flags, facts: GpuFacts) -> list[str]:
-    """The memory planner's verdict, when the planner is available."""
-    try:
-        from runner import planner
-
-        planner.fits  # noqa: B018 - the planner may be absent from a partial install
-    except (ImportError, AttributeError):
-        return []
-    if not facts.gpus:
-        return []
-    gpu_gib = min(g.memory_gib for g in facts.gpus)
-    ok, reasons = planner.fits(recipe, flags, gpu_gib)
-    return [] if ok else [f"memory plan: {r}" for r in reasons]
 
 
 def _ray_version() -> str | None:
