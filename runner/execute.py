@@ -16,7 +16,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from runner.plan import Process
 
@@ -48,15 +47,11 @@ class ProcessOwner:
     log: object = sys.stderr
     started: list[Started] = field(default_factory=list)
 
-    def spawn(self, process: Process, *, own_session: bool, base_env: Mapping[str, str] | None = None,
-              capture_output: bool = False) -> subprocess.Popen:
-        env = dict(os.environ if base_env is None else base_env)
-        env.update(process.env)
+    def spawn(self, process: Process, *, own_session: bool) -> subprocess.Popen:
+        env = {**os.environ, **process.env}
         stdin = subprocess.PIPE if process.stdin_secret else subprocess.DEVNULL
         popen = subprocess.Popen(
             list(process.argv), env=env, cwd=process.cwd, stdin=stdin,
-            stdout=subprocess.PIPE if capture_output else None,
-            stderr=subprocess.STDOUT if capture_output else None,
             # own_session: the terminal's Ctrl-C does not reach it; we stop it ourselves, in order.
             start_new_session=own_session,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
