@@ -5,6 +5,12 @@ the plan shows exactly what runs. The runtime env's variables come from a
 JSON file (mode 0600) rather than argv, because they can include secrets.
 On SIGINT or SIGTERM it stops the job, waits for Ray to confirm, and exits
 130 / 143.
+
+Submission is retried, until --submit-timeout, on transient errors only: the
+head answers "500: No available agent to submit job" while its job agent has
+not registered yet (seen right after the job API comes up, under CPU load),
+a 502/503/504 from a proxy, or a refused connection. Anything else (a bad
+runtime env, a duplicate submission id) fails at once with one line.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shlex
 import signal
 import sys
@@ -26,6 +33,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--submission-id", required=True)
     parser.add_argument("--runtime-env-file", required=True, help="JSON file with the job's runtime_env")
     parser.add_argument("--stop-timeout", type=float, default=60.0)
+    parser.add_argument("--submit-timeout", type=float, default=300.0,
+                        help="keep retrying a transient submission error this long (seconds)")
     parser.add_argument("entrypoint", nargs=argparse.REMAINDER, help="-- ARGV of the job's driver")
     args = parser.parse_args(argv)
     if args.entrypoint and args.entrypoint[0] == "--":
@@ -53,6 +62,61 @@ async def _stream(client, job_id: str) -> None:
 def _status(value) -> str:  # noqa: ANN001
     """"JobStatus.SUCCEEDED" or "SUCCEEDED" -> "SUCCEEDED"."""
     return str(value).split(".")[-1]
+
+
+NO_AGENT = "No available agent to submit job"
+RETRY_STATUS = (502, 503, 504)
+
+
+def transient_submit_error(exc: BaseException) -> str | None:
+    """Why a failed submission is worth retrying, or None when it is not.
+
+    Ray's SDK raises RuntimeError("Request failed with status code N: TEXT.")
+    for HTTP errors and requests' ConnectionError when nothing listens.
+    """
+    text = str(exc)
+    if isinstance(exc, RuntimeError):
+        if NO_AGENT in text:
+            return "the head's job agent has not registered yet (No available agent to submit job)"
+        match = re.search(r"status code (\d{3})", text)
+        if match and int(match.group(1)) in RETRY_STATUS:
+            return f"HTTP {match.group(1)} from the job API"
+        return None
+    if type(exc).__name__ == "ConnectionError" or isinstance(exc, ConnectionError):
+        return "the job API refused the connection"
+    return None
+
+
+def submit_with_retry(client, *, entrypoint: str, submission_id: str, runtime_env: dict, timeout: float,
+                      log=sys.stderr) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    delay = 0.5
+    attempt = 0
+    retried = False
+    while True:
+        attempt += 1
+        try:
+            client.submit_job(entrypoint=entrypoint, submission_id=submission_id, runtime_env=runtime_env)
+            if retried:
+                print(f"[runner] job {submission_id} accepted on attempt {attempt}", file=log, flush=True)
+            return
+        except Exception as exc:  # noqa: BLE001 - classified below; anything else is re-raised
+            if retried and "already exists" in str(exc):
+                # An earlier attempt reached the head after all (its reply was lost).
+                client.get_job_info(submission_id)
+                return
+            why = transient_submit_error(exc)
+            left = deadline - time.monotonic()
+            if why is None:
+                raise
+            if left < delay:
+                raise RuntimeError(f"{why}; gave up after {attempt} attempt(s) in {timeout:.0f}s "
+                                   f"(--ready-timeout): {exc}") from None
+            print(f"[runner] submission attempt {attempt} failed: {why}; retrying for up to {left:.0f}s",
+                  file=log, flush=True)
+            retried = True
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _exit_code(client, job_id: str) -> int:
@@ -98,8 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Set first: a signal that lands right after the submission must still stop the job.
         submitted = True
-        client.submit_job(entrypoint=shlex.join(args.entrypoint), submission_id=args.submission_id,
-                          runtime_env=runtime_env)
+        try:
+            submit_with_retry(client, entrypoint=shlex.join(args.entrypoint), submission_id=args.submission_id,
+                              runtime_env=runtime_env, timeout=args.submit_timeout)
+        except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+            submitted = False
+            print(f"[runner] error: could not submit job {args.submission_id}: {exc}".rstrip(),
+                  file=sys.stderr, flush=True)
+            return 1
         print(f"[runner] submitted job {args.submission_id}", file=sys.stderr, flush=True)
         asyncio.run(_stream(client, args.submission_id))
         # The log stream ends when the job does; the status may lag a moment.

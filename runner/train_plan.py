@@ -31,6 +31,8 @@ class TrainInputs:
     # Launch-path test: run this Python file in place of slime's train.py.
     test_entrypoint: str | None = None
     head_node: str = ""  # Slurm: the node this runner is on
+    # How long the job process retries a transient submission error (--ready-timeout).
+    submit_timeout: float = 300.0
 
 
 @dataclass
@@ -72,7 +74,8 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
 
     entrypoint = train_entrypoint(inputs.python, slime_dir, flags, inputs.test_entrypoint)
     job_argv = (inputs.python, "-m", "runner.ray_job", "--address", spec.dashboard_url,
-                "--submission-id", inputs.run_id, "--runtime-env-file", runtime_env_path, "--", *entrypoint)
+                "--submission-id", inputs.run_id, "--runtime-env-file", runtime_env_path,
+                "--submit-timeout", f"{inputs.submit_timeout:g}", "--", *entrypoint)
     job = Process(job_argv, {"no_proxy": no_proxy, **spec.auth_env()},
                   purpose=f"submit {'the launch test' if inputs.test_entrypoint else 'slime train.py'} as Ray job "
                           f"{inputs.run_id} and stream its logs")

@@ -172,7 +172,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
             recipe=recipe, overrides=overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
             megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
             nccl_nvls_enable=nvls, secret_env=secret_env,
-            test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node))
+            test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
+            submit_timeout=args.ready_timeout))
     except OverrideError as exc:
         return None, _failed(str(exc))
     plan = tp.plan
