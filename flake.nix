@@ -48,6 +48,7 @@
     in
     {
       packages = output "packages";
+      legacyPackages = output "legacyPackages";
       apps = output "apps";
       devShells = output "devShells";
       checks = output "checks";

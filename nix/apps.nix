@@ -32,21 +32,12 @@ let
 
   wrappers = lib.mapAttrs (name: args: mkWrapper name args) nixLib.appRunnerArgs;
 
-  descriptions = {
-    train-8gpu = "Megatron, one node of 8 GPUs (6 train + 2 rollout)";
-    train-multinode = "Megatron, 4 nodes x 8 GPUs over Ray";
-    train-fsdp = "FSDP backend, one node";
-    convert = "HF checkpoint -> Megatron torch_dist";
-    doctor = "Is this machine ready for a recipe? What is missing?";
-    smoke = "Train a tiny Qwen3-Next on this machine's GPUs with the pinned kernels";
-    download = "Model weights and datasets into BASE_FOLDER (resumable)";
-    plan = "Per-GPU memory estimate and topology check of a recipe";
-  };
-
   mkApp = name: drv: {
     type = "app";
     program = "${drv}/bin/slime-${name}";
-    meta.description = descriptions.${name};
+    meta.description =
+      nixLib.appDescriptions.${name}
+        or (throw "app ${name}: no description in nix/lib.nix appDescriptions (nix flake check needs one)");
   };
 in
 {

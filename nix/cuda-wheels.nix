@@ -1,51 +1,81 @@
-# Overlay for the prebuilt CUDA wheels of the uv.lock set (torch, nvidia-*,
-# sgl-kernel, TE core, ...). uv2nix runs autoPatchelfHook on every wheel, but:
+# Overlay for the prebuilt wheels of the uv.lock set that ship shared
+# libraries (torch, nvidia-*, sgl-kernel, TE core, ...). uv2nix runs
+# autoPatchelfHook on every wheel; nix/wheel-libraries.json says, per wheel,
+# what autoPatchelf must be able to find and what it may leave unresolved:
 # - the nvidia-* wheels link each other (cusolver -> cublas, nvjitlink, ...)
 #   and torch links all of them, while each lives in its own store path: the
 #   sibling nvidia/*/lib dirs go on autoPatchelf's search path (uv2nix
-#   issue 31);
-# - libcuda.so.1 and libnvidia-ml.so.1 belong to the host driver: they are left
+#   issue 31): an nvidia-* wheel gets the nvidia-* wheels it declares as
+#   dependencies (no cycles), the others get all of them;
+# - torch extensions (sgl-kernel, torchaudio, ...) get torch's lib dir;
+# - libraries from nixpkgs (numactl, rdma-core, ...) go in buildInputs;
+# - libcuda.so.1 and libnvidia-ml.so.1 belong to the host driver: left
 #   unresolved at build time and found at run time (autoAddDriverRunpath adds
-#   /run/opengl-driver/lib for NixOS; the app wrapper sets LD_LIBRARY_PATH to
-#   the host driver directory elsewhere).
+#   /run/opengl-driver/lib for NixOS; the app wrapper finds the host driver
+#   elsewhere); other unresolved libraries only with the reason in the table.
+#
+# uv2nix builds every package through `final.callPackage`, so the names this
+# overlay defines must not depend on any package's attributes (reading
+# `prev.<name>.passthru` to choose them loops: infinite recursion). They come
+# from the table, filtered with `prev ? name`; whether a package is a wheel
+# is decided inside its own override.
 {
   lib,
-  autoAddDriverRunpath,
+  pkgs,
   nixLib,
 }:
 final: prev:
 let
   inherit (final) python;
-  isWheel = n: (prev.${n}.passthru.format or null) == "wheel";
-  names = builtins.filter isWheel (nixLib.cudaWheelNames (builtins.attrNames prev));
+  table = nixLib.wheelLibraries;
+  names = builtins.filter (n: prev ? ${n}) (builtins.attrNames table.wheels);
   isNvidia = lib.hasPrefix "nvidia-";
-  addLibDirs =
+  nvidiaNames = builtins.filter isNvidia names;
+
+  searchNvidiaLibDirs =
     deps:
     lib.concatMapStrings (n: ''
       for d in ${final.${n}}/${python.sitePackages}/nvidia/*/lib; do
         if [ -d "$d" ]; then addAutoPatchelfSearchPath "$d"; fi
       done
     '') deps;
+
   fixup =
     name:
-    prev.${name}.overrideAttrs (old: {
-      nativeBuildInputs = (old.nativeBuildInputs or [ ]) ++ [ autoAddDriverRunpath ];
-      autoPatchelfIgnoreMissingDeps = nixLib.driverLibraries;
-      # preFixup runs before autoPatchelf (postFixup). An nvidia-* wheel only
-      # looks at the nvidia-* wheels it declares as dependencies (no cycles);
-      # everything else (torch, sgl-kernel, ...) at all of them, and at torch's
-      # own lib dir when it is a torch extension.
-      preFixup =
-        (old.preFixup or "")
-        + (
-          if isNvidia name then
-            addLibDirs (builtins.filter isNvidia (builtins.attrNames (old.passthru.dependencies or { })))
-          else
-            addLibDirs (builtins.filter isNvidia names)
-            + lib.optionalString (name != "torch" && name != "triton") ''
-              addAutoPatchelfSearchPath ${final.torch}/${python.sitePackages}/torch/lib
-            ''
-        );
-    });
+    let
+      spec = table.wheels.${name};
+      nixpkgsLibs = map (attr: lib.getLib (lib.getAttrFromPath (lib.splitString "." attr) pkgs)) (
+        spec.nixpkgs or [ ]
+      );
+    in
+    prev.${name}.overrideAttrs (
+      old:
+      let
+        nvidiaDeps =
+          {
+            all = nvidiaNames;
+            dependencies = builtins.filter (n: builtins.elem n nvidiaNames) (
+              builtins.attrNames (old.passthru.dependencies or { })
+            );
+            none = [ ];
+          }
+          .${spec.nvidia_lib_dirs or "none"};
+      in
+      # A package built from source (the sdist, or an overlay's own build)
+      # links against what its build found: nothing to add.
+      lib.optionalAttrs ((old.passthru.format or null) == "wheel") {
+        nativeBuildInputs = (old.nativeBuildInputs or [ ]) ++ [ pkgs.autoAddDriverRunpath ];
+        buildInputs = (old.buildInputs or [ ]) ++ nixpkgsLibs;
+        autoPatchelfIgnoreMissingDeps =
+          builtins.attrNames table.driver_libraries ++ builtins.attrNames (spec.ignore or { });
+        # preFixup runs before autoPatchelf (postFixup).
+        preFixup =
+          (old.preFixup or "")
+          + searchNvidiaLibDirs nvidiaDeps
+          + lib.optionalString (spec.torch_lib or false) ''
+            addAutoPatchelfSearchPath ${final.torch}/${python.sitePackages}/torch/lib
+          '';
+      }
+    );
 in
 lib.genAttrs names fixup

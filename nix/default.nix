@@ -67,6 +67,14 @@ in
 
   inherit (apps) apps;
 
+  # `nix build .#pythonSet.<name>` builds one package of the Python set;
+  # tools/nix-deep-eval forces all of them.
+  legacyPackages = {
+    inherit (python) pythonSet;
+    # Names of the set that uv.lock does not list (tools/nix-deep-eval).
+    pythonSetExtraNames = python.notInLock;
+  };
+
   devShells.default = import ./devshell.nix {
     inherit
       pkgs

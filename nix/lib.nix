@@ -75,34 +75,10 @@ rec {
     cudaForwardCompat = false;
   };
 
-  # Names of packages of the Python set that carry or link CUDA libraries and
-  # so need the nvidia-* sibling lib dirs on autoPatchelf's search path
-  # (uv2nix issue 31), or that load libcuda from the host driver.
-  cudaWheelNames =
-    names:
-    builtins.filter (
-      n:
-      hasPrefix "nvidia-" n
-      || builtins.elem n [
-        "torch"
-        "torchaudio"
-        "torchvision"
-        "triton"
-        "sgl-kernel"
-        "transformer-engine-cu12"
-        "cuda-bindings"
-        "cupy-cuda12x"
-        "xgrammar"
-        "decord2"
-      ]
-    ) names;
-
-  # Driver libraries no build can provide: they come from the host at run
-  # time (the wrapper's libcuda finder, /run/opengl-driver on NixOS).
-  driverLibraries = [
-    "libcuda.so.1"
-    "libnvidia-ml.so.1"
-  ];
+  # Per wheel of uv.lock: library dirs and nixpkgs libraries autoPatchelf
+  # gets, and the NEEDED entries it may leave unresolved, with the reason
+  # (nix/cuda-wheels.nix, tools/wheel-needed-audit.py).
+  wheelLibraries = builtins.fromJSON (builtins.readFile ./wheel-libraries.json);
 
   # Does a CUDA version ("12.8.90", or torch.version.cuda "12.8") match the
   # pin ("12.8")?
@@ -138,6 +114,22 @@ rec {
     plan = [ "plan" ];
   };
   defaultApp = "train-8gpu";
+
+  # App name -> meta.description (`nix flake check` and `nix flake show`
+  # read it for every app). One entry per appRunnerArgs entry: nix/apps.nix
+  # refuses an app without one, and tests/nix/test_lib_eval.py compares the
+  # two tables.
+  appDescriptions = {
+    train-8gpu = "Megatron, one node of 8 GPUs (6 train + 2 rollout)";
+    train-8gpu-80gb = "Megatron, one node of 8 x 80 GB GPUs, the layout the planner fits (not yet run at full scale)";
+    train-multinode = "Megatron, 4 nodes x 8 GPUs over Ray";
+    train-fsdp = "FSDP backend, one node";
+    convert = "HF checkpoint -> Megatron torch_dist";
+    doctor = "Is this machine ready for a recipe? What is missing?";
+    smoke = "Train a tiny Qwen3-Next on this machine's GPUs with the pinned kernels";
+    download = "Model weights and datasets into BASE_FOLDER (resumable)";
+    plan = "Per-GPU memory estimate and topology check of a recipe";
+  };
 
   # Systems the flake evaluates for (wheels exist for both in uv.lock).
   systems = [

@@ -21,10 +21,7 @@ let
   slimeSrc = pkgs.callPackage ./packages/slime.nix { inherit pins; };
   megatron = pkgs.callPackage ./packages/megatron-lm.nix { inherit pins slimeSrc; };
 
-  cudaWheels = import ./cuda-wheels.nix {
-    inherit lib nixLib;
-    inherit (pkgs) autoAddDriverRunpath;
-  };
+  cudaWheels = import ./cuda-wheels.nix { inherit lib pkgs nixLib; };
 
   # Packages that are not (or not as slime uses them) on PyPI, and the
   # source builds of sdist-only packages from the lock.
@@ -95,14 +92,18 @@ let
     ]
   );
 
-  # The runner with the training stack, and the git-pinned packages that
-  # uv.lock cannot list.
+  # The git-pinned packages of pinnedOverlay that uv.lock cannot list.
+  notInLock = [
+    "flash-linear-attention"
+    "causal-conv1d"
+    "mbridge"
+  ];
+
+  # The runner with the training stack, and those.
   envSpec = {
     slime-qwen3-next = [ "stack" ];
-    flash-linear-attention = [ ];
-    causal-conv1d = [ ];
-    mbridge = [ ];
-  };
+  }
+  // lib.genAttrs notInLock (_: [ ]);
 
   env = pythonSet.mkVirtualEnv "slime-qwen3-next-env" envSpec;
 
@@ -128,6 +129,7 @@ in
 {
   inherit
     workspace
+    notInLock
     pythonSet
     env
     editableEnv

@@ -5,10 +5,12 @@ No conftest.py on purpose (tests/conftest.py belongs to the runner's suite).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,16 @@ PINS = json.loads((NIX_DIR / "pins.json").read_text())
 # machine: an env var naming a git dir or a source tree, then the mirror this
 # project's sessions use. CI has neither, and the tests that need them skip.
 _MIRROR = Path("/work/.mirror")
+
+
+def load_tool(name: str, path: Path):
+    """Import a script of tools/ (not a package) as a module."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def nix_instantiate() -> str:

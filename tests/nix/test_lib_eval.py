@@ -1,7 +1,5 @@
 """nix/lib.nix (builtins only) evaluated by real Nix."""
 
-import json
-
 from nixtools import NIX_DIR, PINS, REPO, nix_eval
 
 LIB = f"(import {NIX_DIR / 'lib.nix'})"
@@ -58,15 +56,6 @@ def test_cuda_version_match():
     assert not nix_eval(f'{LIB}.cudaVersionMatches "12.8" "12.9.1"')
 
 
-def test_cuda_wheel_names():
-    names = ["torch", "numpy", "nvidia-nccl-cu12", "sgl-kernel", "ray"]
-    assert nix_eval(f"{LIB}.cudaWheelNames {json.dumps(names).replace(',', ' ')}") == [
-        "torch",
-        "nvidia-nccl-cu12",
-        "sgl-kernel",
-    ]
-
-
 def test_apps_call_the_runner_as_the_brief_says():
     assert nix_eval(f"{LIB}.appRunnerArgs") == {
         "train-8gpu": ["train", "--recipe", "megatron-8gpu"],
@@ -94,7 +83,20 @@ def test_every_app_is_a_runner_subcommand_and_recipe():
             assert args[args.index("--recipe") + 1] in RECIPES, app
 
 
-def test_apps_wrapper_exports_what_the_runner_reads():
-    text = (REPO / "nix" / "apps.nix").read_text()
-    for needle in ("SLIME_DIR=", "MEGATRON_DIR=", "PYTHONPATH=", "SLIME_RUNNER_PINS=", '"$@"', "-m runner"):
-        assert needle in text, needle
+def test_every_app_has_a_description():
+    """`nix flake check` forces meta.description of every app: an app added to
+    appRunnerArgs without an appDescriptions entry must fail here (and the
+    deep evaluation fails with the app's name, tests/nix/test_deep_eval.py)."""
+    descriptions = nix_eval(f"{LIB}.appDescriptions")
+    assert set(descriptions) == set(nix_eval(f"{LIB}.appRunnerArgs"))
+    assert all(isinstance(d, str) and d.strip() for d in descriptions.values())
+
+
+def test_wheel_library_table_has_a_reason_for_every_ignore():
+    table = nix_eval(f"{LIB}.wheelLibraries")
+    assert set(table["driver_libraries"]) == {"libcuda.so.1", "libnvidia-ml.so.1"}
+    modes = {"all", "dependencies", "none"}
+    for name, spec in table["wheels"].items():
+        assert spec.get("nvidia_lib_dirs", "none") in modes, name
+        for soname, reason in spec.get("ignore", {}).items():
+            assert isinstance(reason, str) and len(reason) > 20, f"{name}: {soname} needs its reason"

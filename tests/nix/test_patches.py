@@ -54,7 +54,7 @@ def test_megatron_patch_from_slime_applies(tmp_path):
 
 def test_causal_conv1d_source_facts(tmp_path):
     """What nix/packages/causal-conv1d.nix relies on in setup.py at v1.5.4 (the
-    rewrite itself is replayed in test_package_eval.py)."""
+    rewrite itself is replayed on the evaluated postPatch in test_deep_eval.py)."""
     pin = SRC["causal-conv1d"]
     tree = upstream_tree("causal-conv1d", "SLIME_NIX_CAUSAL_CONV1D_SRC", pin["rev"], tmp_path / "cc")
     setup = (tree / "setup.py").read_text()

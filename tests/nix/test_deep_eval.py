@@ -1,0 +1,298 @@
+"""The flake evaluated deeply with the REAL pyproject.nix, uv2nix and
+build-system-pkgs at flake.lock's revisions, the real nixpkgs lib, and only
+nixpkgs' package set stood in (tools/nix-deep-eval). Every package of the
+Python set, every flake package, app, devShell and check is instantiated.
+
+The sources come from SLIME_NIX_* variables or the project's snapshot mirror
+(tools/nix-deep-eval/deep_eval.py says how); where there are none (CI has no
+GitHub), the tests skip with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from nixtools import NIX_DIR, PINS, REPO, load_tool, nix_eval
+
+deep_eval = load_tool("deep_eval", REPO / "tools" / "nix-deep-eval" / "deep_eval.py")
+
+UVLOCK = tomllib.loads((REPO / "uv.lock").read_text())
+LOCKED = {p["name"]: p for p in UVLOCK["package"]}
+NIXLIB = f"(import {NIX_DIR / 'lib.nix'})"
+TABLE = json.loads((NIX_DIR / "wheel-libraries.json").read_text())
+
+
+def run_deep_eval(system: str = "x86_64-linux", repo: Path = REPO) -> deep_eval.Result:
+    try:
+        return deep_eval.evaluate(system, repo=repo)
+    except deep_eval.SourcesMissing as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def x86():
+    res = run_deep_eval("x86_64-linux")
+    assert res.ok, res.error
+    return res.data
+
+
+@pytest.fixture(scope="module")
+def arm():
+    res = run_deep_eval("aarch64-linux")
+    assert res.ok, res.error
+    return res.data
+
+
+def repo_copy(tmp_path: Path) -> Path:
+    """This repository's files (no .git), to evaluate a modified flake."""
+    dest = tmp_path / "repo"
+    shutil.copytree(
+        REPO, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", "result*", ".venv")
+    )
+    return dest
+
+
+# --- everything is forced ------------------------------------------------------
+
+
+@pytest.mark.parametrize("system", ["x86_64-linux", "aarch64-linux"])
+def test_every_locked_package_is_in_the_set_unless_a_marker_excludes_it(system, x86, arm):
+    data = {"x86_64-linux": x86, "aarch64-linux": arm}[system]
+    assert data["system"] == system
+    forced = set(data["python"])
+    extra = {"flash-linear-attention", "causal-conv1d", "mbridge"}
+    assert extra <= forced, "the git-pinned packages are forced too"
+    assert not (extra & set(LOCKED)), "the git-pinned packages are not in uv.lock"
+    missing = set(data["notInSet"])
+    for name in missing:
+        # Every edge to a package missing from this system's set is
+        # conditional, or comes from a package that is missing too.
+        edges = [
+            (pkg["name"], dep)
+            for pkg in UVLOCK["package"]
+            for dep in pkg.get("dependencies", [])
+            + [d for ds in pkg.get("optional-dependencies", {}).values() for d in ds]
+            if dep["name"] == name
+        ]
+        assert edges and all("marker" in dep or src in missing for src, dep in edges), name
+    assert len(forced) + len(data["notInSet"]) == len(set(LOCKED) | extra)
+    for name, pkg in data["python"].items():
+        assert pkg["drvPath"].startswith("/nix/store/") and pkg["drvPath"].endswith(".drv"), name
+
+
+def test_flake_outputs_are_all_forced(x86, arm):
+    apps = set(nix_eval(f"{NIXLIB}.appRunnerArgs"))
+    for data in (x86, arm):
+        assert set(data["apps"]) == apps | {"default"}
+        assert {f"slime-{a}" for a in apps} <= set(data["packages"])
+        assert {"default", "env", "megatron", "slime", "cudaHome", "torch", "sglang"} <= set(data["packages"])
+        assert set(data["devShells"]) == {"default"}
+        assert {"runner-tests", "fla-patch-applies", "pins-consistent", "nix-format"} <= set(data["checks"])
+        assert data["formatter"].endswith(".drv")
+    # PyPI's aarch64 torch 2.9.1 is a CPU build: the import check is x86_64 only.
+    assert "import-check" in x86["checks"] and "import-check" not in arm["checks"]
+
+
+def test_no_uv_lock_marker_depends_on_the_python_patch_level():
+    """The stand-in's python312 has a patch level; no marker may care."""
+    text = (REPO / "uv.lock").read_text()
+    assert not re.search(r"python_full_version\s*[<>=!~]+\s*'3\.12\.\d", text)
+
+
+# --- apps ----------------------------------------------------------------------
+
+
+def test_every_app_has_a_program_and_description(x86):
+    for name, app in x86["apps"].items():
+        target = "train-8gpu" if name == "default" else name
+        assert app["type"] == "app"
+        assert re.fullmatch(rf"/nix/store/[a-z0-9]{{32}}-slime-{target}/bin/slime-{target}", app["program"]), name
+        assert app["description"].strip(), name
+
+
+def test_an_app_without_a_description_fails_the_evaluation(tmp_path):
+    repo = repo_copy(tmp_path)
+    lib_nix = repo / "nix" / "lib.nix"
+    text = lib_nix.read_text()
+    anchor = "  appRunnerArgs = {\n"
+    assert anchor in text
+    lib_nix.write_text(text.replace(anchor, anchor + '    new-app = [ "doctor" ];\n'))
+    res = run_deep_eval(repo=repo)
+    assert not res.ok
+    assert "app new-app: no description in nix/lib.nix appDescriptions" in res.error
+
+
+def test_app_wrapper_runs_the_runner(x86, tmp_path):
+    """The wrapper text the flake generates, run by bash with its store paths
+    pointed at stand-ins here: arguments, exported environment, libcuda."""
+    text = x86["wrapperTexts"]["slime-train-multinode"]
+    out = lambda name: x86["packages"][name]["out"]  # noqa: E731
+    env = tmp_path / "env"
+    (env / "bin").mkdir(parents=True)
+    py = env / "bin" / "python"
+    py.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$OUT/argv"; env > "$OUT/environ"\n')
+    py.chmod(0o755)
+    fakes = {out("env"): str(env), out("megatron"): "/fake/megatron", out("slime"): "/fake/slime"}
+    fakes[out("cudaHome")] = "/fake/cuda"
+    for path, fake in fakes.items():
+        assert path in text, path
+        text = text.replace(path, fake)
+    # The two files the flake copies into the store (nix/pins.json, the libcuda finder).
+    for store_path in set(re.findall(r"/nix/store/[a-z0-9]{32}-[^\s/'\"]+", text)):
+        if store_path.endswith("-find-libcuda.sh"):
+            text = text.replace(store_path, str(NIX_DIR / "find-libcuda.sh"))
+        elif store_path.endswith("-pins.json"):
+            text = text.replace(store_path, "/fake/pins.json")
+    # Everything else it names is a stand-in's output: nothing there to run.
+    text = text.replace(text.split("\n", 1)[0], "#!/usr/bin/env bash")
+    wrapper = tmp_path / "wrapper"
+    wrapper.write_text(text)
+    root = tmp_path / "root"
+    (root / "usr/lib64").mkdir(parents=True)
+    (root / "usr/lib64/libcuda.so.1").write_bytes(b"")
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("SLIME_")}
+    run_env.update(OUT=str(tmp_path), SLIME_RUNNER_LIBCUDA_ROOT=str(root), PYTHONPATH="/user/path")
+    subprocess.run(["bash", str(wrapper), "--dry-run", "--set", "a=b c"], env=run_env, check=True)
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert argv == ["-m", "runner", "train", "--recipe", "megatron-multinode", "--dry-run", "--set", "a=b c"]
+    got = dict(line.split("=", 1) for line in (tmp_path / "environ").read_text().splitlines() if "=" in line)
+    assert got["SLIME_DIR"] == "/fake/slime" and got["MEGATRON_DIR"] == "/fake/megatron"
+    assert got["PYTHONPATH"] == "/fake/megatron:/fake/slime:/user/path"
+    assert got["SLIME_RUNNER_PINS"] == "/fake/pins.json"
+    assert got["CUDA_HOME"] == "/fake/cuda"
+    assert got["PATH"].startswith(f"{env}/bin:/fake/cuda/bin:")
+    assert got["SLIME_RUNNER_LIBCUDA_SOURCE"] == "search"
+
+
+# --- the CUDA wheel overlay -------------------------------------------------------
+
+
+def test_the_old_overlay_pattern_is_an_infinite_recursion(tmp_path):
+    """Choosing the overridden names by reading prev.<name> (what
+    nix/cuda-wheels.nix did until issue 9) loops under uv2nix's callPackage:
+    the deep evaluation must say so."""
+    repo = repo_copy(tmp_path)
+    shutil.copy(Path(__file__).parent / "fixtures" / "cuda-wheels-chooses-names-from-prev.nix", repo / "nix" / "cuda-wheels.nix")
+    res = run_deep_eval(repo=repo)
+    assert not res.ok
+    assert "infinite recursion encountered" in res.error
+
+
+def test_cuda_wheels_get_search_paths_and_driver_ignores(x86):
+    py = x86["python"]
+    nvidia = {n for n in TABLE["wheels"] if n.startswith("nvidia-") and n in py}
+    store_name = {pkg["out"]: n for n, pkg in py.items()}
+
+    def searched(name):
+        """nvidia-* wheels whose lib dirs this package's preFixup searches."""
+        pre = py[name]["attrs"].get("preFixup", "")
+        return {store_name[p] for p in re.findall(r"(/nix/store/[a-z0-9]{32}-[^/]+)/lib/python3\.12/site-packages/nvidia/", pre)}
+
+    for name, spec in TABLE["wheels"].items():
+        if name not in py or py[name]["format"] != "wheel":
+            continue
+        attrs = py[name]["attrs"]
+        ignored = attrs["autoPatchelfIgnoreMissingDeps"]
+        assert ignored == sorted(TABLE["driver_libraries"]) + sorted(spec.get("ignore", {})), name
+        assert any(p.endswith("-auto-add-driver-runpath-hook") for p in attrs["nativeBuildInputs"]), name
+        mode = spec.get("nvidia_lib_dirs", "none")
+        if mode == "all":
+            assert searched(name) == nvidia, name
+        elif mode == "dependencies":
+            deps = {d["name"] for d in LOCKED[name].get("dependencies", [])}
+            assert searched(name) == nvidia & deps, name
+        else:
+            assert searched(name) == set(), name
+        torch_lib = f"{py['torch']['out']}/lib/python3.12/site-packages/torch/lib"
+        assert (torch_lib in attrs.get("preFixup", "")) == spec.get("torch_lib", False), name
+    # The cycle the dependency rule avoids: cublas does not search cusolver.
+    assert "nvidia-cusolver-cu12" not in searched("nvidia-cublas-cu12")
+    assert "nvidia-cublas-cu12" in searched("nvidia-cusolver-cu12")
+
+
+def test_every_wheel_of_the_table_is_in_uv_lock():
+    assert set(TABLE["wheels"]) <= set(LOCKED), set(TABLE["wheels"]) - set(LOCKED)
+
+
+# --- hand-written packages, as evaluated -------------------------------------------
+
+
+def test_fla(x86):
+    d = x86["python"]["flash-linear-attention"]
+    pin = PINS["sources"]["flash-linear-attention"]
+    assert d["name"] == f"flash-linear-attention-{pin['version']}"
+    assert d["src"]["url"] == f"https://github.com/{pin['owner']}/{pin['repo']}/archive/{pin['rev']}.tar.gz"
+    assert d["src"]["hash"] == pin["hash"]
+    patches = d["attrs"]["patches"]
+    assert [p.split("-", 1)[1] for p in map(os.path.basename, patches)] == [Path(p).name for p in pin["patches"]]
+
+
+def test_causal_conv1d_rewrites_setup_py_gencodes(x86, tmp_path):
+    from nixtools import upstream_tree
+
+    attrs = x86["python"]["causal-conv1d"]["attrs"]
+    assert attrs["CAUSAL_CONV1D_FORCE_BUILD"] == "TRUE"
+    assert attrs["TORCH_CUDA_ARCH_LIST"] == "9.0;10.0"
+    assert attrs["CUDA_HOME"] == x86["packages"]["cudaHome"]["out"]
+    # Apply the evaluated postPatch's substitution (bash single-quoted
+    # strings) to the real setup.py, where a snapshot exists.
+    m = re.fullmatch(
+        r"substituteInPlace setup.py --replace-fail \\\n\s*'([^']*)' \\\n\s*'([^']*)'\n", attrs["postPatch"]
+    )
+    assert m, attrs["postPatch"]
+    old, new = m.groups()
+    pin = PINS["sources"]["causal-conv1d"]
+    tree = upstream_tree("causal-conv1d", "SLIME_NIX_CAUSAL_CONV1D_SRC", pin["rev"], tmp_path / "cc")
+    setup = (tree / "setup.py").read_text()
+    assert setup.count(old) == 1
+    patched = setup.replace(old, new)
+    compile(patched, "setup.py", "exec")
+    line = next(l for l in patched.splitlines() if l.strip().startswith("cc_flag = [f for f"))
+    ns = {"cc_flag": ["-gencode", "arch=compute_75,code=sm_75", "-lineinfo"]}
+    exec(line.strip(), ns)
+    assert ns["cc_flag"] == [
+        "-lineinfo",
+        "-gencode", "arch=compute_90,code=sm_90",
+        "-gencode", "arch=compute_100,code=sm_100",
+        "-gencode", "arch=compute_100,code=compute_100",
+    ]  # fmt: skip
+
+
+def test_mbridge_source_is_the_pinned_tree_without_the_pdf(x86):
+    src = x86["python"]["mbridge"]["src"]
+    pin = PINS["sources"]["mbridge"]
+    assert src["hash"] == pin["hash"]
+    assert src["postFetch"] == 'rm -f "$out/memory_estimator/MoEMemoryEstimator.pdf"\n'
+
+
+def test_torch_memory_saver_drops_the_stub_runpath(x86):
+    d = x86["python"]["torch-memory-saver"]
+    assert d["name"] == f"torch-memory-saver-{PINS['sources']['torch-memory-saver']['version']}"
+    assert "grep -v '/stubs'" in d["attrs"]["postFixup"]
+
+
+def test_source_builds_of_lock_packages(x86):
+    py = x86["python"]
+    fa = py["flash-attn"]["attrs"]
+    assert py["flash-attn"]["format"] == "pyproject"
+    assert fa["FLASH_ATTENTION_FORCE_BUILD"] == "TRUE" and fa["FLASH_ATTN_CUDA_ARCHS"] == "90;100"
+    te = py["transformer-engine-torch"]["attrs"]
+    assert te["NVTE_FRAMEWORK"] == "pytorch" and te["NVTE_CUDA_ARCHS"] == "90;100"
+    sg = py["sglang"]
+    assert sg["format"] == "pyproject", "sglang is rebuilt from its sdist to take slime's patch"
+    assert sg["attrs"]["patches"] == [x86["packages"]["slime"]["out"] + "/docker/patch/latest/sglang.patch"]
+    assert sg["attrs"]["patchFlags"] == ["-p2", "--no-backup-if-mismatch"]
+    assert sg["src"]["hash"] == "sha256:" + "be20671c3870458a73d41006daae52139a87f0858188733ebb344e4967a694e7"
+
+
+def test_megatron_takes_the_patch_from_slime(x86):
+    attrs = x86["packages"]["megatron"]["attrs"]
+    assert attrs["patches"] == [x86["packages"]["slime"]["out"] + "/docker/patch/latest/megatron.patch"]

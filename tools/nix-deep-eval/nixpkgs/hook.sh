@@ -1,0 +1,1 @@
+# Stand-in setup hook (tools/nix-deep-eval/nixpkgs): never run.
