@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
+from runner.fla_device import likely_cause, run_probe
+from runner.patch_state import patch_state
 from runner.recipes.base import Recipe
 from runner.report import FAIL, OK, SKIP, WARN, Check
 
@@ -153,9 +155,14 @@ def fla_patch_check(blackwell: bool, backend: str) -> Check:
 def libcuda_check(environ: Mapping[str, str]) -> Check:
     chosen = environ.get(LIBCUDA_ENV)
     if chosen:
-        found = Path(chosen, "libcuda.so.1").exists()
+        # nix/find-libcuda.sh links the driver's libraries into a private
+        # directory (SLIME_RUNNER_DRIVER_LIBS); that is what the process loads.
+        links = environ.get("SLIME_RUNNER_DRIVER_LIBS", "")
+        found = Path(links or chosen, "libcuda.so.1").exists()
         how = environ.get("SLIME_RUNNER_LIBCUDA_SOURCE", "the flake's wrapper")
-        return Check("libcuda", OK if found else FAIL, f"{chosen}/libcuda.so.1 (found by the flake's wrapper: {how})",
+        via = f", linked in {links}" if links else ""
+        return Check("libcuda", OK if found else FAIL,
+                     f"{chosen}/libcuda.so.1 (found by the flake's wrapper: {how}{via})",
                      "" if found else "the host's NVIDIA driver library is not where the wrapper looked")
     name = ctypes.util.find_library("cuda")
     if name:
@@ -174,3 +181,61 @@ def disk_check(base_folder: str) -> Check:
         return Check("disk", WARN, f"{free_gb:.0f} GB free at {probe}",
                      f"a full run needs about {DISK_NEEDED_GB} GB (HF + torch_dist + actor checkpoints)")
     return Check("disk", OK, f"{free_gb:.0f} GB free at {probe}")
+
+
+def fla_device_check(gpus_seen: bool, environ: Mapping[str, str], python: str = sys.executable) -> Check:
+    """fla picks its device once, at import, and says 'cpu' with only a
+    warning when Triton's CUDA driver fails to start (runner/fla_device.py)."""
+    if not gpus_seen:
+        return Check("fla device", SKIP, "no GPU seen: fla's device detection is checked on GPU machines")
+    result = run_probe(python, environ)
+    if result.device is None:
+        return Check("fla device", WARN, f"not checked: {result.error}")
+    if result.device == "cuda":
+        return Check("fla device", OK, "fla's device detection says cuda")
+    cause, fix = likely_cause(result, environ)
+    return Check("fla device", FAIL, f"fla's device detection says '{result.device}' on a GPU machine: {cause}", fix)
+
+
+MEGATRON_PATCHES = ("docker/patch/latest/megatron.patch",)  # when pins.json does not say
+GATED_ATTENTION_ARG = "'--use-gated-attention'"  # what the patch adds to megatron/training/arguments.py
+
+
+def megatron_patch_check(backend: str, slime_dir: str | None, megatron_dir: str | None,
+                         environ: Mapping[str, str]) -> Check:
+    """Is MEGATRON_DIR patched with slime's Megatron patch? Without it slime's
+    parser rejects the Megatron recipes (unrecognized arguments:
+    --use-gated-attention). Judged hunk by hunk against the patch in
+    SLIME_DIR (runner/patch_state.py)."""
+    name = "Megatron-LM patch"
+    if backend != "megatron":
+        return Check(name, SKIP, f"the {backend} backend does not use Megatron-LM's argument parser")
+    if not megatron_dir or not Path(megatron_dir, "megatron").is_dir():
+        return Check(name, SKIP, "no Megatron-LM tree to check (see slime + Megatron-LM)")
+    source = ((load_pins(environ) or {}).get("sources") or {}).get("megatron-lm") or {}
+    rev = source.get("rev", "")[:8] or "3714d81d"
+    patches = source.get("patches_from_slime") or MEGATRON_PATCHES
+    hunks = 0
+    for rel in patches:
+        fix = f"patch -p1 -d {megatron_dir} < {slime_dir}/{rel}"
+        try:
+            text = Path(slime_dir or "", rel).read_text()
+        except OSError:
+            args = Path(megatron_dir, "megatron", "training", "arguments.py")
+            has_flag = args.is_file() and GATED_ATTENTION_ARG in args.read_text(errors="replace")
+            detail = f"{rel} not found under SLIME_DIR; checked only the --use-gated-attention flag it adds: "
+            if has_flag:
+                return Check(name, OK, detail + f"present in {args}")
+            return Check(name, FAIL, detail + f"missing from {args}: slime's parser will reject the Megatron "
+                                               f"recipes", f"apply slime's {rel} to Megatron-LM {rev}")
+        state = patch_state(Path(megatron_dir), text)
+        hunks += state.hunks
+        if state.pristine:
+            return Check(name, FAIL, f"{megatron_dir} is not patched with slime's {rel}: slime's parser rejects the "
+                                     f"Megatron recipes (unrecognized arguments: --use-gated-attention)", fix)
+        if not state.complete:
+            files = ", ".join(state.missing_files[:3]) + (" ..." if len(state.missing_files) > 3 else "")
+            return Check(name, FAIL, f"{megatron_dir} has {state.applied}/{state.hunks} hunks of slime's {rel} "
+                                     f"(missing in {files}): a partial patch or not Megatron-LM {rev}",
+                         f"start from a clean Megatron-LM {rev} checkout, then {fix}")
+    return Check(name, OK, f"slime's {', '.join(patches)} fully applied in {megatron_dir} ({hunks} hunks)")

@@ -1,9 +1,10 @@
 """`doctor`: is this machine ready for a recipe? What is missing?
 
 Checks GPUs (count, model, compute capability, memory, NVLink), the driver
-library, Python packages against nix/pins.json, fla (and its Blackwell patch)
-and causal-conv1d, disk space, checkpoints and data, the recipe's topology
-and memory plan. Exit 1 when something blocks the recipe. `--gpu` also runs
+library, Python packages against nix/pins.json, fla (its Blackwell patch, and
+on GPU machines that its device detection says cuda) and causal-conv1d,
+slime's patch in MEGATRON_DIR, disk space, checkpoints and data, the recipe's
+topology and memory plan. Exit 1 when something blocks the recipe. `--gpu` also runs
 the kernels (fla, causal-conv1d) against float32 references on the GPU.
 """
 
@@ -20,9 +21,11 @@ from runner.checkpoint import CheckpointError, torch_dist_complete, validate_hf_
 from runner.commands.common import add_location_arguments, locations_from_args
 from runner.doctor_checks import (
     disk_check,
+    fla_device_check,
     fla_patch_check,
     import_checks,
     libcuda_check,
+    megatron_patch_check,
     package_checks,
 )
 from runner.gpus import query_gpus
@@ -67,12 +70,14 @@ def collect(args, environ=None) -> list[Check]:
     checks += package_checks(environ)
     if not args.no_imports:
         checks += import_checks(recipe)
+        checks.append(fla_device_check(bool(facts.gpus), environ))
     blackwell = any(g.is_blackwell for g in facts.gpus)
     checks.append(fla_patch_check(blackwell, recipe.backend))
 
     slime = preflight.slime_problems(recipe, locs.slime_dir.value, locs.megatron_dir.value)
     checks.append(Check("slime + Megatron-LM", FAIL if slime else OK,
                         "; ".join(slime) if slime else f"{locs.slime_dir.value}, {locs.megatron_dir.value}"))
+    checks.append(megatron_patch_check(recipe.backend, locs.slime_dir.value, locs.megatron_dir.value, environ))
 
     flags = train_flags(recipe, str(locs.base))
     hf = flags.value("hf-checkpoint")
