@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.doctor_checks import fla_device_check, megatron_patch_check
+from runner.doctor_checks import fla_device_check, libcuda_check, megatron_patch_check
 from runner.fla_device import FlaDevice, compiler_error, likely_cause
 from runner.patch_state import parse_unified_diff, patch_state
 from runner.report import FAIL, OK, SKIP, WARN
@@ -166,6 +166,23 @@ def test_diff_parser_reads_hunks_by_their_line_counts():
         ("x.sql", ("keep", "-- old comment", "keep2"), ("keep", "-- new comment", "keep2")),
         ("x.sql", ("a",), ("b",)),
     ]
+
+
+# libcuda -----------------------------------------------------------------------------
+
+def test_libcuda_row_judges_the_private_driver_dir_the_process_loads(tmp_path):
+    host = tmp_path / "usr-lib64"
+    host.mkdir()
+    (host / "libcuda.so.1").write_bytes(b"driver")
+    links = tmp_path / "driver-libs"
+    links.mkdir()
+    (links / "libcuda.so.1").symlink_to(host / "libcuda.so.1")
+    env = {"SLIME_RUNNER_LIBCUDA_DIR": str(host), "SLIME_RUNNER_LIBCUDA_SOURCE": "ldconfig",
+           "SLIME_RUNNER_DRIVER_LIBS": str(links)}
+    check = libcuda_check(env)
+    assert check.status == OK and f"linked in {links}" in check.detail and "ldconfig" in check.detail
+    (host / "libcuda.so.1").unlink()  # driver removed since the wrapper ran: the link dangles
+    assert libcuda_check(env).status == FAIL
 
 
 # fla's device detection ------------------------------------------------------------
