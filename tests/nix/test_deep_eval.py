@@ -159,7 +159,8 @@ def test_app_wrapper_runs_the_runner(x86, tmp_path):
     (root / "usr/lib64").mkdir(parents=True)
     (root / "usr/lib64/libcuda.so.1").write_bytes(b"")
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("SLIME_")}
-    run_env.update(OUT=str(tmp_path), SLIME_RUNNER_LIBCUDA_ROOT=str(root), PYTHONPATH="/user/path")
+    run_env.update(OUT=str(tmp_path), SLIME_RUNNER_LIBCUDA_ROOT=str(root), PYTHONPATH="/user/path",
+                   XDG_CACHE_HOME=str(tmp_path / "cache"))
     subprocess.run(["bash", str(wrapper), "--dry-run", "--set", "a=b c"], env=run_env, check=True)
     argv = (tmp_path / "argv").read_text().splitlines()
     assert argv == ["-m", "runner", "train", "--recipe", "megatron-multinode", "--dry-run", "--set", "a=b c"]
@@ -170,6 +171,10 @@ def test_app_wrapper_runs_the_runner(x86, tmp_path):
     assert got["CUDA_HOME"] == "/fake/cuda"
     assert got["PATH"].startswith(f"{env}/bin:/fake/cuda/bin:")
     assert got["SLIME_RUNNER_LIBCUDA_SOURCE"] == "search"
+    # Not the host lib dir itself: a private dir of links to the driver's libraries.
+    driver_libs = got["LD_LIBRARY_PATH"].split(":")[0]
+    assert driver_libs == got["TRITON_LIBCUDA_PATH"] == got["SLIME_RUNNER_DRIVER_LIBS"]
+    assert os.readlink(os.path.join(driver_libs, "libcuda.so.1")) == str(root / "usr/lib64/libcuda.so.1")
 
 
 # --- the CUDA wheel overlay -------------------------------------------------------
