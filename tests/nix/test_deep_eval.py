@@ -107,6 +107,17 @@ def test_no_uv_lock_marker_depends_on_the_python_patch_level():
     assert not re.search(r"python_full_version\s*[<>=!~]+\s*'3\.12\.\d", text)
 
 
+def test_every_sdist_gets_a_build_backend(x86, arm):
+    """uv2nix gives an sdist only pyprojectHook; the build backend must come
+    from [tool.uv.extra-build-dependencies] or from the overlay."""
+    backends = ("setuptools-", "hatchling-", "flit-core-", "poetry-core-", "pdm-backend-", "maturin-")
+    for data in (x86, arm):
+        sdists = {n: p for n, p in data["python"].items() if p["format"] == "pyproject"}
+        assert {"pylatexenc", "antlr4-python3-runtime", "flash-attn", "sglang"} <= set(sdists)
+        for name, pkg in sdists.items():
+            assert any(i.startswith(backends) for i in pkg["nativeBuildInputNames"]), (name, pkg["nativeBuildInputNames"])
+
+
 # --- apps ----------------------------------------------------------------------
 
 
