@@ -15,9 +15,14 @@ let
     export MEGATRON_DIR=${runtime.megatron}
     export SLIME_RUNNER_PINS=${runtime.pinsJson}
     export SLIME_RUNNER_ENV=nix
-    # flashinfer and torch.utils.cpp_extension JIT-compile with the pinned nvcc.
+    # flashinfer and torch.utils.cpp_extension JIT-compile with the pinned
+    # nvcc; Triton and flashinfer call the C/C++ compiler (CC, CXX).
     export CUDA_HOME=${runtime.cudaHome}
-    export PATH=${runtime.env}/bin:${runtime.cudaHome}/bin''${PATH:+:$PATH}
+    # Transformer Engine looks for cuDNN here first: the wheel torch loads.
+    export CUDNN_PATH=${runtime.cudnn}
+    export CC=${runtime.cc}/bin/cc
+    export CXX=${runtime.cc}/bin/c++
+    export PATH=${runtime.env}/bin:${runtime.cudaHome}/bin:${runtime.cc}/bin''${PATH:+:$PATH}
     export PYTHONPATH=${runtime.megatron}:${runtime.slime}''${PYTHONPATH:+:$PYTHONPATH}
     source ${runtime.findLibcuda}
   '';

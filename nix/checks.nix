@@ -34,15 +34,6 @@ let
     );
   };
 
-  # The runner's tests with the whole stack importable (torch's CUDA wheels
-  # import fine without a GPU).
-  testEnv = python.pythonSet.mkVirtualEnv "slime-qwen3-next-test-env" {
-    slime-qwen3-next = [
-      "stack"
-      "test"
-    ];
-  };
-
   expected = builtins.toJSON {
     inherit (pins.python_packages)
       torch
@@ -56,10 +47,12 @@ let
   };
 in
 {
-  # The runner's own test suite (pytest), CPU only. tests/nix needs Nix
-  # itself, which does not run inside the build sandbox: CI runs it
-  # (nix/ci-offline.sh), and pins-consistent below runs its pure-Python part.
-  runner-tests = pkgs.runCommand "runner-tests" { nativeBuildInputs = [ testEnv ]; } ''
+  # The runner's own test suite (pytest), CPU only, in a light environment
+  # (the `test` extra and torch, nix/python.nix testEnv): nothing compiled
+  # from source. tests/nix needs Nix itself, which does not run inside the
+  # build sandbox: CI runs it, and pins-consistent below runs its
+  # pure-Python part.
+  runner-tests = pkgs.runCommand "runner-tests" { nativeBuildInputs = [ python.testEnv ]; } ''
     cp -r ${testSrc} src && chmod -R u+w src && cd src
     export HOME=$TMPDIR
     export PYTHONPATH=${runtime.megatron}:${runtime.slime}

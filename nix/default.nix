@@ -32,6 +32,11 @@ let
   # What the apps and the devShell export (see nix/apps.nix).
   runtime = {
     inherit (python) env cudaHome megatron;
+    cudnn = python.cudnnPath;
+    # Triton compiles a C launcher on first use and flashinfer's JIT calls
+    # c++: the compiler nvcc 12.8 accepts (gcc 14), the one nixpkgs builds
+    # CUDA code with.
+    cc = cudaPackages.backendStdenv.cc;
     slime = python.slimeSrc;
     pinsJson = ./pins.json;
     findLibcuda = ./find-libcuda.sh;

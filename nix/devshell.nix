@@ -16,6 +16,7 @@ pkgs.mkShell {
   packages = [
     editableEnv
     runtime.cudaHome
+    runtime.cc
     pkgs.uv
     pkgs.git
   ];
@@ -35,6 +36,9 @@ pkgs.mkShell {
     export SLIME_RUNNER_PINS=${runtime.pinsJson}
     export SLIME_RUNNER_ENV=nix-develop
     export CUDA_HOME=${runtime.cudaHome}
+    export CUDNN_PATH=${runtime.cudnn}
+    export CC=${runtime.cc}/bin/cc
+    export CXX=${runtime.cc}/bin/c++
     export PYTHONPATH=${runtime.megatron}:${runtime.slime}
     source ${runtime.findLibcuda}
     cat <<BANNER

@@ -43,6 +43,15 @@ rec {
   torchArchList = caps: join ";" caps;
   digitArchList = caps: join ";" (map capabilityDigits caps);
 
+  # Shell text for preBuild: MAX_JOBS (torch.utils.cpp_extension's and
+  # setup.py's parallel compiler jobs) from the cores Nix gives the build
+  # (NIX_BUILD_CORES), each job using `threadsPerJob` of them; at least 1.
+  maxJobsFromBuildCores = threadsPerJob: ''
+    MAX_JOBS=$(( ''${NIX_BUILD_CORES:-1} / ${toString threadsPerJob} ))
+    if [ "$MAX_JOBS" -lt 1 ]; then MAX_JOBS=1; fi
+    export MAX_JOBS
+  '';
+
   # "12.8" -> "cudaPackages_12_8"
   cudaPackagesAttr = version: "cudaPackages_" + builtins.replaceStrings [ "." ] [ "_" ] version;
 

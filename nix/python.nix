@@ -23,6 +23,10 @@ let
 
   cudaWheels = import ./cuda-wheels.nix { inherit lib pkgs nixLib; };
 
+  # cuDNN is the nvidia-cudnn-cu12 wheel (9.16, slime's pin), for the TE
+  # build and at run time (CUDNN_PATH): CUDA_HOME has no cuDNN.
+  cudnnPathOf = set: "${set.nvidia-cudnn-cu12}/${set.python.sitePackages}/nvidia/cudnn";
+
   # Packages that are not (or not as slime uses them) on PyPI, and the
   # source builds of sdist-only packages from the lock.
   pinnedOverlay =
@@ -47,6 +51,18 @@ let
       cudaArgs = { inherit cudaHome nixLib; };
     in
     {
+      # The pure soundfile wheel (the one uv2nix picks) has no libsndfile of
+      # its own and looks it up with ctypes.util.find_library, which finds
+      # nothing in a Nix closure: point it at nixpkgs' libsndfile (what
+      # nixpkgs' own python3Packages.soundfile does). --replace-fail: the
+      # build fails if a new soundfile changes that line.
+      soundfile = prev.soundfile.overrideAttrs (old: {
+        postInstall = (old.postInstall or "") + ''
+          substituteInPlace $out/${final.python.sitePackages}/soundfile.py \
+            --replace-fail "_find_library('sndfile')" "'${pkgs.libsndfile.out}/lib/libsndfile.so'"
+        '';
+      });
+
       flash-linear-attention = callPy ./packages/fla.nix { };
       causal-conv1d = callPy ./packages/causal-conv1d.nix cudaArgs;
       mbridge = callPy ./packages/mbridge.nix { };
@@ -57,7 +73,11 @@ let
       };
       flash-attn = callPy ./packages/flash-attn.nix (cudaArgs // { base = prev.flash-attn; });
       transformer-engine-torch = callPy ./packages/transformer-engine-torch.nix (
-        cudaArgs // { base = prev.transformer-engine-torch; }
+        cudaArgs
+        // {
+          base = prev.transformer-engine-torch;
+          cudnnPath = cudnnPathOf final;
+        }
       );
 
       # The runner itself: only its own files, so editing tests or docs does
@@ -107,6 +127,17 @@ let
 
   env = pythonSet.mkVirtualEnv "slime-qwen3-next-env" envSpec;
 
+  # What the runner's own tests import (the `test` extra, and torch for the
+  # CPU smoke and convert tests): no source builds (flash-attn, TE, sglang
+  # with slime's patch), which `nix flake check` would otherwise compile for
+  # hours to run a CPU-only suite.
+  testEnv = pythonSet.mkVirtualEnv "slime-qwen3-next-test-env" {
+    slime-qwen3-next = [ "test" ];
+    torch = [ ];
+  };
+
+  cudnnPath = cudnnPathOf pythonSet;
+
   # For the devShell: the runner editable from the checkout ($REPO_ROOT is
   # set by the shell hook).
   editableSet = pythonSet.overrideScope (
@@ -132,6 +163,8 @@ in
     notInLock
     pythonSet
     env
+    testEnv
+    cudnnPath
     editableEnv
     cudaHome
     slimeSrc

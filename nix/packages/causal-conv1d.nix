@@ -53,8 +53,11 @@ stdenv.mkDerivation {
     CAUSAL_CONV1D_FORCE_BUILD = "TRUE";
     CUDA_HOME = "${cudaHome}";
     TORCH_CUDA_ARCH_LIST = nixLib.torchArchList caps;
-    MAX_JOBS = "8";
   };
+
+  # torch.utils.cpp_extension runs MAX_JOBS compiler jobs: as many as the
+  # cores Nix gives this build.
+  preBuild = nixLib.maxJobsFromBuildCores 1;
 
   passthru.dependencies = {
     torch = [ ];

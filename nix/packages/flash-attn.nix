@@ -36,10 +36,12 @@ base.overrideAttrs (old: {
     FLASH_ATTENTION_FORCE_BUILD = "TRUE";
     FLASH_ATTN_CUDA_ARCHS = nixLib.digitArchList pins.cuda.capabilities;
     CUDA_HOME = "${cudaHome}";
-    # Each nvcc job needs several GiB; keep the default parallelism modest.
-    MAX_JOBS = "4";
     NVCC_THREADS = "2";
   };
+
+  # Each job is an nvcc with NVCC_THREADS threads: jobs x threads = the cores
+  # Nix gives this build.
+  preBuild = (old.preBuild or "") + nixLib.maxJobsFromBuildCores 2;
 
   meta = (old.meta or { }) // {
     platforms = [

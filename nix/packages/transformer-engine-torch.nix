@@ -9,6 +9,7 @@
   ninja,
   which,
   cudaHome,
+  cudnnPath,
   autoAddDriverRunpath,
   resolveBuildSystem,
   nixLib,
@@ -38,9 +39,12 @@ base.overrideAttrs (old: {
     NVTE_RELEASE_BUILD = "0";
     NVTE_CUDA_ARCHS = nixLib.digitArchList pins.cuda.capabilities;
     CUDA_HOME = "${cudaHome}";
-    CUDNN_PATH = "${cudaHome}";
-    MAX_JOBS = "8";
+    # cuDNN headers and library of the nvidia-cudnn-cu12 wheel (9.16): the
+    # one torch loads at run time; CUDA_HOME has none.
+    CUDNN_PATH = cudnnPath;
   };
+
+  preBuild = (old.preBuild or "") + nixLib.maxJobsFromBuildCores 1;
 
   meta = (old.meta or { }) // {
     platforms = [

@@ -97,6 +97,9 @@ def test_flake_outputs_are_all_forced(x86, arm):
         assert set(data["devShells"]) == {"default"}
         assert {"runner-tests", "fla-patch-applies", "pins-consistent", "nix-format"} <= set(data["checks"])
         assert data["formatter"].endswith(".drv")
+        for group in ("packages", "devShells", "checks"):
+            for name, drv in data[group].items():
+                assert drv["drvPath"].endswith(".drv"), (group, name)
     # PyPI's aarch64 torch 2.9.1 is a CPU build: the import check is x86_64 only.
     assert "import-check" in x86["checks"] and "import-check" not in arm["checks"]
 
@@ -180,12 +183,76 @@ def test_app_wrapper_runs_the_runner(x86, tmp_path):
     assert got["PYTHONPATH"] == "/fake/megatron:/fake/slime:/user/path"
     assert got["SLIME_RUNNER_PINS"] == "/fake/pins.json"
     assert got["CUDA_HOME"] == "/fake/cuda"
-    assert got["PATH"].startswith(f"{env}/bin:/fake/cuda/bin:")
+    # cuDNN: the wheel torch loads (Transformer Engine reads CUDNN_PATH first).
+    cudnn = x86["python"]["nvidia-cudnn-cu12"]["out"] + "/lib/python3.12/site-packages/nvidia/cudnn"
+    assert got["CUDNN_PATH"] == cudnn
+    # Triton's launcher and flashinfer's JIT need a C/C++ compiler.
+    cc_bin = got["CC"].rsplit("/", 1)[0]
+    assert got["CC"] == f"{cc_bin}/cc" and got["CXX"] == f"{cc_bin}/c++"
+    assert got["PATH"].startswith(f"{env}/bin:/fake/cuda/bin:{cc_bin}:")
     assert got["SLIME_RUNNER_LIBCUDA_SOURCE"] == "search"
     # Not the host lib dir itself: a private dir of links to the driver's libraries.
     driver_libs = got["LD_LIBRARY_PATH"].split(":")[0]
     assert driver_libs == got["TRITON_LIBCUDA_PATH"] == got["SLIME_RUNNER_DRIVER_LIBS"]
     assert os.readlink(os.path.join(driver_libs, "libcuda.so.1")) == str(root / "usr/lib64/libcuda.so.1")
+
+
+def test_dev_shell_exports_what_the_apps_do(x86):
+    hook = x86["devShells"]["default"]["attrs"]["shellHook"]
+    wrapper = x86["wrapperTexts"]["slime-doctor"]
+    for var in ("SLIME_DIR", "MEGATRON_DIR", "SLIME_RUNNER_PINS", "CUDA_HOME", "CUDNN_PATH", "CC", "CXX"):
+        line = next(l.strip() for l in wrapper.splitlines() if l.startswith(f"export {var}="))
+        assert line in hook, var
+    assert "source /nix/store/" in hook and "-find-libcuda.sh" in hook
+
+
+# --- CUDA_HOME, build parallelism, the light test environment -------------------
+
+
+def test_cuda_home_holds_only_what_compiling_needs(x86, arm):
+    for data in (x86, arm):
+        paths = data["packages"]["cudaHome"]["attrs"]["paths"]
+        names = [p.split("-", 1)[1] for p in paths]
+        # No cuDNN (the wheel's is used), no NCCL, no static archives or
+        # pkg-config/CMake outputs.
+        assert not [n for n in names if "cudnn" in n or "nccl" in n], names
+        assert not [n for n in names if n.endswith(("-static", "-dev", "-doc"))], names
+        assert any("cuda_nvcc" in n for n in names) and any("cuda_cccl" in n for n in names)
+        # Run-time libraries torch loads from the wheels appear only as stubs.
+        for lib_ in ("libcublas", "libcurand", "cuda_nvrtc", "libcusparse", "libcusolver"):
+            assert not [n for n in names if lib_ in n and n.endswith("-lib")], lib_
+
+
+@pytest.mark.parametrize(
+    ("name", "cores", "jobs"),
+    [("causal-conv1d", "7", "7"), ("transformer-engine-torch", "16", "16"), ("flash-attn", "16", "8"), ("flash-attn", "1", "1")],
+)
+def test_max_jobs_follow_nix_build_cores(x86, name, cores, jobs):
+    attrs = x86["python"][name]["attrs"]
+    assert "MAX_JOBS" not in attrs, "no hard-coded MAX_JOBS"
+    out = subprocess.run(
+        ["bash", "-c", attrs["preBuild"] + '\necho "$MAX_JOBS"'],
+        env={"NIX_BUILD_CORES": cores, "PATH": os.environ["PATH"]},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == jobs
+
+
+def test_runner_tests_check_uses_a_light_environment(x86):
+    check = x86["checks"]["runner-tests"]["venvPackages"]
+    env = x86["packages"]["env"]["venvPackages"]
+    names = lambda paths: {p.split("-", 1)[1].rsplit("-", 1)[0] for p in paths}  # noqa: E731
+    assert {"torch", "ray", "pytest", "transformers", "safetensors", "slime-qwen3-next"} <= names(check)
+    # Nothing compiled from source for a CPU-only test run.
+    assert not names(check) & {"flash-attn", "transformer-engine-torch", "sglang", "causal-conv1d"}
+    assert {"flash-attn", "transformer-engine-torch", "sglang", "causal-conv1d"} <= names(env)
+
+
+def test_soundfile_finds_nixpkgs_libsndfile(x86):
+    sf = x86["python"]["soundfile"]
+    assert sf["format"] == "wheel" and sf["src"]["name"].endswith("-none-any.whl"), "the pure wheel: no libsndfile inside"
+    m = re.search(r"--replace-fail \"_find_library\('sndfile'\)\" \"'(/nix/store/[a-z0-9]{32}-libsndfile-[^/]+)/lib/libsndfile\.so'\"", sf["attrs"]["postInstall"])
+    assert m, sf["attrs"]["postInstall"]
 
 
 # --- the CUDA wheel overlay -------------------------------------------------------

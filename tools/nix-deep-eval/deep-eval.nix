@@ -83,9 +83,6 @@ let
 
   flake = nodes.${lock.root};
 
-  # Forcing drvPath instantiates the derivation and, through its inputs, its
-  # whole build graph.
-  drvPathOf = d: d.drvPath;
   nameOf = d: if lib.isDerivation d then d.name else toString d;
 
   pythonSet = flake.legacyPackages.${system}.pythonSet;
@@ -107,6 +104,8 @@ let
       }
     else
       null;
+  # Forcing drvPath instantiates the derivation and, through its inputs, its
+  # whole build graph.
   describe =
     drv:
     {
@@ -126,6 +125,11 @@ let
       # The source as the fetcher was asked for it (URL and hash).
       src = srcInfo (drv.src or null);
       nativeBuildInputNames = map nameOf (drv.nativeBuildInputs or [ ]);
+      # Store paths of the packages in the virtual environments this
+      # derivation is or uses (pyproject.nix's mkVirtualEnv lists them).
+      venvPackages = lib.concatMap (d: lib.filter (p: p != "") (lib.splitString ":" (d.NIX_PYPROJECT_DEPS or ""))) (
+        [ drv ] ++ builtins.filter lib.isDerivation (drv.nativeBuildInputs or [ ])
+      );
       buildInputNames = map nameOf (drv.buildInputs or [ ]);
     };
 in
@@ -138,8 +142,8 @@ in
     inherit (app) type program;
     description = app.meta.description;
   }) flake.apps.${system};
-  devShells = lib.mapAttrs (_: drvPathOf) flake.devShells.${system};
-  checks = lib.mapAttrs (_: drvPathOf) flake.checks.${system};
+  devShells = lib.mapAttrs (_: describe) flake.devShells.${system};
+  checks = lib.mapAttrs (_: describe) flake.checks.${system};
   formatter = flake.formatter.${system}.drvPath;
   # For tests that run what the flake generated (the app wrapper).
   wrapperTexts = lib.mapAttrs (_: d: d.text) (

@@ -335,6 +335,17 @@ in
     driverLink = "/run/opengl-driver";
   };
 
+  # pkgs/by-name/li/libsndfile/package.nix
+  libsndfile = leaf "libsndfile" {
+    outputs = [
+      "bin"
+      "dev"
+      "out"
+      "man"
+      "doc"
+    ];
+  };
+
   # pkgs/development/interpreters/python/manylinux/default.nix: the
   # libraries each manylinux tag promises, as the packages providing them.
   pythonManylinuxPackages =
