@@ -86,7 +86,7 @@ rec {
 
   # Per wheel of uv.lock: library dirs and nixpkgs libraries autoPatchelf
   # gets, and the NEEDED entries it may leave unresolved, with the reason
-  # (nix/cuda-wheels.nix, tools/wheel-needed-audit.py).
+  # (nix/wheel-libraries.nix, tools/wheel-needed-audit.py).
   wheelLibraries = builtins.fromJSON (builtins.readFile ./wheel-libraries.json);
 
   # Does a CUDA version ("12.8.90", or torch.version.cuda "12.8") match the

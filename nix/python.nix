@@ -21,7 +21,7 @@ let
   slimeSrc = pkgs.callPackage ./packages/slime.nix { inherit pins; };
   megatron = pkgs.callPackage ./packages/megatron-lm.nix { inherit pins slimeSrc; };
 
-  cudaWheels = import ./cuda-wheels.nix { inherit lib pkgs nixLib; };
+  wheelLibraries = import ./wheel-libraries.nix { inherit lib pkgs nixLib; };
 
   # cuDNN is the nvidia-cudnn-cu12 wheel (9.16, slime's pin), for the TE
   # build and at run time (CUDNN_PATH): CUDA_HOME has no cuDNN.
@@ -107,7 +107,7 @@ let
     lib.composeManyExtensions [
       pyproject-build-systems.overlays.wheel
       lockOverlay
-      cudaWheels
+      wheelLibraries
       pinnedOverlay
     ]
   );

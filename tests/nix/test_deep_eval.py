@@ -260,10 +260,10 @@ def test_soundfile_finds_nixpkgs_libsndfile(x86):
 
 def test_the_old_overlay_pattern_is_an_infinite_recursion(tmp_path):
     """Choosing the overridden names by reading prev.<name> (what
-    nix/cuda-wheels.nix did until issue 9) loops under uv2nix's callPackage:
+    nix/wheel-libraries.nix did until issue 9) loops under uv2nix's callPackage:
     the deep evaluation must say so."""
     repo = repo_copy(tmp_path)
-    shutil.copy(Path(__file__).parent / "fixtures" / "cuda-wheels-chooses-names-from-prev.nix", repo / "nix" / "cuda-wheels.nix")
+    shutil.copy(Path(__file__).parent / "fixtures" / "wheel-libraries-chooses-names-from-prev.nix", repo / "nix" / "wheel-libraries.nix")
     res = run_deep_eval(repo=repo)
     assert not res.ok
     assert "infinite recursion encountered" in res.error

@@ -335,6 +335,26 @@ in
     driverLink = "/run/opengl-driver";
   };
 
+  # Libraries nix/wheel-libraries.json names (outputs as in
+  # pkgs/by-name/nu/numactl, pkgs/by-name/rd/rdma-core; zlib's were not
+  # looked up: the overlay takes lib.getLib, whatever they are).
+  numactl = leaf "numactl" {
+    outputs = [
+      "out"
+      "dev"
+      "man"
+    ];
+  };
+  rdma-core = leaf "rdma-core" {
+    outputs = [
+      "out"
+      "dev"
+      "scripts"
+      "man"
+    ];
+  };
+  zlib = leaf "zlib" { };
+
   # pkgs/by-name/li/libsndfile/package.nix
   libsndfile = leaf "libsndfile" {
     outputs = [

@@ -1,18 +1,22 @@
 # Overlay for the prebuilt wheels of the uv.lock set that ship shared
-# libraries (torch, nvidia-*, sgl-kernel, TE core, ...). uv2nix runs
-# autoPatchelfHook on every wheel; nix/wheel-libraries.json says, per wheel,
-# what autoPatchelf must be able to find and what it may leave unresolved:
+# libraries (torch, nvidia-*, sgl-kernel, TE core, pillow, ...). uv2nix runs
+# autoPatchelfHook on every wheel, which fails the build when a NEEDED
+# library is found nowhere; nix/wheel-libraries.json says, per wheel, where
+# autoPatchelf must look and what it may leave unresolved, and
+# tools/wheel_needed_audit.py checks that table against the real wheels:
 # - the nvidia-* wheels link each other (cusolver -> cublas, nvjitlink, ...)
 #   and torch links all of them, while each lives in its own store path: the
 #   sibling nvidia/*/lib dirs go on autoPatchelf's search path (uv2nix
 #   issue 31): an nvidia-* wheel gets the nvidia-* wheels it declares as
-#   dependencies (no cycles), the others get all of them;
-# - torch extensions (sgl-kernel, torchaudio, ...) get torch's lib dir;
-# - libraries from nixpkgs (numactl, rdma-core, ...) go in buildInputs;
+#   dependencies (no cycles), the others all of them;
+# - torch extensions (sgl-kernel, torchao, torchcodec, ...) get torch/lib;
+# - libraries from nixpkgs (numactl, rdma-core, zlib, ...) go in
+#   buildInputs; libraries a wheel dlopens by name (NCCL's libibverbs) have
+#   their directory appended to every RUNPATH;
 # - libcuda.so.1 and libnvidia-ml.so.1 belong to the host driver: left
 #   unresolved at build time and found at run time (autoAddDriverRunpath adds
 #   /run/opengl-driver/lib for NixOS; the app wrapper finds the host driver
-#   elsewhere); other unresolved libraries only with the reason in the table.
+#   elsewhere); anything else unresolved only with its reason in the table.
 #
 # uv2nix builds every package through `final.callPackage`, so the names this
 # overlay defines must not depend on any package's attributes (reading
@@ -29,8 +33,9 @@ let
   inherit (final) python;
   table = nixLib.wheelLibraries;
   names = builtins.filter (n: prev ? ${n}) (builtins.attrNames table.wheels);
-  isNvidia = lib.hasPrefix "nvidia-";
-  nvidiaNames = builtins.filter isNvidia names;
+  nvidiaNames = builtins.filter (lib.hasPrefix "nvidia-") names;
+
+  fromNixpkgs = attr: lib.getLib (lib.getAttrFromPath (lib.splitString "." attr) pkgs);
 
   searchNvidiaLibDirs =
     deps:
@@ -44,9 +49,6 @@ let
     name:
     let
       spec = table.wheels.${name};
-      nixpkgsLibs = map (attr: lib.getLib (lib.getAttrFromPath (lib.splitString "." attr) pkgs)) (
-        spec.nixpkgs or [ ]
-      );
     in
     prev.${name}.overrideAttrs (
       old:
@@ -65,7 +67,9 @@ let
       # links against what its build found: nothing to add.
       lib.optionalAttrs ((old.passthru.format or null) == "wheel") {
         nativeBuildInputs = (old.nativeBuildInputs or [ ]) ++ [ pkgs.autoAddDriverRunpath ];
-        buildInputs = (old.buildInputs or [ ]) ++ nixpkgsLibs;
+        buildInputs = (old.buildInputs or [ ]) ++ map fromNixpkgs (spec.nixpkgs or [ ]);
+        appendRunpaths =
+          (old.appendRunpaths or [ ]) ++ map (attr: "${fromNixpkgs attr}/lib") (spec.runpath_nixpkgs or [ ]);
         autoPatchelfIgnoreMissingDeps =
           builtins.attrNames table.driver_libraries ++ builtins.attrNames (spec.ignore or { });
         # preFixup runs before autoPatchelf (postFixup).
