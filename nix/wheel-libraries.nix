@@ -36,6 +36,7 @@ let
   nvidiaNames = builtins.filter (lib.hasPrefix "nvidia-") names;
 
   fromNixpkgs = attr: lib.getLib (lib.getAttrFromPath (lib.splitString "." attr) pkgs);
+  libDirOf = attr: "${fromNixpkgs attr}/lib";
 
   searchNvidiaLibDirs =
     deps:
@@ -68,8 +69,7 @@ let
       lib.optionalAttrs ((old.passthru.format or null) == "wheel") {
         nativeBuildInputs = (old.nativeBuildInputs or [ ]) ++ [ pkgs.autoAddDriverRunpath ];
         buildInputs = (old.buildInputs or [ ]) ++ map fromNixpkgs (spec.nixpkgs or [ ]);
-        appendRunpaths =
-          (old.appendRunpaths or [ ]) ++ map (attr: "${fromNixpkgs attr}/lib") (spec.runpath_nixpkgs or [ ]);
+        appendRunpaths = (old.appendRunpaths or [ ]) ++ map libDirOf (spec.runpath_nixpkgs or [ ]);
         autoPatchelfIgnoreMissingDeps =
           builtins.attrNames table.driver_libraries ++ builtins.attrNames (spec.ignore or { });
         # preFixup runs before autoPatchelf (postFixup).

@@ -79,7 +79,9 @@ let
       _type = "flake";
     };
 
-  nodes = lib.mapAttrs (key: _: if key == "nixpkgs" then nixpkgsFlake else callFlake key) lock.nodes;
+  nodes = lib.mapAttrs (
+    key: _: if key == "nixpkgs" then nixpkgsFlake else callFlake key
+  ) lock.nodes;
 
   flake = nodes.${lock.root};
 
@@ -92,6 +94,7 @@ let
   # with the attributes the overlays set (the derivation's own attributes,
   # as builtins.derivation received them).
   setNames = lib.unique (lockNames ++ flake.legacyPackages.${system}.pythonSetExtraNames);
+  venvDeps = d: builtins.filter (p: p != "") (lib.splitString ":" (d.NIX_PYPROJECT_DEPS or ""));
   srcInfo =
     src:
     if lib.isDerivation src then
@@ -127,7 +130,7 @@ let
       nativeBuildInputNames = map nameOf (drv.nativeBuildInputs or [ ]);
       # Store paths of the packages in the virtual environments this
       # derivation is or uses (pyproject.nix's mkVirtualEnv lists them).
-      venvPackages = lib.concatMap (d: lib.filter (p: p != "") (lib.splitString ":" (d.NIX_PYPROJECT_DEPS or ""))) (
+      venvPackages = lib.concatMap venvDeps (
         [ drv ] ++ builtins.filter lib.isDerivation (drv.nativeBuildInputs or [ ])
       );
       buildInputNames = map nameOf (drv.buildInputs or [ ]);
@@ -135,7 +138,9 @@ let
 in
 {
   inherit system;
-  python = lib.genAttrs (builtins.filter (n: pythonSet ? ${n}) setNames) (n: describe pythonSet.${n});
+  python = lib.genAttrs (builtins.filter (n: pythonSet ? ${n}) setNames) (
+    n: describe pythonSet.${n}
+  );
   notInSet = builtins.filter (n: !(pythonSet ? ${n})) setNames;
   packages = lib.mapAttrs (_: describe) flake.packages.${system};
   apps = lib.mapAttrs (_: app: {
