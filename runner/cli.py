@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve")
         _common(p)
         module.add_arguments(p)
-        p.set_defaults(handler=module.run)
+        # own_options: so a runner option given after `--` is named as such (runner.overrides).
+        p.set_defaults(handler=module.run, own_options=tuple(p._option_string_actions))
     return parser
 
 

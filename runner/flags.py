@@ -21,6 +21,9 @@ class Flag:
     values: tuple[str, ...] = ()
 
     def argv(self) -> list[str]:
+        if len(self.values) == 1 and self.values[0].startswith("-"):
+            # argparse reads a separate "-1e-6" as an option; "--lr=-1e-6" is unambiguous.
+            return [f"--{self.name}={self.values[0]}"]
         return [f"--{self.name}", *self.values]
 
 
@@ -124,17 +127,3 @@ class FlagSet:
 
     def __repr__(self) -> str:
         return f"FlagSet({shlex.join(self.argv())})"
-
-
-def parse_set_option(text: str) -> Flag:
-    """`--set name=value` (value split like a shell word list) or `--set name` for a switch."""
-    name, sep, raw = text.partition("=")
-    name = name.strip().removeprefix("--")
-    if not name or " " in name:
-        raise ValueError(f"--set {text!r}: expected FLAG=VALUE (e.g. --set lr=2e-6) or FLAG for a switch")
-    if not sep:
-        return Flag(name)
-    values = tuple(shlex.split(raw))
-    if not values:
-        raise ValueError(f"--set {text!r}: empty value; use --unset {name} to remove a flag")
-    return Flag(name, values)

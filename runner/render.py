@@ -21,6 +21,9 @@ class Overrides:
     unset: tuple[str, ...] = ()
     # Raw slime arguments given after `--`; last one wins, as in argparse.
     extra_argv: tuple[str, ...] = ()
+    # Recipe flags that an override replaces under another spelling of the same
+    # option (runner.overrides); dropped first.
+    superseded: tuple[str, ...] = ()
 
 
 class OverrideError(ValueError):
@@ -57,6 +60,8 @@ def recipe_flags(recipe: Recipe, base_folder: str, arch: Qwen3NextArchitecture =
 
 def apply_overrides(flags: FlagSet, recipe: Recipe, overrides: Overrides) -> FlagSet:
     out = flags.copy()
+    for name in overrides.superseded:
+        out.drop(name)
     if overrides.low_memory:
         if recipe.backend != "megatron":
             raise OverrideError(f"--low-memory applies to Megatron recipes; {recipe.name} uses {recipe.backend}")

@@ -1,6 +1,6 @@
 import pytest
 
-from runner.flags import Flag, FlagSet, parse_set_option
+from runner.flags import Flag, FlagSet
 
 
 def test_last_flag_wins_like_argparse():
@@ -21,14 +21,11 @@ def test_value_without_flag_is_rejected():
         FlagSet.parse(["oops", "--a"])
 
 
-def test_set_option_parsing():
-    assert parse_set_option("lr=2e-6") == Flag("lr", ("2e-6",))
-    assert parse_set_option("--sglang-cuda-graph-bs=1 2 4") == Flag("sglang-cuda-graph-bs", ("1", "2", "4"))
-    assert parse_set_option("use-wandb") == Flag("use-wandb")
-    with pytest.raises(ValueError):
-        parse_set_option("lr=")
-    with pytest.raises(ValueError):
-        parse_set_option("=3")
+def test_single_value_starting_with_a_dash_is_rendered_with_equals():
+    # argparse would read a separate "-1e-6" as an option ("expected one argument").
+    assert Flag("lr", ("-1e-6",)).argv() == ["--lr=-1e-6"]
+    assert FlagSet.parse(Flag("lr", ("-1e-6",)).argv()).get("lr") == ("-1e-6",)
+    assert Flag("x", ("-1", "2")).argv() == ["--x", "-1", "2"]
 
 
 def test_typed_getters_name_the_flag():

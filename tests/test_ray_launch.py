@@ -31,6 +31,9 @@ if "--test-probe" in args:  # an unauthenticated request to the job API
     except urllib.error.HTTPError as e:
         status = e.code
     print("ENTRY probe status", status, flush=True)
+if "--train-env-vars" in args:  # JSON through argv, ray_job's shlex.join and Ray's shell
+    import json
+    print("ENTRY train-env-vars", json.dumps(json.loads(args[args.index("--train-env-vars") + 1])), flush=True)
 for i in range(3):
     print(f"ENTRY tick {i}", flush=True)
     time.sleep(0.2)
@@ -104,8 +107,10 @@ def test_success_streams_logs_and_cleans_up(tmp_path, short_tmp):
     home = tmp_path / "home"
     (home / ".ray").mkdir(parents=True)
     (home / ".ray" / "auth_token").write_text("a-token-the-user-made-earlier-0123456789")
-    rc, out, seen = _launch(tmp_path, short_tmp, probe=True, env_extra={"HOME": str(home)})
+    rc, out, seen = _launch(tmp_path, short_tmp, probe=True, env_extra={"HOME": str(home)},
+                            runner_args=("--set", 'train-env-vars={"A": "1", "B": "it\'s $HOME"}'))
     assert rc == 0, out[-3000:]
+    assert 'ENTRY train-env-vars {"A": "1", "B": "it\'s $HOME"}' in out  # valid JSON, quotes and $ intact
     assert "ENTRY tick 0" in out and "ENTRY tick 2" in out and "ENTRY exiting with 0" in out
     assert "NCCL_NVLS_ENABLE=0" in out and "CUDA_DEVICE_MAX_CONNECTIONS=1" in out  # runtime env reached the job
     assert "job finished with exit code 0" in out

@@ -7,10 +7,11 @@ import json
 import shlex
 import sys
 
-from runner.flags import parse_set_option
 from runner.locations import Locations, resolve_locations
+from runner.overrides import CheckedOverrides, check_overrides
 from runner.plan import Plan
-from runner.render import Overrides
+from runner.recipes.base import Recipe
+from runner.render import recipe_flags
 from runner.secrets import redact_env, redact_json, redact_text
 
 
@@ -29,14 +30,15 @@ def locations_from_args(args, environ, default_master_addr: str | None = "127.0.
                              default_master_addr=default_master_addr)
 
 
-def overrides_from_args(args) -> Overrides:
-    """Raises ValueError with a one-line message for a malformed --set."""
-    extra = list(getattr(args, "slime_args", []) or [])
-    return Overrides(
-        low_memory=getattr(args, "low_memory", False),
-        set_flags=tuple(parse_set_option(s) for s in getattr(args, "set_flags", []) or []),
-        unset=tuple(getattr(args, "unset", []) or []),
-        extra_argv=tuple(extra),
+def checked_overrides(args, recipe: Recipe, base_folder: str) -> CheckedOverrides:
+    """--set/--unset/--low-memory/raw flags of `args`, checked against slime's flags for `recipe`."""
+    return check_overrides(
+        recipe, recipe_flags(recipe, base_folder),
+        set_texts=getattr(args, "set_flags", None) or (), unset=getattr(args, "unset", None) or (),
+        extra_argv=getattr(args, "slime_args", None) or (), low_memory=getattr(args, "low_memory", False),
+        runner_options=getattr(args, "own_options", None) or (),
+        # A launch test's entrypoint stands in for train.py and takes its own flags.
+        allow_unknown=bool(getattr(args, "test_entrypoint", None)),
     )
 
 

@@ -12,11 +12,12 @@ import json
 import os
 import sys
 
-from runner.commands.common import add_location_arguments, locations_from_args, overrides_from_args
+from runner.commands.common import add_location_arguments, checked_overrides, locations_from_args
 from runner.commands.train import add_override_arguments
 from runner.gpus import query_gpus
 from runner.recipes import RECIPES, get_recipe
-from runner.render import OverrideError, train_flags
+from runner.render import train_flags
+from runner.slime_rules import cross_flag_problems
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,15 +35,21 @@ def run(args) -> int:
     from runner import planner
 
     locs = locations_from_args(args, os.environ)
-    try:
-        overrides = overrides_from_args(args)
-        if args.recipe is None:
-            return _summary(args, [(r, train_flags(r, str(locs.base), overrides)) for r in RECIPES.values()])
-        recipe = get_recipe(args.recipe)
-        flags = train_flags(recipe, str(locs.base), overrides)
-    except (OverrideError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    recipes = [get_recipe(args.recipe)] if args.recipe else list(RECIPES.values())
+    planned, problems = [], []
+    for recipe in recipes:
+        checked = checked_overrides(args, recipe, str(locs.base))
+        flags = train_flags(recipe, str(locs.base), checked.overrides)
+        prefix = "" if args.recipe else f"{recipe.name}: "
+        problems += [prefix + p for p in checked.problems + cross_flag_problems(flags, recipe.backend)]
+        planned.append((recipe, flags))
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems and not args.dry_run:
+        return 2  # with --dry-run: listed above, and the plan of what is valid below
+    if args.recipe is None:
+        return _summary(args, planned)
+    recipe, flags = planned[0]
     detected = None
     if getattr(args, "gpu_memory", None) is None and getattr(args, "gpu", None) is None:
         facts = query_gpus()

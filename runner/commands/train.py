@@ -32,7 +32,7 @@ from runner import preflight
 from runner.cluster.hostfile import HostfileError, read_workers
 from runner.cluster.slurm import expand_nodelist
 from runner.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, ClusterSpec, supports_token_auth
-from runner.commands.common import add_location_arguments, locations_from_args, overrides_from_args, print_plan
+from runner.commands.common import add_location_arguments, checked_overrides, locations_from_args, print_plan
 from runner.flags import FlagSet
 from runner.gpus import GpuFacts, nccl_nvls_value, query_gpus
 from runner.plan import Plan
@@ -40,6 +40,7 @@ from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
 from runner.render import OverrideError
 from runner.secrets import secret_flag_error, secret_values
+from runner.slime_rules import cross_flag_problems
 from runner.topology import topology_problems, tp_cp_warning
 from runner.train_plan import TrainInputs, TrainPlan, build_train_plan
 
@@ -135,10 +136,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         problems.append(f"{recipe.name} needs MASTER_ADDR: the head node's address that the workers reach; "
                         f"export MASTER_ADDR or pass --master-addr")
         master_addr = "<MASTER_ADDR>"
-    try:
-        overrides = overrides_from_args(args)
-    except ValueError as exc:
-        return None, _failed(str(exc))
+    checked = checked_overrides(args, recipe, str(locs.base))
+    problems += checked.problems
 
     workers, launcher, head_node = _workers(args, recipe, master_addr, environ, problems)
     test = bool(args.test_entrypoint)
@@ -169,7 +168,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     secret_env = {k: environ[k] for k in PASSED_SECRETS if environ.get(k)}
     try:
         tp = build_train_plan(TrainInputs(
-            recipe=recipe, overrides=overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
+            recipe=recipe, overrides=checked.overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
             megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
             nccl_nvls_enable=nvls, secret_env=secret_env,
             test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
@@ -183,6 +182,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     secret_flag = secret_flag_error(f.name for f in flags)
     if secret_flag:
         problems.append(secret_flag)
+    problems += cross_flag_problems(flags, recipe.backend)
     problems += topology_problems(flags, recipe.backend, QWEN3_NEXT_80B, nodes=recipe.layout.nodes,
                                   gpus_per_node=recipe.layout.gpus_per_node)
     warning = tp_cp_warning(flags, recipe.backend)

@@ -1,0 +1,190 @@
+"""slime's flag schema (runner/data/slime_flags.json): provenance, content, and
+agreement with slime's real parser where the pinned sources and the stack are here.
+
+The schema is extracted by tools/slime_flag_schema.py from slime 3d7599aa,
+Megatron-LM 3714d81d + slime's patch and sglang 0.5.6.post1. The last two
+tests rebuild slime's parsers with that code (a Python with the stack:
+SLIME_STACK_PYTHON, default /work/venvs/stack/bin/python; git snapshots:
+SLIME_GIT, MEGATRON_GIT) and skip, saying why, where those are missing (CI).
+`nix flake check` regenerates the schema too (checks.slime-flags).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from runner.flags import FlagSet
+from runner.overrides import check_overrides
+from runner.recipes import RECIPES
+from runner.render import recipe_flags, train_flags
+from runner.slime_schema import SCHEMA_FILE, backend_flags
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "tools"))
+import slime_flag_schema as tool  # noqa: E402
+
+PINS = json.loads((REPO / "nix" / "pins.json").read_text())
+STACK_PYTHON = os.environ.get("SLIME_STACK_PYTHON", "/work/venvs/stack/bin/python")
+SLIME_GIT = os.environ.get("SLIME_GIT", "/work/.mirror/THUDM+slime/repo")
+MEGATRON_GIT = os.environ.get("MEGATRON_GIT", "/work/.mirror/NVIDIA+Megatron-LM/repo")
+
+
+def test_provenance_is_the_pins():
+    schema = json.loads(SCHEMA_FILE.read_text())
+    prov = schema["provenance"]
+    assert prov["slime"]["commit"] == PINS["sources"]["slime"]["rev"]
+    assert prov["megatron_lm"]["commit"] == PINS["sources"]["megatron-lm"]["rev"]
+    assert prov["megatron_lm"]["patches_from_slime"] == PINS["sources"]["megatron-lm"]["patches_from_slime"]
+    assert prov["sglang"] == PINS["python_packages"]["sglang"]
+    assert "tools/slime_flag_schema.py" in prov["how"]
+    assert set(prov["unimported_gpu_only_modules"]) == {"transformer_engine",
+                                                        "slime.backends.fsdp_utils (package __init__)"}
+    # The file is exactly what the tool writes (one option per line), so a regeneration diffs cleanly.
+    assert tool.dumps(schema) == SCHEMA_FILE.read_text()
+
+
+def test_schema_knows_what_the_parsers_do():
+    meg, fsdp = backend_flags("megatron"), backend_flags("fsdp")
+    schema = json.loads(SCHEMA_FILE.read_text())["backends"]
+    assert schema["megatron"]["allow_abbrev"] is False and schema["fsdp"]["allow_abbrev"] is True
+    assert meg.get("lr").type == "float" and meg.get("lr").nargs is None
+    assert meg.get("use-wandb").is_switch and fsdp.get("use-wandb").is_switch
+    assert meg.get("train-env-vars").type == "json"
+    assert meg.get("eval-prompt-data").nargs == "+"
+    assert meg.get("attention-backend").type == "enum" and "flash" in meg.get("attention-backend").choices
+    assert meg.get("moe-layer-freq").type == "layer_pattern"
+    assert meg.get("tensor-model-parallel-size") is not None and fsdp.get("tensor-model-parallel-size") is None
+    # One option, three spellings (sglang's ServerArgs aliases, prefixed by slime).
+    assert meg.same_option("sglang-ep-size") == ["sglang-ep", "sglang-expert-parallel-size"]
+    # Megatron-LM without slime's patch has no --use-gated-attention: the schema is the patched one.
+    assert meg.get("use-gated-attention") is not None
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_flag_is_a_valid_slime_flag(name):
+    recipe = RECIPES[name]
+    schema = backend_flags(recipe.backend)
+    for f in recipe_flags(recipe, "/root"):
+        option = schema.get(f.name)
+        assert option is not None, f.name
+        assert option.check_values(f.name, f.values) is None
+
+
+# Each case: (backend, raw flags after `--`, what slime's argparse does without the runner,
+# and whether the runner refuses it). Where the two differ, the reason is stated.
+CASES = [
+    ("megatron", ["--lr", "2e-6"], True, False),
+    ("megatron", ["--lrr", "2e-6"], False, True),
+    ("megatron", ["--lr", "abc"], False, True),
+    ("megatron", ["--lr"], False, True),
+    ("megatron", ["--use-wandb", "true"], False, True),
+    ("megatron", ["--no-such-flag", "1"], False, True),
+    ("megatron", ["--max-tokens-per-gpu", "2k"], False, True),
+    ("megatron", ["--pipeline-model-parallel-size", "abc"], False, True),
+    ("megatron", ["--sglang-mem-fraction", "0.7"], False, True),
+    # Megatron's enum converter raises KeyError here: a traceback from slime, not a usage error.
+    ("megatron", ["--attention-backend", "flashh"], False, True),
+    ("megatron", ["--attention-backend", "flash"], True, False),
+    ("megatron", ["--moe-layer-freq", "([1]*3+[0])*12"], True, False),
+    ("megatron", ["--moe-layer-freq", "x1"], False, True),
+    ("megatron", ["--train-env-vars", '{"A": "1"}'], True, False),
+    ("megatron", ["--train-env-vars", "{A:1}"], False, True),
+    ("megatron", ["--sglang-cuda-graph-bs", "1", "2", "4"], True, False),
+    ("megatron", ["--eval-prompt-data"], False, True),
+    ("megatron", ["--empty-unused-memory-level", "3"], False, True),
+    ("megatron", ["--sglang-piecewise-cuda-graph-tokens", "[1, 2]"], True, False),
+    ("fsdp", ["--sglang-mem-fraction-static", "0.7"], True, False),
+    ("fsdp", ["--tensor-model-parallel-size", "2"], False, True),
+    ("fsdp", ["--lr", "x"], False, True),
+    # FSDP's parser keeps allow_abbrev=True: slime silently takes the abbreviation;
+    # the runner refuses it (its own planner would read another flag).
+    ("fsdp", ["--sglang-mem-fraction", "0.7"], True, True),
+    ("fsdp", ["--num-roll", "3"], True, True),
+    # bool('False') is True: slime accepts it and turns the option on; the runner refuses it.
+    ("megatron", ["--onnx-safe", "False"], True, True),
+    # sglang's json_list_type takes any JSON; the option is a list of token counts, so the runner wants a list.
+    ("megatron", ["--sglang-piecewise-cuda-graph-tokens", "3"], True, True),
+    # argparse reads a separate "-1e-6" as an option; the runner renders --lr=-1e-6, which it accepts.
+    ("megatron", ["--lr", "-1e-6"], False, False),
+]
+
+
+def _recipe_for(backend):
+    return RECIPES["megatron-8gpu" if backend == "megatron" else "fsdp"]
+
+
+def test_runner_verdicts_on_the_cases():
+    """Fast, everywhere: the runner's side of CASES (the slow test below checks slime's side)."""
+    for backend, extra, _, runner_refuses in CASES:
+        recipe = _recipe_for(backend)
+        checked = check_overrides(recipe, recipe_flags(recipe, "/root"), extra_argv=extra)
+        assert bool(checked.problems) == runner_refuses, (backend, extra, checked.problems)
+        assert all("\n" not in p for p in checked.problems)
+
+
+def _sources_or_skip():
+    if not Path(STACK_PYTHON).is_file():
+        pytest.skip(f"needs a Python with the pinned stack at {STACK_PYTHON} (set SLIME_STACK_PYTHON; CI has none)")
+    for git_dir in (SLIME_GIT, MEGATRON_GIT):
+        if not Path(git_dir).exists():
+            pytest.skip(f"needs git snapshots of slime and Megatron-LM ({git_dir}; set SLIME_GIT / MEGATRON_GIT)")
+
+
+@pytest.fixture(scope="module")
+def pinned_sources():
+    _sources_or_skip()
+    with tempfile.TemporaryDirectory(prefix="slime-schema-test-") as tmp:
+        yield tool.prepare_from_git(SLIME_GIT, MEGATRON_GIT, Path(tmp))
+
+
+@pytest.mark.slow
+def test_schema_regenerates_from_the_pinned_sources(pinned_sources):
+    slime, megatron = pinned_sources
+    schema = tool.build_schema(STACK_PYTHON, slime, megatron)
+    committed = json.loads(SCHEMA_FILE.read_text())
+    for key in tool.COMPARED:
+        assert schema[key] == committed[key], f"{key} differs: regenerate with {tool.HOW}"
+
+
+@pytest.mark.slow
+def test_runner_and_slime_parser_agree(pinned_sources):
+    slime, megatron = pinned_sources
+    cases, accepted = [], []
+    for backend, extra, _, _ in CASES:
+        recipe = _recipe_for(backend)
+        argv = recipe_flags(recipe, "/root").argv()
+        # What slime got before the runner checked: the recipe's argv plus the raw flags.
+        cases.append({"backend": backend, "argv": argv + extra})
+    for backend, extra, _, refused in CASES:
+        if not refused:
+            # What slime gets now: the runner's rendered argv (with its own spelling, e.g. --lr=-1e-6).
+            recipe = _recipe_for(backend)
+            checked = check_overrides(recipe, recipe_flags(recipe, "/root"), extra_argv=extra)
+            flags = train_flags(recipe, "/root", checked.overrides)
+            dest = backend_flags(backend).get(extra[0][2:]).dest
+            cases.append({"backend": backend, "argv": flags.argv(), "dests": [dest]})
+            accepted.append((backend, extra, dest))
+    results = tool.run_in_child(STACK_PYTHON, slime, megatron, "parse_cases", cases)
+    for (backend, extra, slime_accepts, _), result in zip(CASES, results):
+        assert result["ok"] == slime_accepts, (backend, extra, result["error"])
+    for (backend, extra, dest), result in zip(accepted, results[len(CASES):]):
+        assert result["ok"], (backend, extra, result["error"])
+        value = result["values"][dest]
+        if extra[0] == "--lr":
+            assert value == float(extra[1])
+        if extra[0] == "--train-env-vars":
+            assert value == {"A": "1"}  # valid JSON reached slime's json.loads
+
+
+def test_final_argv_parses_back_to_the_same_flags():
+    recipe = RECIPES["fsdp"]
+    checked = check_overrides(recipe, recipe_flags(recipe, "/root"), set_texts=['train-env-vars={"A": "1"}'])
+    flags = train_flags(recipe, "/root", checked.overrides)
+    assert not checked.problems
+    assert FlagSet.parse(flags.argv()).get("train-env-vars") == ('{"A": "1"}',)
