@@ -102,6 +102,8 @@ def test_flake_outputs_are_all_forced(x86, arm):
                 assert drv["drvPath"].endswith(".drv"), (group, name)
     # PyPI's aarch64 torch 2.9.1 is a CPU build: the import check is x86_64 only.
     assert "import-check" in x86["checks"] and "import-check" not in arm["checks"]
+    # It imports the stack too: slime's flag schema regenerated and compared (issue 12).
+    assert "slime-flags" in x86["checks"] and "slime-flags" not in arm["checks"]
 
 
 def test_no_uv_lock_marker_depends_on_the_python_patch_level():
