@@ -7,18 +7,20 @@ architecture and the cluster shape; returns one-line problems.
 from __future__ import annotations
 
 from runner.flags import FlagSet
-from runner.recipes.base import Layout, Parallelism
+from runner.recipes.base import Parallelism, TrainingShape
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
 
 
 def topology_problems(flags: FlagSet, backend: str, arch: Qwen3NextArchitecture, *, nodes: int,
-                      gpus_per_node: int) -> list[str]:
+                      gpus_per_node: int, shape: TrainingShape | None = None) -> list[str]:
+    """`shape`: the layout and parallelism already derived from `flags` (the planner passes its own)."""
     problems: list[str] = []
-    try:
-        layout = Layout.from_flags(flags, nodes=nodes, gpus_per_node=gpus_per_node)
-        par = Parallelism.from_flags(flags)
-    except ValueError as exc:
-        return [str(exc)]
+    if shape is None:
+        try:
+            shape = TrainingShape.from_flags(flags, backend=backend, nodes=nodes, gpus_per_node=gpus_per_node)
+        except ValueError as exc:
+            return [str(exc)]
+    layout, par = shape.layout, shape.parallel
 
     if layout.actor_nodes > nodes:
         problems.append(f"--actor-num-nodes {layout.actor_nodes} exceeds the {nodes} node(s) available")
@@ -38,6 +40,13 @@ def topology_problems(flags: FlagSet, backend: str, arch: Qwen3NextArchitecture,
         problems.append(f"--rollout-num-gpus-per-engine {layout.gpus_per_engine} is not divisible by "
                         f"--sglang-ep-size {sglang_ep}")
 
+    if backend == "fsdp" and flags.has("global-batch-size"):
+        # FSDPTrainRayActor._packed_data asserts it, at the first training step.
+        dp = layout.training_gpus // max(flags.int("context-parallel-size", 1), 1)
+        gbs = flags.int("global-batch-size", 0)
+        if dp > 0 and gbs % dp:
+            problems.append(f"--global-batch-size {gbs} is not divisible by the {dp} FSDP data-parallel ranks "
+                            f"(slime's FSDP actor asserts it); use a multiple of {dp}")
     if backend != "megatron":
         return problems
     layers = arch.num_hidden_layers
@@ -62,11 +71,11 @@ def topology_problems(flags: FlagSet, backend: str, arch: Qwen3NextArchitecture,
     return problems
 
 
-def tp_cp_warning(flags: FlagSet, backend: str) -> str | None:
+def tp_cp_warning(flags: FlagSet, backend: str, parallel: Parallelism | None = None) -> str | None:
     """slime at the pinned commit inflates grad norms by TP x CP in linear-attention layers."""
     if backend != "megatron":
         return None
-    par = Parallelism.from_flags(flags)
+    par = parallel or Parallelism.from_flags(flags)
     if par.tp * par.cp > 1:
         return (f"TP x CP = {par.tp * par.cp} > 1: slime at this commit predates its fix for gradient norms "
                 f"inflated by TP x CP in Gated DeltaNet layers (slime PR 1748); reported grad norms and "

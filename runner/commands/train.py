@@ -211,6 +211,9 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
             warnings += [f"{p} (--force: starting anyway)" for p in fit_problems]
         else:
             problems += [f"{p}; pass --force to start anyway" for p in fit_problems]
+        hint = preflight.fitting_derived_recipe(recipe, facts, str(locs.base)) if fit_problems else None
+        if hint:
+            (warnings if args.force else problems).append(hint)
     for p in problems:
         plan.error(p)
     for w in warnings:

@@ -9,7 +9,7 @@ from runner.planner import megatron as mg
 from runner.planner import sglang as sg
 from runner.planner.params import count_params
 from runner.planner.report import PlanReport, Role, Term
-from runner.recipes.base import Layout
+from runner.recipes.base import TrainingShape
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
 from runner.topology import topology_problems, tp_cp_warning
 
@@ -36,7 +36,9 @@ ASSUMPTIONS = (
     "buffers, which slime allocates outside the offload region).",
     "Rollout sequence length for capacity checks: 2048 prompt tokens + max(rollout, eval) response length.",
     "FSDP (slime 3d7599aa): from_pretrained without dtype loads fp32; params, grads and AdamW moments are "
-    "sharded fp32 (16 B/param / ranks); compute in bf16.",
+    "sharded fp32 (16 B/param / ranks; on the CPU with --fsdp-cpu-offload); compute in bf16; at load each rank "
+    f"holds its fp32 shard on the GPU; the policy loss keeps {fs.SLIME_LOGIT_BYTES} B per token x vocab around "
+    "the logits.",
     "The MTP block in the checkpoint is trained only with --enable-mtp-training and served only as the "
     "speculative draft.",
 )
@@ -46,42 +48,56 @@ def plan(*, recipe_name: str, recipe_status: str, backend: str, flags: FlagSet, 
          gpus_per_node: int, arch: Qwen3NextArchitecture, mtp_layers: int, gpu_gib: float, gpu_label: str,
          host_gib: float | None = None, checkpoint: dict | None = None) -> PlanReport:
     counts = count_params(arch, mtp_layers)
-    topo = tuple(topology_problems(flags, backend, arch, nodes=layout_nodes, gpus_per_node=gpus_per_node))
-    layout = Layout.from_flags(flags, nodes=layout_nodes, gpus_per_node=gpus_per_node)
+    # The flags are read once here; every estimate below gets this shape.
+    shape = TrainingShape.from_flags(flags, backend=backend, nodes=layout_nodes, gpus_per_node=gpus_per_node)
+    layout = shape.layout
+    topo = tuple(topology_problems(flags, backend, arch, nodes=layout_nodes, gpus_per_node=gpus_per_node,
+                                   shape=shape))
     warnings = []
-    if (w := tp_cp_warning(flags, backend)):
+    if (w := tp_cp_warning(flags, backend, shape.parallel)):
         warnings.append(w)
     roles: list[Role] = []
+    load_terms: list[Term] = []
 
     if backend == "megatron":
-        train_terms, train_info = mg.training_gpu_terms(flags, layout, arch)
-        host_terms = hm.megatron_host_terms(flags, layout, arch, counts.total)
+        train_terms, train_info = mg.training_gpu_terms(flags, shape, arch)
+        host_terms = hm.megatron_host_terms(flags, shape, arch, counts.total)
         asleep = mg.residue_when_asleep(flags)
     else:
         tokens, _ = mg.micro_batch_tokens(flags)
         setup = fs.FsdpSetup(ranks=max(layout.training_gpus, 1), tokens=tokens,
                              gradient_checkpointing=flags.has("gradient-checkpointing"),
-                             cpu_offload=flags.has("fsdp-cpu-offload"))
+                             cpu_offload=flags.has("fsdp-cpu-offload"), logit_bytes=fs.SLIME_LOGIT_BYTES)
         train_terms = fs.fsdp_gpu_terms(arch, setup)
-        train_info = {"sharding": f"FSDP2 over {setup.ranks} ranks", "tokens per micro-batch": tokens}
+        train_info = {"sharding": f"FSDP2 over {setup.ranks} ranks"
+                                  + (", params/grads/Adam on the CPU" if setup.cpu_offload else ""),
+                      "tokens per micro-batch": tokens}
         host_terms = hm.fsdp_host_terms(flags, layout, counts.total)
-        asleep = 1.5
+        load_terms = fs.load_gpu_terms(arch, setup)
+        # slime's FSDP sleep() (or, with --fsdp-cpu-offload, nothing) only moves tensors: the
+        # trainer's CUDA context and NCCL communicators stay on a colocated GPU.
+        asleep = fs.CUDA_CONTEXT_GIB
 
     roll_terms, roll_problems, roll_info = sg.rollout_gpu(
         flags, arch, gpu_gib, mtp_layers=mtp_layers,
         others_gib=asleep if layout.colocate else 0.0,
         others_note="paused trainer" if layout.colocate else "")
 
+    paused_sglang = (Term("paused sglang", sg.PAUSED_RESIDUE_GIB, "weights/KV/graphs released"),)
     if layout.colocate:
         roles.append(Role("colocated GPU, training phase", "gpu", layout.training_gpus,
-                          tuple(train_terms) + (Term("paused sglang", sg.PAUSED_RESIDUE_GIB,
-                                                     "weights/KV/graphs released"),),
-                          gpu_gib, info=train_info))
+                          tuple(train_terms) + paused_sglang, gpu_gib, info=train_info))
         roles.append(Role("colocated GPU, rollout phase", "gpu", layout.rollout_gpu_count, tuple(roll_terms),
                           gpu_gib, problems=tuple(roll_problems), info=roll_info))
+        if load_terms:  # slime pauses the engines before the trainer loads
+            roles.append(Role("colocated GPU, model load", "gpu", layout.training_gpus,
+                              tuple(load_terms) + paused_sglang, gpu_gib))
     else:
         roles.append(Role(f"training GPU ({backend})", "gpu", layout.training_gpus, tuple(train_terms), gpu_gib,
                           info=train_info))
+        if load_terms:
+            roles.append(Role(f"training GPU ({backend}), model load", "gpu", layout.training_gpus,
+                              tuple(load_terms), gpu_gib))
         roles.append(Role("rollout GPU (sglang)", "gpu", layout.rollout_gpu_count, tuple(roll_terms), gpu_gib,
                           problems=tuple(roll_problems), info=roll_info))
     roles.append(Role("host memory per node", "host", max(layout.actor_nodes, 1), tuple(host_terms), host_gib,

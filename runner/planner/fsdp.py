@@ -1,12 +1,22 @@
 """Per-GPU memory of an FSDP2 training rank (slime's FSDP backend, or the smoke runs). Pure.
 
-slime 3d7599aa's FSDP actor calls `from_pretrained` without a dtype, which in
-transformers 4.57 and 5.0.0rc0 loads float32 weights; `fully_shard` then
-shards those fp32 parameters over the data-parallel ranks with a bf16
-MixedPrecisionPolicy (reduce in fp32), and torch.optim.AdamW keeps fp32
-moments. Per rank: 4 (params) + 4 (grads) + 8 (Adam) bytes per parameter /
-ranks, plus the unsharded bf16 copy of the layers being computed, plus
-activations. With --fsdp-cpu-offload the sharded state lives on the CPU.
+What slime 3d7599aa's FSDP actor (slime/backends/fsdp_utils/actor.py) does,
+and what it costs (docs/planner.md, "Where FSDP's bytes live"):
+
+- `from_pretrained` without a dtype: transformers 5.0.0rc0 loads float32
+  (`_get_dtype`: no dtype -> torch.get_default_dtype()). Rank 0 loads on the
+  CPU, the other ranks on the meta device.
+- `apply_fsdp2`: `fully_shard` on every `_no_split_modules` layer, on the
+  embedding (untied) and on the root, MixedPrecisionPolicy(param_dtype=bf16,
+  reduce_dtype=fp32), CPUOffloadPolicy() when --fsdp-cpu-offload.
+- Loading: every rank moves its fp32 shard to the GPU (`model.to(cuda)` /
+  `to_empty`), rank 0 broadcasts each full tensor (set_model_state_dict with
+  broadcast_from_rank0), then with --fsdp-cpu-offload `model.to("cpu")`.
+- torch.optim.AdamW on the (fp32) parameters: fp32 moments, created at the
+  first step; on the CPU with --fsdp-cpu-offload (the step runs there).
+- Training: 4 (params) + 4 (grads) + 8 (Adam) bytes per parameter / ranks,
+  on the GPU or (offload) on the CPU; the unsharded bf16 copy of the layers
+  being computed; activations; the logits path of the policy loss.
 """
 
 from __future__ import annotations
@@ -20,6 +30,14 @@ from runner.recipes.qwen3_next import Qwen3NextArchitecture
 
 CUDA_CONTEXT_GIB = 3.0
 FRAGMENTATION = 0.10
+# Bytes per token x vocab that slime's FSDP train step keeps around the logits
+# (_train_step -> get_logprob_and_entropy_with_cp): the fp32 copy of the
+# logits, log_softmax for the gathered log-probs, log_softmax and softmax for
+# the entropy (computed with grad even at --entropy-coef 0) and, in backward,
+# their gradients. 28 is what tests/test_fsdp_memory.py measures on CPU by
+# tracking live tensor storage through slime's own functions; a transformers
+# loss (the smoke runs) keeps act.LOGIT_BYTES = 14.
+SLIME_LOGIT_BYTES = 28
 
 
 @dataclass(frozen=True)
@@ -30,25 +48,34 @@ class FsdpSetup:
     gradient_checkpointing: bool = True
     cpu_offload: bool = False
     prefetch_layers: int = 2  # the layer being computed and the next one being all-gathered
+    logit_bytes: int = act.LOGIT_BYTES  # per token x vocab: SLIME_LOGIT_BYTES for slime's policy loss
+
+
+def largest_tensor_params(arch: Qwen3NextArchitecture) -> int:
+    """The biggest single parameter tensor: transformers 5.x keeps each layer's experts as one 3D tensor."""
+    fused_gate_up = arch.num_experts * 2 * arch.moe_intermediate_size * arch.hidden_size
+    return max(fused_gate_up, arch.vocab_size * arch.hidden_size)
 
 
 def fsdp_tensor_terms(arch: Qwen3NextArchitecture, s: FsdpSetup) -> list[Term]:
-    """Tensors PyTorch allocates (what torch.cuda.max_memory_allocated measures)."""
+    """Tensors PyTorch allocates while training (what torch.cuda.max_memory_allocated measures)."""
     p = count_params(arch, mtp_layers=0).total
     pb = s.param_bytes
     terms = []
+    biggest = max(layer_params(arch, i).total for i in range(arch.num_hidden_layers))
     if s.cpu_offload:
         terms.append(Term("sharded params, grads, Adam", 0.0, "on CPU (--fsdp-cpu-offload)"))
+        terms.append(Term("fp32 shard copied in for all-gather", gib(pb * biggest / s.ranks),
+                          "CPUOffloadPolicy: one layer's shard goes to the GPU before the bf16 all-gather"))
     else:
         terms += [
             Term("sharded params", gib(pb * p / s.ranks), f"{pb} B/param / {s.ranks} ranks"),
             Term("sharded grads", gib(pb * p / s.ranks), "same dtype as the params"),
             Term("Adam moments", gib(2 * pb * p / s.ranks), "exp_avg + exp_avg_sq, param dtype"),
         ]
-    biggest = max(layer_params(arch, i).total for i in range(arch.num_hidden_layers))
     vocab = arch.vocab_size * arch.hidden_size * (1 if arch.tie_word_embeddings else 2)
     terms.append(Term("unsharded bf16 layers", gib(2 * (s.prefetch_layers * biggest + vocab)),
-                      f"{s.prefetch_layers} decoder layers all-gathered + embedding/head (root)"))
+                      f"{s.prefetch_layers} decoder layers all-gathered + embedding/head"))
     terms.append(Term("unsharded grads (reduce)", gib(4 * biggest + 2 * vocab),
                       "one layer's fp32 gradients before reduce-scatter + bf16 head/embedding grads"))
     if s.gradient_checkpointing:
@@ -61,8 +88,8 @@ def fsdp_tensor_terms(arch: Qwen3NextArchitecture, s: FsdpSetup) -> list[Term]:
         per = act.mean_layer_bytes(arch)
         terms.append(Term("activations: all layers", gib(arch.num_hidden_layers * s.tokens * per),
                           f"{arch.num_hidden_layers} layers x {s.tokens} tokens x {per / 1024:.1f} KiB/token"))
-    terms.append(Term("logits", gib(act.logits_bytes(arch, s.tokens)),
-                      f"{s.tokens} tokens x vocab x {act.LOGIT_BYTES} B"))
+    terms.append(Term("logits", gib(s.tokens * arch.vocab_size * s.logit_bytes),
+                      f"{s.tokens} tokens x vocab x {s.logit_bytes} B"))
     return terms
 
 
@@ -72,6 +99,24 @@ def fsdp_gpu_terms(arch: Qwen3NextArchitecture, s: FsdpSetup) -> list[Term]:
     terms.append(Term("CUDA context, NCCL, workspaces", CUDA_CONTEXT_GIB, "fixed allowance"))
     terms.append(Term("fragmentation", FRAGMENTATION * dyn, f"{FRAGMENTATION:.0%} of activations"))
     return terms
+
+
+def load_gpu_terms(arch: Qwen3NextArchitecture, s: FsdpSetup) -> list[Term]:
+    """A training GPU while slime loads the weights (_fsdp2_load_full_state_dict), before any step.
+
+    The fp32 shard sits on the GPU even with --fsdp-cpu-offload (moved to the
+    CPU only after set_model_state_dict), next to the full tensor that rank 0
+    is broadcasting.
+    """
+    p = count_params(arch, mtp_layers=0).total
+    big = largest_tensor_params(arch)
+    return [
+        Term("fp32 shard of the model", gib(4 * p / s.ranks),
+             f"4 B/param / {s.ranks} ranks: model.to(cuda) before set_model_state_dict"
+             + (", moved to the CPU after it" if s.cpu_offload else "")),
+        Term("tensor being broadcast", gib(4 * big), "largest fp32 tensor, full size, from rank 0"),
+        Term("CUDA context, NCCL, workspaces", CUDA_CONTEXT_GIB, "fixed allowance"),
+    ]
 
 
 def estimate_peak_allocated_bytes(arch: Qwen3NextArchitecture, s: FsdpSetup) -> float:

@@ -9,7 +9,8 @@
 - Colocated (offload_train): torch_memory_saver pauses the trainer with
   TMS_INIT_ENABLE_CPU_BACKUP=1, copying its GPU allocations (weights,
   gradient buffer, any GPU optimizer state) to host memory between phases.
-- FSDP: rank 0 builds the whole model on the CPU in fp32 before sharding.
+- FSDP: rank 0 builds the whole model on the CPU in fp32 before sharding;
+  --fsdp-cpu-offload keeps params, grads and AdamW moments there (16 B/param).
 - A fixed allowance per process (Python, CUDA host buffers, Ray worker).
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 from runner.flags import FlagSet
 from runner.planner import megatron as mg
 from runner.planner.report import Term, gib
-from runner.recipes.base import Layout, Parallelism
+from runner.recipes.base import Layout, TrainingShape
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
 
 PER_TRAIN_PROCESS_GIB = 8.0
@@ -33,10 +34,10 @@ def _rollout_gpus_per_node(layout: Layout) -> int:
     return min(layout.rollout_gpus, layout.gpus_per_node)
 
 
-def megatron_host_terms(flags: FlagSet, layout: Layout, arch: Qwen3NextArchitecture,
+def megatron_host_terms(flags: FlagSet, shape: TrainingShape, arch: Qwen3NextArchitecture,
                         total_params: float) -> list[Term]:
-    par = Parallelism.from_flags(flags)
-    stages = mg.training_params_per_gpu(flags, layout, arch)
+    layout, par = shape.layout, shape.parallel
+    stages = mg.training_params_per_gpu(flags, par, arch)
     mean_rank = sum(s.total for s in stages) / len(stages)
     ranks = layout.actor_gpus_per_node
     nodes = max(layout.actor_nodes, 1)
@@ -62,17 +63,44 @@ def megatron_host_terms(flags: FlagSet, layout: Layout, arch: Qwen3NextArchitect
     return terms
 
 
+def fsdp_uses_ref_model(flags: FlagSet) -> bool:
+    """slime creates a reference model when a KL term is on (placement_group.create_training_models)."""
+    return flags.has("use-kl-loss") or flags.float("kl-coef", 0.0) != 0
+
+
 def fsdp_host_terms(flags: FlagSet, layout: Layout, total_params: float) -> list[Term]:
+    """Host memory of slime's FSDP actors on one node (single-node layouts: rank 0 is on it).
+
+    The peak is the larger of two phases, not their sum: loading (rank 0's
+    full fp32 model next to the shards) and training (whatever stays on the CPU).
+    """
     ranks = layout.actor_gpus_per_node
     n = max(layout.training_gpus, 1)
-    terms = [Term("rank 0 builds the model on CPU (fp32)", gib(4 * total_params),
-                  "transient at start: from_pretrained without dtype, before sharding")]
-    if flags.has("fsdp-cpu-offload"):
-        terms.append(Term("CPU-offloaded params, grads, Adam", gib(16 * total_params * ranks / n),
-                          "--fsdp-cpu-offload, fp32"))
+    share = ranks / n  # this node's part of everything sharded over the ranks
+    offload = flags.has("fsdp-cpu-offload")
+    ref = fsdp_uses_ref_model(flags)
+    full = 4 * total_params
+    steady: list[Term] = []
+    if offload:
+        steady.append(Term("CPU-offloaded params, grads, Adam", gib(16 * total_params * share),
+                           "--fsdp-cpu-offload: fp32 params and grads (pinned), AdamW moments, 16 B/param"))
     elif layout.colocate:
-        terms.append(Term("trainer moved to CPU between phases", gib(16 * total_params * ranks / n),
-                          "model.cpu() + optimizer to CPU while sglang runs"))
+        steady.append(Term("trainer moved to CPU between phases", gib(16 * total_params * share),
+                           "sleep(): model.cpu() + optimizer to CPU while sglang runs"))
+    if ref:
+        steady.append(Term("reference model (CPUOffloadPolicy)", gib(full * share),
+                           "KL on: slime always keeps the ref model's fp32 shards on the CPU"))
+    # Loading: rank 0's full fp32 model (from_pretrained without dtype) and the
+    # shards: all of them on the CPU with offload, else only rank 0's before it
+    # moves to the GPU. A ref model repeats this while the actor's copy is alive.
+    shards = full * share if offload else full / n
+    load = full + shards + (2 * full + full * share if ref else 0.0)
+    steady_bytes = sum(t.gib for t in steady) * (1 << 30)
+    extra = max(load - steady_bytes, 0.0)
+    terms = list(steady)
+    terms.append(Term("model load at start", gib(extra),
+                      f"transient: rank 0's full fp32 model + fp32 shards = {gib(load):.0f} GiB, "
+                      f"counted beyond the training state only"))
     rollout_procs = _rollout_gpus_per_node(layout)
     terms.append(Term("processes, Ray", ranks * PER_TRAIN_PROCESS_GIB + rollout_procs * PER_ROLLOUT_PROCESS_GIB
                       + RAY_BASE_GIB, f"{ranks} x {PER_TRAIN_PROCESS_GIB:g} (trainers) + {rollout_procs} x "

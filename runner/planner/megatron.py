@@ -26,7 +26,7 @@ from runner.flags import FlagSet
 from runner.planner import activations as act
 from runner.planner.params import layer_params, mtp_params
 from runner.planner.report import Term, gib
-from runner.recipes.base import Layout, Parallelism
+from runner.recipes.base import Layout, Parallelism, TrainingShape
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
 
 CUDA_CONTEXT_GIB = 3.0  # context, NCCL communicators, cuBLAS/TE workspaces
@@ -160,11 +160,11 @@ def activation_terms(flags: FlagSet, arch: Qwen3NextArchitecture, par: Paralleli
     return terms
 
 
-def training_gpu_terms(flags: FlagSet, layout: Layout, arch: Qwen3NextArchitecture) -> tuple[list[Term], dict]:
+def training_gpu_terms(flags: FlagSet, shape: TrainingShape, arch: Qwen3NextArchitecture) -> tuple[list[Term], dict]:
     """Terms of the most loaded training GPU, and facts about the layout."""
-    par = Parallelism.from_flags(flags)
+    layout, par = shape.layout, shape.parallel
     dense_dp, expert_dp = dp_sizes(layout, par)
-    stages = [stage_params(flags, arch, par, s) for s in range(max(par.pp, 1))]
+    stages = training_params_per_gpu(flags, par, arch)
     gb, gnote = grad_bytes(flags)
     ob, onote = optimizer_gpu_bytes(flags)
     best: tuple[float, list[Term], StageParams] | None = None
@@ -198,8 +198,8 @@ def training_gpu_terms(flags: FlagSet, layout: Layout, arch: Qwen3NextArchitectu
     return terms, info
 
 
-def training_params_per_gpu(flags: FlagSet, layout: Layout, arch: Qwen3NextArchitecture) -> list[StageParams]:
-    par = Parallelism.from_flags(flags)
+def training_params_per_gpu(flags: FlagSet, par: Parallelism, arch: Qwen3NextArchitecture) -> list[StageParams]:
+    """The parameters one GPU of each pipeline stage holds."""
     return [stage_params(flags, arch, par, s) for s in range(max(par.pp, 1))]
 
 

@@ -120,6 +120,26 @@ class Parallelism:
 
 
 @dataclass(frozen=True)
+class TrainingShape:
+    """The layout and model parallelism that the rendered flags describe.
+
+    Derived once per planning trip and passed down, so every estimate sees
+    the same reading of the flags.
+    """
+
+    layout: Layout
+    parallel: Parallelism
+
+    @classmethod
+    def from_flags(cls, flags: FlagSet, *, backend: str, nodes: int, gpus_per_node: int) -> "TrainingShape":
+        """Raises ValueError (naming the flag) when a size is not a number."""
+        layout = Layout.from_flags(flags, nodes=nodes, gpus_per_node=gpus_per_node)
+        # FSDP has no Megatron model parallelism: its flags are not read.
+        parallel = Parallelism.from_flags(flags) if backend == "megatron" else Parallelism()
+        return cls(layout, parallel)
+
+
+@dataclass(frozen=True)
 class FlagGroup:
     """A named group of flags, named after the script's bash array."""
 
@@ -146,4 +166,7 @@ class Recipe:
     # "faithful": reproduces the source script flag for flag.
     # "derived": our own layout, not yet run at full scale.
     status: str = "faithful"
+    # For a derived recipe: the faithful recipe whose flags it changes (tests
+    # pin the exact difference; `train` names it when the original does not fit).
+    derived_from: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)

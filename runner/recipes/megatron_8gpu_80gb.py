@@ -49,6 +49,7 @@ RECIPE = replace(
     parallel=Parallelism(tp=1, pp=4, cp=1, ep=2, etp=1, sequence_parallel=True),
     groups=tuple(FlagGroup(g.name, _CHANGED.get(g.name, g.flags)) for g in SEED_8GPU.groups),
     status="derived",
+    derived_from=SEED_8GPU.name,
     notes=(
         "Derived by `plan` for 8 x 80 GB GPUs; not yet run at full scale.",
         "Needs about 1.72 TiB (1758 GiB) of host memory: CPU Adam states (16 B/param), slime's pinned weight copy and the "
