@@ -9,7 +9,7 @@ dtype under transformers 5.0.0rc0) and shards fp32 params, grads and AdamW
 moments over the 6 training GPUs: 198 GiB each before activations, more than
 any GPU. With slime's --fsdp-cpu-offload (FSDP2 CPUOffloadPolicy: params and
 grads on the CPU, the AdamW step runs there) a training GPU keeps only the
-layers being computed, activations and the policy loss's logits: ~71 GiB
+layers being computed, activations and the policy loss's logits: ~64 GiB
 planned. Rollout is unchanged: sglang TP2 on 2 GPUs holds 74 GiB of weights
 per GPU, which fits 141 GB but not 80 GB (see fsdp-80gb).
 Host memory: ~1.23 TiB per node (16 B/param of offloaded state + processes).
