@@ -62,6 +62,8 @@ def test_apps_call_the_runner_as_the_brief_says():
         "train-8gpu-80gb": ["train", "--recipe", "megatron-8gpu-80gb"],
         "train-multinode": ["train", "--recipe", "megatron-multinode"],
         "train-fsdp": ["train", "--recipe", "fsdp"],
+        "train-fsdp-h200": ["train", "--recipe", "fsdp-h200"],
+        "train-fsdp-80gb": ["train", "--recipe", "fsdp-80gb"],
         "convert": ["convert"],
         "doctor": ["doctor"],
         "smoke": ["smoke"],
