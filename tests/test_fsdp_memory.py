@@ -8,6 +8,9 @@ logits dominate), is what the planner's `logits` term assumes per token:
 - slime 3d7599aa's FSDP policy loss, its own functions from
   slime/backends/fsdp_utils/actor.py (log-probs with temperature, entropy):
   fsdp.SLIME_LOGIT_BYTES.
+And the basis of the FSDP estimate's 16 B/param: the pinned transformers
+(5.0.0rc0, in the stack's Python) loads a bf16 checkpoint as fp32 when
+from_pretrained gets no dtype, as slime calls it.
 """
 
 from __future__ import annotations
@@ -133,3 +136,42 @@ def test_slime_policy_loss_fits_the_fsdp_logits_term(tmp_path):
 
     measured = _per_token_vocab(run)
     assert 0.8 * fs.SLIME_LOGIT_BYTES <= measured <= fs.SLIME_LOGIT_BYTES + 0.5, measured
+
+
+_LOAD_DTYPES = '''\
+import json, sys, tempfile, torch, transformers
+from transformers import AutoModelForCausalLM, Qwen3NextConfig, Qwen3NextForCausalLM
+
+cfg = Qwen3NextConfig(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                      head_dim=16, linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=16,
+                      linear_value_head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                      shared_expert_intermediate_size=32, intermediate_size=320, vocab_size=256)
+path = tempfile.mkdtemp()
+Qwen3NextForCausalLM(cfg).to(torch.bfloat16).save_pretrained(path)  # a bf16 checkpoint, as Qwen ships
+# slime 3d7599aa FSDPTrainRayActor.init: no dtype argument.
+plain = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True, attn_implementation="sdpa")
+auto = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True, attn_implementation="sdpa", dtype="auto")
+json.dump({"version": transformers.__version__,
+           "saved": json.load(open(path + "/config.json")).get("dtype"),
+           "plain": sorted({str(p.dtype) for p in plain.parameters()}),
+           "auto": sorted({str(p.dtype) for p in auto.parameters()})}, sys.stdout)
+'''
+
+
+def test_pinned_transformers_loads_fp32_when_slime_gives_no_dtype():
+    """The basis of 16 B/param: transformers 5.0.0rc0 upcasts a bf16 checkpoint to fp32 without dtype."""
+    import json
+    import os
+    import subprocess
+
+    from tests.slime_parser import stack_python
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    out = subprocess.run([stack_python(), "-c", _LOAD_DTYPES], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout)
+    assert got["version"] == "5.0.0rc0"
+    assert got["saved"] == "bfloat16"
+    assert got["plain"] == ["torch.float32"]
+    assert got["auto"] == ["torch.bfloat16"]
