@@ -1,4 +1,4 @@
-"""Kernel benchmarks behind docs/benchmarks.md (one GPU): `python -m runner.smoke.bench {gdn,conv}`.
+"""Kernel benchmarks behind docs/benchmarks.md (one GPU): `python3 bench/kernels.py {gdn,conv}`.
 
 gdn: fla chunk_gated_delta_rule forward and forward+backward at Qwen3-Next
      shapes (B=1, 32 value heads, q/k 16 heads expanded, head dim 128, qk
@@ -19,6 +19,10 @@ import argparse
 import json
 import statistics
 import sys
+from pathlib import Path
+
+# Run as a script from anywhere: the runner package (runner.gpu_checks) is one directory up.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _timer(torch, fn, reps: int, graph: bool):
@@ -159,7 +163,7 @@ def bench_conv(args) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m runner.smoke.bench")
+    ap = argparse.ArgumentParser(prog="bench/kernels.py")
     ap.add_argument("what", choices=("gdn", "conv"))
     ap.add_argument("--T", type=int, nargs="+", default=[4096, 16384])
     ap.add_argument("--B", type=int, default=1)

@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# The commands behind docs/benchmarks.md, as run on a lent 4 x H100 machine
-# (torch, triton, nvcc in the image; no network). Sources travel in
-# .carry/smoke/ (git-ignored): fla 9714c595 plain and with the Blackwell patch,
-# causal-conv1d v1.5.4 with its -gencode list cut to sm_90, and wheels of the
-# stack's transformers==5.0.0rc0 (+ huggingface-hub 1.x, tokenizers 0.22).
+# The commands behind docs/benchmarks.md' H100 section, as run on a lent
+# 4 x H100 machine (torch, triton, nvcc in the image; no network).
+#
+#   bash bench/h100_bench.sh PHASE CARRY_DIR OUT_DIR     (from the repo root)
+#
+# CARRY_DIR (copied onto the machine by whoever runs this): fla-plain/ and
+# fla-patched/ (fla 9714c595 without and with patches/), causal-conv1d/
+# (v1.5.4 with its -gencode list cut to sm_90), whl/ (the stack's
+# transformers==5.0.0rc0 + huggingface-hub 1.x + tokenizers 0.22), and for
+# phase 2 prebuilt/ (what phase 1 wrote to OUT_DIR). Results go to OUT_DIR.
 #
 #   phase 1: build causal-conv1d (background) | fla autotune + GDN benchmarks,
 #            plain vs patched alternating on one GPU, conv benchmark,
 #            doctor --gpu checks, 1-GPU smoke; saves the build and Triton cache.
 #   phase 2: smoke on 1, 2 and 4 GPUs with phase 1's Triton cache (copied back
-#            into .carry/smoke/prebuilt/); builds causal-conv1d again (timing
+#            into CARRY_DIR/prebuilt/); builds causal-conv1d again (timing
 #            fla vs the torch fallback meanwhile) unless a .so built earlier
 #            is in prebuilt/ too. What comes back lands in $OUT.
 set -u -o pipefail
-PHASE=${1:?phase 1 or 2}
-C=$PWD/.carry/smoke
-OUT=${OUT:-/tmp/out}
+PHASE=${1:?usage: bench/h100_bench.sh PHASE(1|2) CARRY_DIR OUT_DIR}
+C=$(realpath "${2:?usage: bench/h100_bench.sh PHASE(1|2) CARRY_DIR OUT_DIR}")
+OUT=${3:?usage: bench/h100_bench.sh PHASE(1|2) CARRY_DIR OUT_DIR}
 L=/tmp/logs
 mkdir -p "$L" "$OUT"
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -49,10 +54,10 @@ if [ "$PHASE" = 1 ]; then
   BUILD=$!
   # fla autotune in parallel (plain GPU0, patched GPU1), separate Triton caches.
   CUDA_VISIBLE_DEVICES=0 TRITON_CACHE_DIR=/tmp/tc-plain PYTHONPATH=$PLAIN \
-    python3 -m runner.smoke.bench gdn --T 4096 16384 --fallback --reps 20 --out "$L/warm.jsonl" > "$L/warm_plain.log" 2>&1 &
+    python3 bench/kernels.py gdn --T 4096 16384 --fallback --reps 20 --out "$L/warm.jsonl" > "$L/warm_plain.log" 2>&1 &
   W1=$!
   CUDA_VISIBLE_DEVICES=1 TRITON_CACHE_DIR=/tmp/tc-patched PYTHONPATH=$PATCHED \
-    python3 -m runner.smoke.bench gdn --T 4096 16384 --reps 20 --out "$L/warm.jsonl" > "$L/warm_patched.log" 2>&1 &
+    python3 bench/kernels.py gdn --T 4096 16384 --reps 20 --out "$L/warm.jsonl" > "$L/warm_patched.log" 2>&1 &
   W2=$!
   wait $W1 $W2; el "autotune done"; tail -3 "$L/warm_plain.log" "$L/warm_patched.log"
   # plain vs patched on the same GPU, alternating, twice each.
@@ -60,13 +65,13 @@ if [ "$PHASE" = 1 ]; then
     for v in plain patched; do
       P=$PLAIN; [ $v = patched ] && P=$PATCHED
       CUDA_VISIBLE_DEVICES=0 TRITON_CACHE_DIR=/tmp/tc-$v PYTHONPATH=$P \
-        python3 -m runner.smoke.bench gdn --T 4096 16384 --reps 200 --out "$L/gdn.jsonl" 2>&1 | tee -a "$L/gdn.log"
+        python3 bench/kernels.py gdn --T 4096 16384 --reps 200 --out "$L/gdn.jsonl" 2>&1 | tee -a "$L/gdn.log"
     done
   done
   el "gdn bench done"
   wait $BUILD; tail -2 "$L/cc_build.log"; el "build done"
   ls -la /tmp/cc/*.so
-  CUDA_VISIBLE_DEVICES=0 PYTHONPATH=$PLAIN python3 -m runner.smoke.bench conv --T 4096 16384 --reps 200 \
+  CUDA_VISIBLE_DEVICES=0 PYTHONPATH=$PLAIN python3 bench/kernels.py conv --T 4096 16384 --reps 200 \
     --out "$L/conv.jsonl" 2>&1 | tee "$L/conv.log"
   for v in plain patched; do
     P=$PLAIN; [ $v = patched ] && P=$PATCHED
@@ -96,7 +101,7 @@ else
         > "$L/cc_build.log" 2>&1; echo "cc build rc=$?" >> "$L/cc_build.log" ) &
     BUILD=$!
     CUDA_VISIBLE_DEVICES=1 TRITON_CACHE_DIR=/tmp/tc-plain PYTHONPATH=$SITE:$C/fla-plain:$PWD \
-      python3 -m runner.smoke.bench gdn --T 4096 --fallback --reps 100 --out "$L/fallback.jsonl" 2>&1 | tee "$L/fallback.log"
+      python3 bench/kernels.py gdn --T 4096 --fallback --reps 100 --out "$L/fallback.jsonl" 2>&1 | tee "$L/fallback.log"
     wait $BUILD; tail -1 "$L/cc_build.log"; grep Elapsed "$L/cc_build.log"; el "build done"
     mkdir -p /tmp/cc && cp -r /tmp/cc-src/causal_conv1d /tmp/cc-src/causal_conv1d_cuda*.so /tmp/cc/
     (cd /tmp/cc && tar czf /tmp/cc_so.tgz causal_conv1d_cuda*.so) && split -b 15m /tmp/cc_so.tgz "$OUT/cc_so.tgz."
