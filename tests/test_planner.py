@@ -15,7 +15,7 @@ from runner.planner.checkpoint import CheckpointError, compare_with_index, index
 from runner.planner.hardware import GPU_PRESETS_GIB
 from runner.planner.params import count_params
 from runner.planner.report import DOES_NOT_FIT, FITS
-from runner.planner.smoke_compare import compare_run, load_runs, smoke_setup
+from runner.planner.smoke_compare import compare_run, load_runs, render, smoke_setup
 from runner.recipes import RECIPES
 from runner.recipes.base import Layout
 from runner.recipes.megatron_8gpu_80gb import RECIPE as FITTED
@@ -297,6 +297,22 @@ def test_smoke_comparison(tmp_path):
     for shape in ([run], {"runs": [run]}, run):
         (tmp_path / "s.json").write_text(json.dumps(shape))
         assert len(load_runs(tmp_path / "s.json")) == 1
+
+
+def test_smoke_comparison_with_cpu_offload():
+    plain = compare_run(_smoke_run(40 * 2**30))
+    run = {**_smoke_run(15 * 2**30), "fsdp_cpu_offload": True, "host_rss_base_bytes": [2 * 2**30, 2 * 2**30],
+           "host_rss_end_bytes": [30 * 2**30, 29 * 2**30], "host_rss_peak_bytes": [37 * 2**30, 36 * 2**30]}
+    row = compare_run(run)
+    params = count_params(smoke_setup(run)[0], mtp_layers=0).total
+    assert row["cpu_offload"] and "CPU offload" in row["label"]
+    names = {t["name"] for t in row["terms"]}
+    assert "sharded params" not in names and "fp32 shard copied in for all-gather" in names
+    # The GPU loses the 16 B/param of sharded state and gains one layer's fp32 shard in flight.
+    assert plain["estimated_gib"] - row["estimated_gib"] == pytest.approx(16 * params / 2**30, rel=0.05)
+    assert row["host_measured_gib"] == pytest.approx(28.0)
+    assert row["host_estimated_gib"] == pytest.approx(16 * params / 2**30)
+    assert "| host memory held per rank" in render([row])
 
 
 def test_layout_from_fitted_flags_matches_recipe():

@@ -135,6 +135,12 @@ def test_gdn_reference_matches_transformers_fallback():
     assert float((o[0].double() - ref).norm() / ref.norm()) < 1e-4
 
 
+def _step_losses(stderr: str) -> list[float]:
+    """The per-step losses the worker logs: `[smoke] step i/n loss X ...`."""
+    return [float(line.split(" loss ")[1].split()[0]) for line in stderr.splitlines()
+            if line.startswith("[smoke] step ")]
+
+
 @needs_stack
 def test_cpu_smoke_trains_and_reports():
     r = run_cli("smoke", "--device", "cpu", "--json", timeout=180)
@@ -145,11 +151,88 @@ def test_cpu_smoke_trains_and_reports():
     assert statuses["loss falls"] == "ok"
     assert statuses["GDN output vs float64 reference"] == "ok"
     assert all(s in ("ok", "skip") for s in statuses.values()), statuses
-    assert res["losses"][-1] < res["losses"][0]
     assert res["calls_min_over_ranks"]["gdn_calls"] == 3 * res["knobs"]["steps"]  # 3 GDN layers, every rank
     assert res["params"]["counted_by_torch"] == res["params"]["total"]
     assert res["model_config"]["layer_types"][3] == "full_attention"
     assert res["tokens_per_s"] > 0
+    # One loss per step, the same in the log, the result and the verdict: the mean over ranks.
+    losses = res["losses"]
+    assert _step_losses(r.stderr) == pytest.approx(losses, abs=5e-5)
+    loss_check = next(c for c in res["checks"] if c["name"] == "loss falls")
+    assert loss_check["detail"].startswith(f"{losses[0]:.4f} -> {losses[-1]:.4f} ")
+    # A curve that reads as learning: every step lower, ending well above the task's floor and below the start.
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert res["loss_floor"] < losses[-1] < losses[0] - 0.5
+    # FSDP2 applied as slime applies it: each decoder layer and the untied input embedding, then the root.
+    assert res["fsdp_wrapped"] == ["model.embed_tokens"] + [f"model.layers.{i}" for i in range(4)]
+    assert res["fsdp_cpu_offload"] is False and res["process_group_backend"] == "gloo"
+
+
+@needs_stack
+def test_cpu_smoke_with_fsdp_cpu_offload_trains_the_same():
+    """slime's --fsdp-cpu-offload path (CPUOffloadPolicy, AdamW on host tensors, gloo for host collectives)."""
+    plain = json.loads(run_cli("smoke", "--device", "cpu", "--json", "--steps", "4", "--warmup", "1",
+                               timeout=180).stdout)
+    r = run_cli("smoke", "--device", "cpu", "--json", "--steps", "4", "--warmup", "1", "--fsdp-cpu-offload",
+                timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout)
+    assert res["fsdp_cpu_offload"] is True
+    assert res["losses"] == pytest.approx(plain["losses"], rel=1e-4)
+    assert all(x > 0 for x in res["host_rss_end_bytes"]) and len(res["host_rss_peak_bytes"]) == 2
+    text = verdict.render(res, verdict.judge(res))
+    assert "FSDP2 with CPU offload on 2 x cpu" in text and "host memory per rank" in text
+
+
+def test_smoke_without_gpus_says_use_cpu(no_gpu_env, tmp_path):
+    """One line naming --device cpu, exit 2, instead of torchrun's traceback; nothing started."""
+    from tests.gpu_recordings import record
+
+    two_hidden = {**record(tmp_path / "two", 2), "CUDA_VISIBLE_DEVICES": ""}
+    for env in (no_gpu_env, two_hidden):
+        r = run_cli("smoke", env=env, timeout=60)
+        assert r.returncode == 2, r.stderr
+        assert r.stdout == ""
+        (line,) = r.stderr.strip().splitlines()
+        assert line.startswith("smoke: error: no NVIDIA GPU visible here") and "--device cpu" in line, line
+    r = run_cli("smoke", "--nproc", "4", env=record(tmp_path / "two", 2), timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == ("smoke: error: --nproc 4 but 2 GPU(s) are visible here "
+                                                      f"(recording {tmp_path / 'two'}); use --nproc 2 or fewer")
+    dry = run_cli("smoke", "--dry-run", "--json", env=no_gpu_env, timeout=60)
+    assert dry.returncode == 0
+    assert any("--device cpu" in p["message"] for p in json.loads(dry.stdout)["problems"])
+
+
+@needs_stack
+def test_ctrl_c_during_smoke_is_one_line(tmp_path):
+    """A real Ctrl-C: SIGINT to the runner's process group (what a terminal does) while torchrun's
+    gloo workers train; one line, exit 130, no process of the run left."""
+    import os
+    import signal
+
+    from runner.execute import processes_with_marker
+
+    marker = str(tmp_path / "result.json")
+    env = {k: v for k, v in os.environ.items() if k not in ("BASE_FOLDER",)}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "smoke", "--device", "cpu", "--steps", "400",
+                             "--result-file", marker], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    before = []
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline().decode()
+        before.append(line)
+        if line.startswith("[smoke] step 2/") or not line:
+            break
+    assert before[-1].startswith("[smoke] step 2/"), "".join(before)[-3000:]
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.decode().splitlines() == ["smoke: interrupted (Ctrl-C): torchrun and its workers are stopped"]
+    assert out == b""
+    assert not processes_with_marker(marker)
+    assert not os.path.exists(marker)
 
 
 @needs_stack

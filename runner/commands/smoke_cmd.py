@@ -8,6 +8,7 @@ loss falls, kernels used, tokens/s, step time, peak memory, MFU.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -23,6 +24,8 @@ def run(args) -> int:
 
     if args.dry_run:
         plan = smoke.build_plan(args)
+        for problem in smoke.machine_problems(args, os.environ):
+            plan.error(problem)
         return print_plan(plan, args, [])
     sys.stdout.flush()
     return smoke.run(args)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "cpu: tiny model, gloo, transformers' torch fallback")
     parser.add_argument("--nproc", type=int, default=None,
                         help="processes (GPUs) to use; default: every visible GPU (cuda), 2 (cpu)")
+    parser.add_argument("--fsdp-cpu-offload", action="store_true",
+                        help="keep the fp32 parameters, gradients and AdamW state on the CPU (FSDP2 "
+                             "CPUOffloadPolicy), as slime's --fsdp-cpu-offload does; reports host memory too")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON instead of a table")
     parser.add_argument("--result-file", default=None,
                         help="where the worker writes its JSON (default: a file in the temp directory, removed after)")
@@ -73,8 +78,14 @@ def build_plan(args) -> Plan:
     else:
         nproc_arg = str(nproc)
     result = _result_path(args)
+    # A token only this run's processes carry on their command line: a Ctrl-C sweep finds
+    # exactly them.
+    run_id = f"smoke-{os.getpid()}-{secrets.token_hex(4)}"
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", nproc_arg,
-            "-m", WORKER, "--device", device, "--result", result]
+            "-m", WORKER, "--device", device, "--result", result, "--run-id", run_id]
+    offload = bool(getattr(args, "fsdp_cpu_offload", False))
+    if offload:
+        argv.append("--fsdp-cpu-offload")
     for k in C.KNOBS:
         argv += ["--" + k.name.replace("_", "-"), str(knobs[k.name])]
     env = {"PYTHONUNBUFFERED": "1"}
@@ -91,13 +102,87 @@ def build_plan(args) -> Plan:
     plan.processes.append(Process(
         argv=tuple(argv), env=env, cwd=os.getcwd(),
         purpose=f"train a {_count(p['total'])}-parameter ({_count(p['matmul_active'])} active) Qwen3-Next "
-                f"for {knobs['steps']} steps with FSDP2 on {device} ({nproc_arg} processes)"))
+                f"for {knobs['steps']} steps with FSDP2{' (CPU offload)' if offload else ''} on {device} "
+                f"({nproc_arg} processes)"))
     plan.notes.append(f"result JSON: {result}")
     plan.notes.append("model config: " + json.dumps(cfg, sort_keys=True))
     return plan
 
 
+NO_GPU_FIX = "run `python -m runner smoke --device cpu` to check the same path on CPU, or run smoke on a GPU node"
+
+
+def visible_gpus(environ) -> tuple[int, str]:
+    """(GPUs a CUDA program started here would see, where that number comes from). Reads the machine."""
+    from runner.gpus import query_gpus
+
+    facts = query_gpus(environ)
+    if facts.error:
+        return 0, facts.error
+    mask = environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is None:
+        return facts.count, facts.source
+    # CUDA reads the list up to its first invalid entry: "" and "-1" hide every GPU.
+    seen = 0
+    for entry in (e.strip() for e in mask.split(",")):
+        if entry.startswith(("GPU-", "MIG-")) or (entry.isdigit() and int(entry) < facts.count):
+            seen += 1
+        else:
+            break
+    return min(seen, facts.count), f"CUDA_VISIBLE_DEVICES={mask!r}, {facts.count} on the machine"
+
+
+def machine_problems(args, environ) -> list[str]:
+    """What this machine lacks for the planned run: one line each, with the fix."""
+    if (getattr(args, "device", "cuda") or "cuda") != "cuda":
+        return []
+    count, source = visible_gpus(environ)
+    if count == 0:
+        return [f"no NVIDIA GPU visible here ({source}); {NO_GPU_FIX}"]
+    nproc = getattr(args, "nproc", None)
+    if nproc is not None and nproc > count:
+        return [f"--nproc {nproc} but {count} GPU(s) are visible here ({source}); use --nproc {count} or fewer"]
+    return []
+
+
+def _run_torchrun(proc, env: dict, run_id: str) -> int:
+    """torchrun in its own session, its output forwarded to stderr. Ctrl-C stops it and its
+    workers (torchrun puts each in a session of its own) and raises KeyboardInterrupt; what they
+    print while dying is dropped."""
+    from runner.execute import _die_with_parent, sweep_marked
+
+    child = subprocess.Popen(list(proc.argv), env=env, cwd=proc.cwd, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                             preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    assert child.stdout is not None
+    try:
+        for line in iter(child.stdout.readline, b""):
+            sys.stderr.buffer.write(line)
+            sys.stderr.flush()
+        return child.wait()
+    except KeyboardInterrupt:
+        try:
+            os.killpg(child.pid, signal.SIGTERM)  # torchrun stops its workers on SIGTERM
+            child.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+        except ProcessLookupError:
+            pass
+        with open(os.devnull, "w") as quiet:
+            sweep_marked(run_id, grace=10.0, log=quiet)  # workers torchrun could not stop
+        raise
+
+
 def run(args) -> int:
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("smoke: interrupted (Ctrl-C): torchrun and its workers are stopped", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
     from runner.smoke import verdict
 
     plan = build_plan(args)
@@ -108,6 +193,11 @@ def run(args) -> int:
     if getattr(args, "dry_run", False):
         print(plan.dumps())
         return 0
+    problems = machine_problems(args, os.environ)
+    if problems:
+        for p in problems:
+            print(f"smoke: error: {p}", file=sys.stderr)
+        return 2
     proc = plan.processes[0]
     result = _result_path(args)
     keep = getattr(args, "result_file", None) is not None
@@ -116,9 +206,10 @@ def run(args) -> int:
     env = dict(os.environ)
     env.update(proc.env)
     print(f"smoke: {proc.purpose}", file=sys.stderr, flush=True)
-    # The worker's logs go to stderr so that --json leaves stdout clean.
-    rc = subprocess.call(list(proc.argv), env=env, cwd=proc.cwd, stdout=sys.stderr)
+    rc = None
     try:
+        # The worker's logs go to stderr so that --json leaves stdout clean.
+        rc = _run_torchrun(proc, env, proc.argv[proc.argv.index("--run-id") + 1])
         with open(result) as f:
             res = json.load(f)
     except (OSError, ValueError) as e:

@@ -20,6 +20,7 @@ no torch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # Qwen3-Next-80B-A3B's config.json (the values smoke keeps where memory allows).
@@ -82,9 +83,12 @@ KNOBS: tuple[Knob, ...] = (
     Knob("vocab", int, 151936, 256, "vocabulary size"),
     Knob("data_vocab", int, 1024, 256, "token ids the synthetic data uses (a random permutation chain over the "
          "first N ids): small enough that the loss visibly falls within a few steps"),
-    Knob("lr", float, 5e-4, 1e-2, "AdamW learning rate"),
+    Knob("data_noise", float, 0.25, 0.25, "probability that the next synthetic token is random instead of the "
+         "permutation's: sets the loss floor the curve flattens towards"),
+    Knob("lr", float, 3e-4, 1e-2, "peak AdamW learning rate (linear warm-up over the first tenth of the steps, "
+         "then cosine decay to a tenth)"),
     Knob("seed", int, 0, 0, "random seed (model init and synthetic data)"),
-    Knob("min_loss_drop", float, 0.05, 0.05, "required relative drop of the loss, first step vs mean of the last 3"),
+    Knob("min_loss_drop", float, 0.05, 0.05, "required relative drop of the loss, first step vs final step"),
     # From the first H100 numbers (docs/benchmarks.md): 5.6-5.7% at these
     # defaults; the floor leaves room for run-to-run noise and other GPUs.
     Knob("min_mfu", float, 0.04, 0.0, "fail below this MFU on GPUs with a known bf16 peak (0 disables)"),
@@ -130,7 +134,23 @@ def validate(knobs: dict) -> list[str]:
         errs.append("--vocab must be >= 2")
     if not 2 <= knobs["data_vocab"] <= knobs["vocab"]:
         errs.append(f"--data-vocab ({knobs['data_vocab']}) must be between 2 and --vocab ({knobs['vocab']})")
+    if not 0 <= knobs["data_noise"] < 1:
+        errs.append(f"--data-noise ({knobs['data_noise']}) must be in [0, 1)")
+    if knobs["lr"] <= 0:
+        errs.append(f"--lr ({knobs['lr']}) must be > 0")
     return errs
+
+
+def loss_floor(knobs: dict) -> float:
+    """The lowest mean loss a model can reach on the synthetic data: the next token's entropy given the current.
+
+    With probability 1 - noise the next id is the permutation's, else uniform over
+    the n data ids (which includes the permutation's with probability noise / n).
+    """
+    n, noise = knobs["data_vocab"], knobs["data_noise"]
+    p_next = 1 - noise + noise / n
+    p_other = noise / n
+    return -(p_next * math.log(p_next)) - ((n - 1) * p_other * math.log(p_other) if p_other > 0 else 0.0)
 
 
 def layer_types(layers: int, interval: int = 4) -> list[str]:

@@ -23,19 +23,17 @@ def judge(res: dict, torchrun_rc: int = 0) -> list[Check]:
 
     losses = res["losses"]
     finite = all(x == x and abs(x) != float("inf") for x in losses)
-    tail = losses[-3:]
-    last = sum(tail) / len(tail)
+    first, final = losses[0], losses[-1]
     need = res["knobs"]["min_loss_drop"]
-    drop = (losses[0] - last) / losses[0] if losses[0] else 0.0
+    drop = (first - final) / first if first else 0.0
     if not finite:
         checks.append(Check("loss falls", FAIL, f"non-finite loss: {losses}", "look for NaN in the kernels (doctor --gpu)"))
     elif drop < need:
         checks.append(Check("loss falls", FAIL,
-                            f"first {losses[0]:.4f}, mean of last {len(tail)} {last:.4f}: dropped "
-                            f"{drop * 100:.1f}% < {need * 100:.0f}%",
+                            f"first {first:.4f}, final {final:.4f}: dropped {drop * 100:.1f}% < {need * 100:.0f}%",
                             "check doctor --gpu kernel parity; try more --steps"))
     else:
-        checks.append(Check("loss falls", OK, f"{losses[0]:.4f} -> {last:.4f} (-{drop * 100:.1f}%)"))
+        checks.append(Check("loss falls", OK, f"{first:.4f} -> {final:.4f} (-{drop * 100:.1f}%)"))
 
     calls = res.get("calls_min_over_ranks", {})
     if cuda:
@@ -102,18 +100,27 @@ def render(res: dict, checks: list[Check]) -> str:
         where = f"{res['world_size']} x {res.get('gpu_name') or 'cpu'}"
         lines.append(f"smoke: Qwen3-Next {p['total'] / 1e6:.1f}M params ({p['matmul_active'] / 1e6:.1f}M active), "
                      f"{k['layers']} layers, {k['experts']} experts top-{k['top_k']}, "
-                     f"{k['micro_batch']}x{k['seq_len']} tokens/rank, FSDP2 on {where}")
+                     f"{k['micro_batch']}x{k['seq_len']} tokens/rank, FSDP2"
+                     f"{' with CPU offload' if res.get('fsdp_cpu_offload') else ''} on {where}")
         if "step_time_s_median" in res:
             rows = [
                 ("tokens/s (all ranks)", f"{res['tokens_per_s']:.0f}"),
                 ("tokens/s per rank", f"{res['tokens_per_s_per_gpu']:.0f}"),
                 ("step time (median)", f"{res['step_time_s_median'] * 1e3:.1f} ms over {res['timed_steps']} steps"),
-                ("loss first -> last", f"{res['losses'][0]:.4f} -> {res['losses'][-1]:.4f}"),
+                ("loss first -> final", f"{res['losses'][0]:.4f} -> {res['losses'][-1]:.4f}"
+                                        + (f" (floor of the task {res['loss_floor']:.2f})" if "loss_floor" in res
+                                           else "")),
+                ("loss per step", " ".join(f"{x:.2f}" for x in res["losses"])),
                 ("model FLOPs/token", f"{res['flops_per_token']['total'] / 1e6:.1f} MFLOP (training: fwd+bwd)"),
             ]
             if res.get("peak_mem_allocated_bytes"):
                 rows.append(("peak GPU memory", f"{max(res['peak_mem_allocated_bytes']) / 2**30:.2f} GiB allocated, "
                                                 f"{max(res['peak_mem_reserved_bytes']) / 2**30:.2f} GiB reserved"))
+            if res.get("host_rss_end_bytes"):
+                grown = max(e - b for e, b in zip(res["host_rss_end_bytes"], res["host_rss_base_bytes"]))
+                rows.append(("host memory per rank", f"{grown / 2**30:.2f} GiB held after training (resident, "
+                                                     f"growth since start), peak resident "
+                                                     f"{max(res['host_rss_peak_bytes']) / 2**30:.2f} GiB"))
             if res.get("mfu") is not None:
                 rows.append(("MFU", f"{res['mfu'] * 100:.1f}%"))
             w = max(len(r[0]) for r in rows)
