@@ -10,7 +10,8 @@
 #   fla-patched/     flash-linear-attention at 9714c595 with patches/ applied
 #   causal-conv1d/   v1.5.4 (547dee6b) with setup.py's -gencode list cut to sm_90
 #   whl/             the stack's transformers==5.0.0rc0 + huggingface-hub 1.x + tokenizers 0.22 wheels
-#   prebuilt/        what `build` wrote to its OUT (the causal-conv1d wheel), copied back in before `run`;
+#   prebuilt/        what `build` wrote to its OUT (the causal-conv1d wheel), copied back in before `run`
+#                    (or cc_so.tgz.* parts of an earlier build's .so, as bench/h100_bench.sh returns it);
 #                    optionally triton-cache.tgz.* from an earlier `run` (SAVE_TRITON_CACHE=1)
 # `prepare` makes fla-patched/, causal-conv1d/ and whl/ from git dirs (or clones) of the two
 # projects and a folder holding the three wheels.
@@ -34,6 +35,8 @@ prepare)
   CC_GIT=${4:?CAUSAL_CONV1D_GIT: a git dir or clone of Dao-AILab/causal-conv1d}
   WHEELS=${5:?WHEELS: a folder with the transformers 5.0.0rc0, huggingface-hub and tokenizers wheels}
   REPO=$PWD
+  WHEELS=$(realpath "$WHEELS")
+  [ "$WHEELS" = "$CARRY/whl" ] && { echo "WHEELS is CARRY/whl itself: pass the folder the wheels come from"; exit 2; }
   rm -rf "$CARRY/fla-patched" "$CARRY/causal-conv1d" "$CARRY/whl"
   mkdir -p "$CARRY/fla-patched" "$CARRY/causal-conv1d" "$CARRY/whl"
   git -C "$FLA_GIT" archive 9714c595f4285052bb05115b656d2b7a533ca756 | tar -x -C "$CARRY/fla-patched"
@@ -88,10 +91,17 @@ run)
   if ls "$P"/causal_conv1d-*.whl.part-* >/dev/null 2>&1; then
     first=$(ls "$P"/causal_conv1d-*.whl.part-* | head -1)
     cat "$P"/causal_conv1d-*.whl.part-* > "/tmp/cc-wheel-in/$(basename "${first%.part-*}")"
+  elif ls "$P"/causal_conv1d-*.whl >/dev/null 2>&1; then
+    cp "$P"/causal_conv1d-*.whl /tmp/cc-wheel-in/
+  elif ls "$P"/cc_so.tgz.* >/dev/null 2>&1; then
+    # An earlier call's build as a tarball of the .so (bench/h100_bench.sh, the lead's call 1):
+    # the package's Python files from CARRY next to it.
+    cp -r "$CARRY/causal-conv1d/causal_conv1d" "$SITE/" && cat "$P"/cc_so.tgz.* | tar xzf - -C "$SITE" || exit 1
   else
-    cp "$P"/causal_conv1d-*.whl /tmp/cc-wheel-in/ || { echo "no causal-conv1d wheel in $P: run the build step first"; exit 1; }
+    echo "no causal-conv1d build in $P: run the build step first and copy its OUT there"; exit 1
   fi
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$CARRY"/whl/*.whl /tmp/cc-wheel-in/*.whl || exit 1
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$CARRY"/whl/*.whl \
+    $(ls /tmp/cc-wheel-in/*.whl 2>/dev/null) || exit 1
   export PYTHONPATH="$SITE:$CARRY/fla-patched:$PWD"
   export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/smoke-triton-cache}
   mkdir -p "$TRITON_CACHE_DIR"
