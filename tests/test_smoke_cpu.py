@@ -87,6 +87,17 @@ def test_plan_cpu_and_bad_knobs():
     assert "--nproc must be >= 1" in msgs
 
 
+def test_plan_cpu_offload_has_no_mfu_floor_unless_asked():
+    def argv_of(*extra):
+        argv = list(smoke.build_plan(parse(*extra)).processes[0].argv)
+        return argv, argv[argv.index("--min-mfu") + 1]
+
+    argv, floor = argv_of("--fsdp-cpu-offload")
+    assert "--fsdp-cpu-offload" in argv and floor == "0.0"
+    assert argv_of()[1] == "0.04"
+    assert argv_of("--fsdp-cpu-offload", "--min-mfu", "0.01")[1] == "0.01"
+
+
 def test_flops_accounting_by_hand():
     cfg = C.model_config(C.resolve("cuda", {}))
     p = C.param_counts(cfg)

@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="processes (GPUs) to use; default: every visible GPU (cuda), 2 (cpu)")
     parser.add_argument("--fsdp-cpu-offload", action="store_true",
                         help="keep the fp32 parameters, gradients and AdamW state on the CPU (FSDP2 "
-                             "CPUOffloadPolicy), as slime's --fsdp-cpu-offload does; reports host memory too")
+                             "CPUOffloadPolicy), as slime's --fsdp-cpu-offload does; reports host memory too "
+                             "(no MFU floor unless --min-mfu is given: the optimizer step runs on the CPU)")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON instead of a table")
     parser.add_argument("--result-file", default=None,
                         help="where the worker writes its JSON (default: a file in the temp directory, removed after)")
@@ -66,7 +67,11 @@ def _result_path(args) -> str:
 def build_plan(args) -> Plan:
     plan = Plan()
     device = getattr(args, "device", "cuda") or "cuda"
-    knobs = C.resolve(device, _given(args))
+    given = _given(args)
+    if getattr(args, "fsdp_cpu_offload", False) and given.get("min_mfu") is None:
+        # The AdamW step runs on the CPU: throughput measures the host, not the GPU kernels.
+        given["min_mfu"] = 0.0
+    knobs = C.resolve(device, given)
     for e in C.validate(knobs):
         plan.error(e)
     nproc = getattr(args, "nproc", None)
