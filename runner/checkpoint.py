@@ -76,15 +76,28 @@ class CheckpointSummary:
     index_total_size: int | None
 
 
+def read_config_json(config_path: Path) -> dict:
+    """A checkpoint's config.json as a dict; the one message for an unreadable one (plan, doctor, train, convert)."""
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{config_path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                              f"re-download it (`python -m runner download` resumes) or restore the file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{config_path}: unreadable ({getattr(exc, 'strerror', None) or exc}); "
+                              f"re-download it (`python -m runner download` resumes) or restore the file") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path}: not a JSON object; re-download it (`python -m runner download`)")
+    return config
+
+
 def load_config(path: Path, expected_model_type: str) -> dict:
     config_path = path / "config.json"
     if not config_path.is_file():
         raise CheckpointError(f"{config_path} is missing: {path} is not a complete Hugging Face checkpoint; "
-                              f"run `python -m runner download` or point --hf-checkpoint at the right folder")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{config_path}: not valid JSON ({exc}); re-download config.json") from None
+                              f"run `python -m runner download`, or point BASE_FOLDER (--base-folder) at the "
+                              f"folder that holds the model")
+    config = read_config_json(config_path)
     model_type = config.get("model_type")
     if model_type != expected_model_type:
         raise CheckpointError(f"{config_path}: model_type is {model_type!r}, expected {expected_model_type!r}: "
@@ -95,10 +108,11 @@ def load_config(path: Path, expected_model_type: str) -> dict:
 def validate_hf_checkpoint(path: Path, expected_model_type: str = "qwen3_next") -> CheckpointSummary:
     """Raise CheckpointError naming the first problem; return a summary when complete."""
     if not path.exists():
-        raise CheckpointError(f"Hugging Face checkpoint {path} does not exist; run `python -m runner download` "
-                              f"or point BASE_FOLDER (or --hf-checkpoint) at the folder that holds it")
+        raise CheckpointError(f"Hugging Face checkpoint {path} does not exist; run `python -m runner download`, "
+                              f"or point BASE_FOLDER (--base-folder) at the folder that holds it")
     if not path.is_dir():
-        raise CheckpointError(f"{path} is not a directory; point --hf-checkpoint at the checkpoint folder")
+        raise CheckpointError(f"{path} is not a folder: a Hugging Face checkpoint is a folder with config.json "
+                              f"and safetensors shards; run `python -m runner download`")
     config = load_config(path, expected_model_type)
 
     index_path = path / INDEX_NAME

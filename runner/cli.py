@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 
 DESCRIPTION = """\
@@ -24,14 +25,18 @@ HF_TOKEN) are read from the environment only and redacted in all output.
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dry-run", action="store_true", help="print what would run and touch nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would run and touch nothing; problems found are listed and the exit code "
+                        "stays 0 (`doctor` and a real run are the gates)")
     p.add_argument("--json", action="store_true", help="machine-readable output (one JSON object on stdout)")
+    p.add_argument("--verbose", action="store_true", help="more output (Ray's start-up banner, plan's assumptions)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from runner.commands import convert, doctor, download, plan_cmd, smoke_cmd, train
 
-    parser = argparse.ArgumentParser(prog="python -m runner", description=DESCRIPTION,
+    # allow_abbrev=False everywhere: `--forc` must not silently mean `--force`.
+    parser = argparse.ArgumentParser(prog="python -m runner", description=DESCRIPTION, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     from runner import __version__
 
@@ -45,10 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         "train": (train, "start Ray, run a recipe's training job, stream logs, clean up"),
         "smoke": (smoke_cmd, "train a tiny Qwen3-Next on this machine's GPUs with the pinned kernels"),
     }
+    parser.subcommand_parsers = {}
     for name, (module, help_text) in modules.items():
         # "resolve": a subcommand may redefine --json with its own help text.
         p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
-                           formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve")
+                           formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve",
+                           allow_abbrev=False)
+        parser.subcommand_parsers[name] = p
         _common(p)
         module.add_arguments(p)
         # own_options: so a runner option given after `--` is named as such (runner.overrides).
@@ -56,10 +64,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def unrecognized(p: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """'unrecognized arguments: --forc (did you mean --force?)'."""
+    options = sorted(o for o in p._option_string_actions if o.startswith("--"))
+    hints = []
+    for token in unknown:
+        if not token.startswith("--"):
+            continue
+        name = token.split("=", 1)[0]
+        longer = [o for o in options if o.startswith(name)]
+        close = longer if len(longer) == 1 else difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{name}: did you mean {close[0]}?")
+    text = f"unrecognized arguments: {' '.join(unknown)}"
+    if len(hints) == 1 and len(unknown) == 1:
+        text += f" ({hints[0].split(': ', 1)[1]} options cannot be abbreviated)"
+    elif hints:
+        text += f" ({'; '.join(hints)})"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # A misspelt option gets the subcommand's usage and a "did you mean", before
+    # argparse's own errors (which would blame the top-level parser, or only say
+    # that --recipe is missing when --recip was typed).
+    command = next((t for t in argv if not t.startswith("-")), None)
+    sub = parser.subcommand_parsers.get(command or "")
+    if sub is not None:
+        rest = argv[argv.index(command) + 1:]
+        rest = rest[:rest.index("--")] if "--" in rest else rest
+        unknown = [t for t in rest if t.startswith("--") and t.split("=", 1)[0] not in sub._option_string_actions]
+        if unknown:
+            sub.error(unrecognized(sub, unknown))
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        sub = parser.subcommand_parsers[args.command]
+        sub.error(unrecognized(sub, unknown))
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:

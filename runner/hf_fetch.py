@@ -7,6 +7,23 @@ import os
 import sys
 
 
+def offline_message(repo: str, repo_type: str, local_dir: str, expect: str, exc: Exception) -> str:
+    kind = type(exc).__name__
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else kind
+    return (f"cannot download {repo_type} {repo} ({kind}: {first[:200]}); without network, copy it from a machine "
+            f"that has it: `hf download {'--repo-type dataset ' if repo_type == 'dataset' else ''}"
+            f"{repo} --local-dir DIR` there, then place DIR at {local_dir} (it must contain {expect})")
+
+
+def remote_sizes(repo: str, repo_type: str, revision: str | None) -> dict[str, int]:
+    """Every file of the repo and its size in bytes, from the hub's metadata (no download)."""
+    from huggingface_hub import HfApi
+
+    info = HfApi().repo_info(repo, repo_type=repo_type, revision=revision, files_metadata=True,
+                             token=os.environ.get("HF_TOKEN") or None)
+    return {s.rfilename: int(s.size or 0) for s in (info.siblings or [])}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m runner.hf_fetch")
     p.add_argument("--repo", required=True)
@@ -30,12 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ninterrupted: run the same command again to resume {what}", file=sys.stderr)
         return 130
     except Exception as exc:  # network errors come in many classes across hub versions
-        kind = type(exc).__name__
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else kind
-        print(f"error: cannot download {what} ({kind}: {first[:200]}); without network, copy it from a machine "
-              f"that has it: `hf download {'--repo-type dataset ' if args.repo_type == 'dataset' else ''}"
-              f"{args.repo} --local-dir DIR` there, then place DIR at {args.local_dir} "
-              f"(it must contain {args.expect})", file=sys.stderr)
+        print(f"error: {offline_message(args.repo, args.repo_type, args.local_dir, args.expect, exc)}",
+              file=sys.stderr)
         return 1
     if not os.path.exists(os.path.join(args.local_dir, args.expect)):
         print(f"error: {what} downloaded, but {args.local_dir}/{args.expect} is missing: is this the right repo?",

@@ -8,46 +8,17 @@ import json
 
 import pytest
 
-from runner.execute import processes_with_marker
 from runner.overrides import check_overrides
 from runner.recipes import RECIPES
 from runner.render import recipe_flags, train_flags
 from runner.slime_rules import RULES, cross_flag_problems
 from tests.conftest import run_cli
-from tests.gpu_recordings import record
-from tests.hf_fixtures import make_base_folder
+from tests.machine import make_machine, refused, train
 
 
 @pytest.fixture
 def machine(tmp_path):
-    """8 x H200 (every recipe's plan fits), slime, Megatron-LM, checkpoints and data present."""
-    base = make_base_folder(tmp_path / "models")
-    slime = tmp_path / "slime"
-    slime.mkdir()
-    (slime / "train.py").write_text("")
-    (tmp_path / "Megatron-LM" / "megatron").mkdir(parents=True)
-    env = record(tmp_path / "gpus", 8, name="NVIDIA H200", mib=143771)
-    temp = tmp_path / "raytmp"
-    args = ["--base-folder", str(base), "--slime-dir", str(slime), "--megatron-dir", str(tmp_path / "Megatron-LM"),
-            "--ray-temp-dir", str(temp), "--force"]  # --force: the fsdp recipe's memory plan is not the subject
-    return {"env": env, "args": args, "temp": temp}
-
-
-def train(machine, *extra, recipe="megatron-8gpu", dry=False):
-    dry_flags = ["--dry-run", "--json"] if dry else []
-    return run_cli("train", "--recipe", recipe, *machine["args"], *dry_flags, *extra, env=machine["env"])
-
-
-def refused(machine, result, fragment: str) -> str:
-    """Exit 2, one error line containing `fragment`, no traceback, nothing started or written."""
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    assert fragment in errors[0], errors[0]
-    assert "Traceback" not in result.stderr
-    assert not machine["temp"].exists(), "nothing may be started or written"
-    assert not processes_with_marker(str(machine["temp"]))
-    return errors[0]
+    return make_machine(tmp_path)
 
 
 def test_the_recipes_pass_untouched(machine):

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from runner import preflight
+from runner import input_checks, preflight
 from runner.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
 from runner.commands.common import add_location_arguments, locations_from_args
 from runner.doctor_checks import (
@@ -79,6 +79,9 @@ def collect(args, environ=None) -> list[Check]:
                         "; ".join(slime) if slime else f"{locs.slime_dir.value}, {locs.megatron_dir.value}"))
     checks.append(megatron_patch_check(recipe.backend, locs.slime_dir.value, locs.megatron_dir.value, environ))
 
+    base = input_checks.base_folder_problem(locs)
+    if base:
+        checks.append(Check("base folder", FAIL, base))
     flags = train_flags(recipe, str(locs.base))
     hf = flags.value("hf-checkpoint")
     try:
@@ -90,8 +93,10 @@ def collect(args, environ=None) -> list[Check]:
     ref = flags.value("ref-load")
     if recipe.backend == "megatron" and ref:
         done = torch_dist_complete(Path(ref))
-        checks.append(Check("torch_dist checkpoint", OK if done else FAIL, ref,
-                            "" if done else "run `python -m runner convert`"))
+        # convert needs slime and Megatron-LM: say so first when they are missing.
+        convert = ("set SLIME_DIR and MEGATRON_DIR (--slime-dir, --megatron-dir), then run `python -m runner convert`"
+                   if slime else "run `python -m runner convert`")
+        checks.append(Check("torch_dist checkpoint", OK if done else FAIL, ref, "" if done else convert))
     data = preflight.dataset_problems(flags)
     checks.append(Check("datasets", FAIL if data else OK, "; ".join(data) if data else
                         f"{flags.value('prompt-data')} and the eval set carry the input/label keys"))

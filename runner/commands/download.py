@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 
+from runner import input_checks
 from runner.commands.common import add_location_arguments, locations_from_args, print_plan
 from runner.plan import Plan, Process
 from runner.recipes.qwen3_next import DEFAULT_HF_REPO, MODEL_DIR_NAME
@@ -53,6 +55,11 @@ def gather(args, environ=None) -> tuple[Plan, list[Fetch]]:
                     args.skip_model)
     plan = Plan(notes=[f"BASE_FOLDER = {locs.base_folder}",
                        "HF_TOKEN: " + ("set (from the environment)" if environ.get("HF_TOKEN") else "not set")])
+    if args.skip_model and args.skip_datasets:
+        plan.error("--skip-model and --skip-datasets together leave nothing to download; drop one of them")
+    base_problem = input_checks.base_folder_problem(locs)
+    if base_problem:
+        plan.error(base_problem)
     for f in items:
         argv = [sys.executable, "-m", "runner.hf_fetch", "--repo", f.repo, "--repo-type", f.repo_type,
                 "--local-dir", f.local_dir, "--expect", f.expect]
@@ -62,13 +69,61 @@ def gather(args, environ=None) -> tuple[Plan, list[Fetch]]:
     return plan, items
 
 
+def remaining_bytes(item: Fetch, sizes: dict[str, int]) -> tuple[int, int]:
+    """(bytes still to fetch, files still to fetch): files absent or of another size count whole
+    (huggingface_hub keeps partial downloads aside and resumes them, so this errs on the safe side)."""
+    todo = [(name, size) for name, size in sizes.items()
+            if not (os.path.isfile(os.path.join(item.local_dir, name))
+                    and os.path.getsize(os.path.join(item.local_dir, name)) == size)]
+    return sum(size for _, size in todo), len(todo)
+
+
+def _existing_parent(path: str) -> str:
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
 def run(args) -> int:
-    plan, _ = gather(args)
+    plan, items = gather(args)
     if args.dry_run:
         return print_plan(plan, args, [])
+    if plan.errors:
+        return print_plan(plan, args, [], problems_only=True)
+    from runner.hf_fetch import offline_message, remote_sizes
+
+    # Sizes first (metadata only): refuse before writing anything when the disk cannot hold them.
+    needed, todo = 0, []
+    for item, proc in zip(items, plan.processes):
+        try:
+            sizes = remote_sizes(item.repo, item.repo_type, args.revision if item.repo_type == "model" else None)
+        except ImportError:
+            print("error: huggingface_hub is not installed: pip install huggingface_hub (the flake's env has it)",
+                  file=sys.stderr)
+            return 2
+        except Exception as exc:  # network errors come in many classes across hub versions
+            print(f"error: {offline_message(item.repo, item.repo_type, item.local_dir, item.expect, exc)}",
+                  file=sys.stderr)
+            return 1
+        missing, files = remaining_bytes(item, sizes)
+        if files:
+            needed += missing
+            todo.append(proc)
+            print(f"[runner] {item.repo}: {files} file(s), {missing / 1e9:.1f} GB to fetch", file=sys.stderr)
+        else:
+            print(f"[runner] {item.repo}: already complete in {item.local_dir}", file=sys.stderr)
+    if not todo:
+        print("[runner] nothing to download: every file is already in BASE_FOLDER", file=sys.stderr)
+        return 0
+    where = _existing_parent(os.path.dirname(items[0].local_dir))
+    free = shutil.disk_usage(where).free
+    if needed > free:
+        print(f"error: the download needs {needed / 1e9:.1f} GB but {where} has {free / 1e9:.1f} GB free; free "
+              f"space there or point --base-folder (BASE_FOLDER) at a bigger disk", file=sys.stderr)
+        return 2
     import subprocess
 
-    for proc in plan.processes:
+    for proc in todo:
         print(f"[runner] {proc.purpose}", file=sys.stderr, flush=True)
         rc = subprocess.run(list(proc.argv)).returncode
         if rc != 0:

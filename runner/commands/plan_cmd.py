@@ -12,6 +12,7 @@ import json
 import os
 import sys
 
+from runner import input_checks
 from runner.commands.common import add_location_arguments, checked_overrides, locations_from_args
 from runner.commands.train import add_override_arguments
 from runner.gpus import query_gpus
@@ -36,12 +37,15 @@ def run(args) -> int:
 
     locs = locations_from_args(args, os.environ)
     recipes = [get_recipe(args.recipe)] if args.recipe else list(RECIPES.values())
-    planned, problems = [], []
+    planned, problems = [], [p for p in [input_checks.base_folder_problem(locs)] if p]
     for recipe in recipes:
         checked = checked_overrides(args, recipe, str(locs.base))
         flags = train_flags(recipe, str(locs.base), checked.overrides)
         prefix = "" if args.recipe else f"{recipe.name}: "
         problems += [prefix + p for p in checked.problems + cross_flag_problems(flags, recipe.backend)]
+        config = _config_problem(args, flags)
+        if config and config not in problems:  # recipes share one checkpoint: say it once
+            problems.append(config)
         planned.append((recipe, flags))
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
@@ -55,13 +59,30 @@ def run(args) -> int:
         facts = query_gpus()
         if facts.gpus:
             detected = min(g.memory_gib for g in facts.gpus)
-    text, data, fits = planner.run_plan(args, recipe, flags, detected)
+    try:
+        text, data, fits = planner.run_plan(args, recipe, flags, detected)
+    except planner.CheckpointError:
+        return 0  # --dry-run: the config.json problem is listed above
     if args.json:
         print(json.dumps(data, indent=2))
     else:
         print(text)
     # plan answers a question; with --dry-run it never fails.
     return 0 if fits or args.dry_run else 1
+
+
+def _config_problem(args, flags) -> str | None:
+    """The checkpoint's config.json, read as doctor and train read it (plan uses it when present)."""
+    from runner import planner
+
+    folder = getattr(args, "hf_checkpoint", None) or flags.value("hf-checkpoint")
+    if not folder or not (getattr(args, "hf_checkpoint", None) or os.path.exists(os.path.join(folder, "config.json"))):
+        return None
+    try:
+        planner.load_architecture(folder)
+    except planner.CheckpointError as exc:
+        return str(exc)
+    return None
 
 
 def _summary(args, recipes_and_flags) -> int:

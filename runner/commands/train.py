@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from runner import preflight
+from runner import input_checks, preflight
 from runner.cluster.hostfile import HostfileError, read_workers
 from runner.cluster.slurm import expand_nodelist
 from runner.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, ClusterSpec, supports_token_auth
@@ -136,6 +136,10 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         problems.append(f"{recipe.name} needs MASTER_ADDR: the head node's address that the workers reach; "
                         f"export MASTER_ADDR or pass --master-addr")
         master_addr = "<MASTER_ADDR>"
+    elif multinode:
+        problems += filter(None, [input_checks.multinode_master_problem(master_addr, locs.master_addr.source)])
+    base_problem = input_checks.base_folder_problem(locs)
+    problems += filter(None, [base_problem])
     checked = checked_overrides(args, recipe, str(locs.base))
     problems += checked.problems
 
@@ -151,7 +155,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     if multinode and not token_auth:
         warnings.append("Ray token authentication is off: anyone who reaches the GCS port can run code on this "
                         "cluster (needs Ray >= 2.52, or pass --ray-auth token)")
-    ray_exe = shutil.which("ray")
+    ray_exe = input_checks.ray_executable()
+    problems += filter(None, [input_checks.job_python_problem(ray_exe)])
     if ray_exe is None:
         problems.append("`ray` is not on PATH: run inside the pinned stack (nix develop, or slime's image)")
         ray_exe = "ray"
@@ -203,8 +208,9 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     if not test:
         problems += preflight.slime_problems(recipe, locs.slime_dir.value, locs.megatron_dir.value)
         problems += preflight.gpu_problems(recipe, facts, recipe.layout.gpus_per_node)
-        problems += preflight.checkpoint_problems(flags, recipe.backend)
-        problems += preflight.dataset_problems(flags)
+        if not base_problem:  # files under a BASE_FOLDER that is a file would only repeat it
+            problems += preflight.checkpoint_problems(flags, recipe.backend)
+            problems += preflight.dataset_problems(flags)
         fit = preflight.memory_fit(recipe, flags, facts)
         fit_problems = [f"memory plan: {r}" for r in fit[1]] if fit and not fit[0] else []
         if args.force:

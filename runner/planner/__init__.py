@@ -19,7 +19,8 @@ from runner.planner.hardware import GPU_PRESETS_GIB, host_memory_gib
 from runner.planner.params import count_params
 from runner.planner.report import PlanReport, render
 
-__all__ = ["add_arguments", "run_plan", "fits", "plan_for", "plan_summary", "CheckpointError", "GPU_PRESETS_GIB"]
+__all__ = ["add_arguments", "run_plan", "fits", "plan_for", "plan_summary", "CheckpointError", "GPU_PRESETS_GIB",
+           "load_architecture"]
 
 # Planned for when neither --gpu/--gpu-memory nor a local GPU says otherwise: the seed's headline GPU.
 DEFAULT_GPU = "h100"
@@ -89,7 +90,7 @@ def run_plan(args, recipe, flags: FlagSet, gpu_memory_gb_detected: float | None)
         host = host_memory_gib()  # planning for this machine: its RAM is the node's
     ckdir = _checkpoint_dir(args, flags)
     report = plan_for(recipe, flags, gpu_gib, gpu_label=label, host_memory_gib=host, checkpoint_dir=ckdir)
-    text = render(report)
+    text = render(report, assumptions=getattr(args, "verbose", False))
     data = report.to_json()
     if not (getattr(args, "gpu", None) or getattr(args, "gpu_memory", None) or gpu_memory_gb_detected):
         # Nothing says which GPU: also show the other common size, one line per role.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# One error type and one config.json reader for plan, doctor, train and convert.
+from runner.checkpoint import CheckpointError, read_config_json
 from runner.planner.params import ParamCounts
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B, Qwen3NextArchitecture
 
@@ -12,21 +14,15 @@ from runner.recipes.qwen3_next import QWEN3_NEXT_80B, Qwen3NextArchitecture
 DEFAULT_MTP_LAYERS = 1
 
 
-class CheckpointError(ValueError):
-    pass
-
 
 def load_architecture(checkpoint_dir: str | None) -> tuple[Qwen3NextArchitecture, int, dict]:
     """(architecture, MTP layers, facts) from DIR/config.json, or the built-in 80B defaults."""
     if not checkpoint_dir:
         return QWEN3_NEXT_80B, DEFAULT_MTP_LAYERS, {"source": "built-in Qwen3-Next-80B-A3B config"}
     path = Path(checkpoint_dir) / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no config.json; pass --hf-checkpoint a Hugging Face model folder") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable ({exc})") from None
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; pass --hf-checkpoint a Hugging Face model folder")
+    config = read_config_json(path)
     if config.get("model_type") not in (None, "qwen3_next"):
         raise CheckpointError(f"{path}: model_type is {config.get('model_type')!r}, expected 'qwen3_next'")
     try:

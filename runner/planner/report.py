@@ -165,4 +165,6 @@ def render(report: PlanReport, *, assumptions: bool = True) -> str:
     if assumptions:
         lines.append("assumptions (docs/planner.md):")
         lines.extend(f"  - {a}" for a in report.assumptions)
+    else:
+        lines.append(f"({len(report.assumptions)} assumptions: --verbose lists them; docs/planner.md explains them)")
     return "\n".join(lines)

@@ -1,0 +1,228 @@
+"""What a new user got wrong, through the real CLI: one line naming the value and
+the fix, exit 2, nothing started or written (issue 12, item 3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+from tests.hub_standin import HubStandIn
+from tests.machine import make_machine, refused, train
+
+
+@pytest.fixture
+def machine(tmp_path):
+    return make_machine(tmp_path)
+
+
+def one_error(result) -> str:
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return errors[0]
+
+
+# ---- multinode: MASTER_ADDR and the hostfile
+
+def _hostfile(machine, text: str) -> str:
+    path = machine["tmp"] / "hosts"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("addr", ["127.0.0.1", "localhost"])
+def test_multinode_refuses_a_loopback_master_addr(machine, addr):
+    hosts = _hostfile(machine, "10.0.0.2\n10.0.0.3\n10.0.0.4\n")
+    r = train(machine, "--hostfile", hosts, recipe="megatron-multinode", env={"MASTER_ADDR": addr})
+    line = refused(machine, r, f"MASTER_ADDR {addr}")
+    assert "from $MASTER_ADDR, is a loopback address: every worker would connect to itself" in line
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("10.0.0.2\n10.0.0.3:22\n10.0.0.4\n", "line 2: '10.0.0.3:22': a port is not part of a hostfile entry"),
+    ("node-b,node-c\n", "line 1: 'node-b,node-c': one host per line"),
+    ("# workers\nnode-b gpus=8\n", "line 2: 'node-b gpus=8': unexpected 'gpus=8' after the host"),
+    ("node_b\n", "line 1: 'node_b': not a host name or IP address"),
+])
+def test_hostfile_lines_that_are_not_hosts(machine, text, fragment):
+    r = train(machine, "--hostfile", _hostfile(machine, text), "--master-addr", "192.0.2.2",
+              recipe="megatron-multinode", dry=True)
+    assert r.returncode == 0  # a dry-run lists it
+    errors = [p["message"] for p in json.loads(r.stdout)["problems"] if p["severity"] == "error"]
+    assert any(fragment in e and "each line is HOST or HOST slots=N" in e for e in errors), errors
+
+
+def test_hostfile_in_slimes_mpi_format_is_accepted(machine):
+    # slime's script reads the first column of an MPI rack hostfile (`HOST slots=8`).
+    hosts = _hostfile(machine, "node-a slots=8\nroot@node-b slots=8  # rack 2\nnode-c\n10.0.0.4 slots=8\n")
+    plan = json.loads(train(machine, "--hostfile", hosts, "--master-addr", "10.0.0.4",
+                            recipe="megatron-multinode", dry=True).stdout)
+    workers = [p["argv"] for p in plan["processes"] if p["argv"][0] == "ssh" and "--block" in p["argv"][-1]]
+    assert [w[-2] for w in workers] == ["node-a", "root@node-b", "node-c"]
+    assert not any("hostfile" in p["message"] for p in plan["problems"])
+
+
+# ---- hints name flags that exist
+
+def test_missing_checkpoint_hint_names_a_real_option(machine):
+    import shutil
+
+    shutil.rmtree(machine["base"] / "Qwen3-Next-80B-A3B-Thinking")
+    line = refused(machine, train(machine), "does not exist; run `python -m runner download`")
+    assert "--hf-checkpoint" not in line and "--base-folder" in line  # train has no --hf-checkpoint
+
+
+def test_doctor_says_to_set_slime_dir_before_convert(tmp_path):
+    from tests.hf_fixtures import make_base_folder
+
+    base = make_base_folder(tmp_path / "models")
+    (base / "Qwen3-Next-80B-A3B-Thinking_torch_dist" / "latest_checkpointed_iteration.txt").unlink()
+    r = run_cli("doctor", "--json", "--no-imports", "--base-folder", str(base))
+    checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    fix = checks["torch_dist checkpoint"]["fix"]
+    assert fix.startswith("set SLIME_DIR and MEGATRON_DIR") and fix.endswith("then run `python -m runner convert`")
+
+
+# ---- BASE_FOLDER is a file; config.json is not JSON: every subcommand the same
+
+@pytest.mark.parametrize("argv", [["plan"], ["plan", "--recipe", "megatron-8gpu"], ["download"], ["convert"]])
+def test_base_folder_that_is_a_file(tmp_path, argv):
+    path = tmp_path / "models"
+    path.write_text("not a folder")
+    r = run_cli(*argv, env={"BASE_FOLDER": str(path)})
+    assert r.returncode == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert f"error: BASE_FOLDER {path} (from $BASE_FOLDER) is a file, not a folder" in errors[0], errors
+    assert path.read_text() == "not a folder"
+
+
+def test_base_folder_that_is_a_file_train_and_doctor(machine):
+    path = machine["tmp"] / "afile"
+    path.write_text("x")
+    line = refused(machine, train(machine, "--base-folder", str(path)), f"BASE_FOLDER {path} (from --base-folder)")
+    assert "is a file, not a folder" in line
+    r = run_cli("doctor", "--json", "--no-imports", "--base-folder", str(path), env=machine["env"])
+    checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert r.returncode == 1 and checks["base folder"]["status"] == "fail"
+
+
+def test_config_json_that_is_not_json_reads_the_same_everywhere(machine):
+    config = machine["base"] / "Qwen3-Next-80B-A3B-Thinking" / "config.json"
+    config.write_text("{not json")
+    expected = f"{config}: not valid JSON (Expecting property name enclosed in double quotes at line 1 column 2)"
+    base = ["--base-folder", str(machine["base"])]
+    for argv in (["plan", *base], ["plan", "--recipe", "megatron-8gpu", *base]):
+        r = run_cli(*argv, env=machine["env"])
+        assert r.returncode == 2 and one_error(r).startswith(f"error: {expected}"), r.stderr
+    r = run_cli("doctor", "--json", "--no-imports", *base, env=machine["env"])
+    hf = {c["name"]: c for c in json.loads(r.stdout)["checks"]}["hf checkpoint"]
+    assert r.returncode == 1 and hf["status"] == "fail" and hf["detail"].startswith(expected)
+    assert refused(machine, train(machine), expected)
+
+
+# ---- the runner's own options
+
+def test_runner_option_after_double_dash_is_not_passed_to_slime(machine):
+    line = refused(machine, train(machine, "--", "--dry-run"), "--dry-run is the runner's own option")
+    assert "put --dry-run before '--'" in line
+
+
+def test_abbreviated_runner_option_is_refused_with_the_subcommands_usage(machine):
+    r = train(machine, "--forc")
+    assert r.returncode == 2
+    assert r.stderr.startswith("usage: python -m runner train")
+    assert "python -m runner train: error: unrecognized arguments: --forc (did you mean --force?" in r.stderr
+    assert not machine["temp"].exists()
+
+
+def test_misspelt_option_shows_the_subcommands_usage_and_a_suggestion():
+    r = run_cli("train", "--recip", "megatron-8gpu", "--dry-run")  # not "--recipe is required"
+    assert r.returncode == 2
+    assert r.stderr.startswith("usage: python -m runner train")
+    assert "unrecognized arguments: --recip (did you mean --recipe?" in r.stderr
+    r = run_cli("doctor", "--no-import")
+    assert r.stderr.startswith("usage: python -m runner doctor") and "did you mean --no-imports?" in r.stderr
+
+
+def test_dry_run_help_says_exit_code_stays_0():
+    out = run_cli("train", "--help").stdout
+    assert "problems found are listed and the exit code stays 0" in " ".join(out.split())
+
+
+# ---- the Python that submits the job must import ray
+
+def test_ray_on_path_from_another_python_is_caught_before_anything_starts(machine, tmp_path):
+    # `pip install -e .` into a fresh venv (no stack): the `ray` on PATH belongs to another Python.
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=False, system_site_packages=False)
+    ray_dir = tmp_path / "otherbin"
+    ray_dir.mkdir()
+    other_python = sys.executable
+    (ray_dir / "ray").write_text(f"#!{other_python}\nimport sys\nsys.exit(0)\n")
+    (ray_dir / "ray").chmod(0o755)
+    env = {**os.environ, **machine["env"], "PYTHONPATH": str(REPO), "PATH": f"{ray_dir}:{os.environ['PATH']}"}
+    r = subprocess.run([str(env_dir / "bin" / "python"), "-m", "runner", "train", "--recipe", "megatron-8gpu",
+                        *machine["args"]], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    line = refused(machine, r, f"ray is not installed for {env_dir / 'bin' / 'python'}")
+    assert f"the `ray` on PATH ({ray_dir / 'ray'}) belongs to {other_python}" in line
+    assert f"`{other_python} -m runner ...`" in line
+
+
+# ---- download: free disk and nothing to do
+
+MODEL = ("model", "Qwen/Qwen3-Next-80B-A3B-Thinking")
+DAPO = ("dataset", "zhuzilin/dapo-math-17k")
+AIME = ("dataset", "zhuzilin/aime-2024")
+
+
+def _download(hub, base, *extra):
+    env = {"HF_ENDPOINT": hub.url, "HF_HUB_ETAG_TIMEOUT": "5", "HF_HUB_DOWNLOAD_TIMEOUT": "5"}
+    return run_cli("download", "--base-folder", str(base), *extra, env=env, timeout=120)
+
+
+def test_download_refuses_when_the_disk_cannot_hold_the_files(tmp_path):
+    files = {"config.json": 700, "model-00001-of-00001.safetensors": 10**16}  # 10 PB: no disk here has it
+    with HubStandIn({MODEL: files, DAPO: {"dapo-math-17k.jsonl": 10}, AIME: {"aime-2024.jsonl": 10}}) as hub:
+        r = _download(hub, tmp_path / "models")
+    line = one_error(r)
+    assert r.returncode == 2
+    assert line.startswith("error: the download needs 10000000.0 GB but ") and "GB free" in line
+    assert "--base-folder" in line
+    assert not (tmp_path / "models").exists()
+    assert not any("/resolve/" in p for p in hub.requests), hub.requests  # metadata only, no file fetched
+
+
+def test_download_says_when_there_is_nothing_to_do(tmp_path):
+    base = tmp_path / "models"
+    for name in ("dapo-math-17k", "aime-2024"):
+        (base / name).mkdir(parents=True)
+        (base / name / f"{name}.jsonl").write_text('{"prompt": "p", "label": "1"}\n')
+    size = len('{"prompt": "p", "label": "1"}\n')
+    with HubStandIn({DAPO: {"dapo-math-17k.jsonl": size}, AIME: {"aime-2024.jsonl": size}}) as hub:
+        r = _download(hub, base, "--skip-model")
+    assert r.returncode == 0, r.stderr
+    assert "nothing to download: every file is already in BASE_FOLDER" in r.stderr
+    assert not any("/resolve/" in p for p in hub.requests), hub.requests  # no file was fetched
+
+
+def test_download_with_both_skips_has_nothing_to_do(tmp_path):
+    r = run_cli("download", "--skip-model", "--skip-datasets", "--base-folder", str(tmp_path / "m"))
+    assert r.returncode == 2
+    assert one_error(r) == ("error: --skip-model and --skip-datasets together leave nothing to download; "
+                            "drop one of them")
+    assert not (tmp_path / "m").exists()
+
+
+# ---- quieter output
+
+def test_plan_lists_its_assumptions_only_with_verbose():
+    quiet = run_cli("plan", "--recipe", "megatron-8gpu", "--gpu", "h200").stdout
+    loud = run_cli("plan", "--recipe", "megatron-8gpu", "--gpu", "h200", "--verbose").stdout
+    assert "assumptions (docs/planner.md):" not in quiet and "--verbose lists them" in quiet
+    assert "assumptions (docs/planner.md):" in loud
