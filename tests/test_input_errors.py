@@ -226,3 +226,15 @@ def test_plan_lists_its_assumptions_only_with_verbose():
     loud = run_cli("plan", "--recipe", "megatron-8gpu", "--gpu", "h200", "--verbose").stdout
     assert "assumptions (docs/planner.md):" not in quiet and "--verbose lists them" in quiet
     assert "assumptions (docs/planner.md):" in loud
+
+
+# ---- README's test command is what CI runs, and it does the set-up itself
+
+def test_readme_test_command_is_the_one_ci_runs():
+    readme = (REPO / "README.md").read_text()
+    two_commands = readme[readme.index("## The two commands"):readme.index("## First run")]
+    assert "```bash\nbash tests/run.sh\n```" in two_commands
+    ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "echo"))]
+    assert ci[-1] == "bash tests/run.sh"
+    script = (REPO / "tests" / "run.sh").read_text()
+    assert "pip install -q -e '.[test]'" in script and script.rstrip().endswith('exec "$PYTHON" -m pytest -q "$@"')

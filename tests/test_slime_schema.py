@@ -188,3 +188,53 @@ def test_final_argv_parses_back_to_the_same_flags():
     flags = train_flags(recipe, "/root", checked.overrides)
     assert not checked.problems
     assert FlagSet.parse(flags.argv()).get("train-env-vars") == ('{"A": "1"}',)
+
+
+# Cross-flag rules against slime's own validate functions (FSDP backend: slime's parse_args
+# runs slime_validate_args and sglang's validate_args there; tests/slime_parser.py runs it).
+RULE_CASES = {
+    "ok": {},
+    "batch": {"set": ["global-batch-size=5"]},
+    "steps": {"set": ["num-steps-per-rollout=2"]},  # 4 x 3 // 2 = 6 != 12
+    "steps-only": {"set": ["num-steps-per-rollout=2"], "unset": ["global-batch-size"]},
+    "over-sampling": {"set": ["over-sampling-batch-size=2"]},
+    "kl": {"set": ["kl-coef=0.1", "kl-loss-coef=0.1"]},
+    "reinforce": {"set": ["advantage-estimator=reinforce_plus_plus"]},
+    "reinforce-ok": {"set": ["advantage-estimator=reinforce_plus_plus", "normalize-advantages"]},
+    "tis": {"set": ["use-rollout-logprobs", "use-tis"]},
+    "mismatch": {"set": ["get-mismatch-metrics"]},
+    "dynamic-batch": {"set": ["use-dynamic-batch-size"], "unset": ["max-tokens-per-gpu"]},
+    "debug": {"set": ["debug-rollout-only", "debug-train-only"]},
+    "mtp": {"set": ["enable-mtp-training"]},
+    "prompt-len": {"set": ["rollout-max-context-len=100", "rollout-max-prompt-len=100"]},
+    "prompt-len-ok": {"set": ["rollout-max-context-len=100", "rollout-max-prompt-len=99"]},
+    "prefill": {"set": ["prefill-num-servers=1", "rollout-external"]},
+    "sglang-dp": {"set": ["sglang-dp-size=2"]},
+    "sglang-dp-ok": {"set": ["sglang-dp-size=2", "sglang-enable-dp-attention"]},
+    "eval-pairs": {"set": ["eval-prompt-data=aime /a.jsonl extra"]},
+    "eval-without-data": {"unset": ["eval-prompt-data"]},
+    "save-interval-without-save": {"unset": ["save"]},
+    "no-rollouts": {"unset": ["num-rollout"]},
+    "epochs": {"set": ["num-epoch=2", "disable-rollout-global-dataset"], "unset": ["num-rollout"]},
+    "epochs-ok": {"set": ["num-epoch=2"], "unset": ["num-rollout"]},
+}
+
+
+@pytest.mark.slow
+def test_cross_flag_rules_agree_with_slimes_validate_functions(tmp_path):
+    from runner.slime_rules import cross_flag_problems
+    from tests.slime_parser import parse_with_slime
+
+    recipe = RECIPES["fsdp"]
+    argvs, runner_refuses = {}, {}
+    for name, case in RULE_CASES.items():
+        checked = check_overrides(recipe, recipe_flags(recipe, str(tmp_path / "base")),
+                                  set_texts=case.get("set", ()), unset=case.get("unset", ()))
+        assert not checked.problems, (name, checked.problems)  # every case is a valid flag by itself
+        flags = train_flags(recipe, str(tmp_path / "base"), checked.overrides)
+        argvs[name] = flags.argv()
+        runner_refuses[name] = cross_flag_problems(flags, recipe.backend)
+    out = parse_with_slime(argvs, ["global_batch_size"], tmp_path)
+    for name in RULE_CASES:
+        slime_refuses = "error" in out[name]
+        assert slime_refuses == bool(runner_refuses[name]), (name, out[name], runner_refuses[name])
