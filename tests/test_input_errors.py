@@ -238,3 +238,46 @@ def test_readme_test_command_is_the_one_ci_runs():
     assert ci[-1] == "bash tests/run.sh"
     script = (REPO / "tests" / "run.sh").read_text()
     assert "pip install -q -e '.[test]'" in script and script.rstrip().endswith('exec "$PYTHON" -m pytest -q "$@"')
+
+
+# Options of the other programs the runner starts or names (ray start, srun, nvidia-smi,
+# torchrun, uv, its own helper modules), and placeholders in docstrings and messages.
+OTHER_PROGRAMS = {
+    "--address", "--block", "--disable-usage-stats", "--head", "--node-ip-address", "--num-gpus", "--port",
+    "--temp-dir",  # ray start
+    "--exclude", "--kill-on-bad-exit", "--nodelist", "--nodes", "--ntasks", "--ntasks-per-node", "--overlap",  # srun
+    "--format", "--query-gpu",  # nvidia-smi
+    "--standalone",  # torchrun
+    "--extra",  # uv sync --extra stack
+    "--expect", "--local-dir", "--repo", "--repo-type",  # runner.hf_fetch
+    "--runtime-env-file", "--stop-timeout", "--submission-id", "--submit-timeout",  # runner.ray_job
+    "--result", "--run-id",  # runner.smoke.worker
+    "--flag", "--name", "--switch", "--x", "--no-", "--actor-", "--rollout-", "--forc", "--version",  # text
+}
+
+
+def test_every_option_a_message_names_exists():
+    """A hint must name an option the user can pass: the runner's own, slime's, or the named program's."""
+    import ast
+    import re
+
+    from runner.cli import build_parser
+    from runner.slime_schema import backend_flags
+
+    parser = build_parser()
+    known = {o for sub in parser.subcommand_parsers.values() for o in sub._option_string_actions}
+    known |= {f"--{n}" for b in ("megatron", "fsdp") for n in backend_flags(b).options}
+    unknown = {}
+    for path in (REPO / "runner").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        # Docstrings may describe other programs' options, except the subcommands' (their --help text).
+        docstrings = set() if path.parent.name == "commands" else {
+            id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", node.value):
+                    if option not in known | OTHER_PROGRAMS:
+                        unknown.setdefault(option, str(path.relative_to(REPO)))
+    assert not unknown, unknown

@@ -28,7 +28,7 @@ ASSUMPTIONS = (
     f"{sg.SGLANG_CONTEXT_GIB:g} GiB context, {sg.RUNTIME_GIB:g} GiB CUDA graphs/activations outside the "
     f"static budget (+{sg.SPECULATIVE_RUNTIME_GIB:g} with speculative decoding).",
     "sglang (0.5.6): KV + Gated DeltaNet state pool = mem-fraction-static x GPU - weights - context; the pool "
-    "is split 0.9 : 1 between GDN states and KV cache (--mamba-full-memory-ratio) unless the radix cache is "
+    "is split 0.9 : 1 between GDN states and KV cache (--sglang-mamba-full-memory-ratio) unless the radix cache is "
     "off; sglang refuses to start when it is not positive.",
     "Colocated (slime --colocate => offload-train and offload-rollout): sglang starts first and sizes its pool "
     "alone; in the training phase sglang is paused (weights, KV and CUDA graphs released, ~1.5 GiB left); in "
