@@ -50,13 +50,19 @@ class ProcessOwner:
     def spawn(self, process: Process, *, own_session: bool) -> subprocess.Popen:
         env = {**os.environ, **process.env}
         stdin = subprocess.PIPE if process.stdin_secret else subprocess.DEVNULL
-        popen = subprocess.Popen(
-            list(process.argv), env=env, cwd=process.cwd, stdin=stdin,
-            # own_session: the terminal's Ctrl-C does not reach it; we stop it ourselves, in order.
-            start_new_session=own_session,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            text=True,
-        )
+        output = open(process.output, "ab") if process.output else None  # noqa: SIM115 - the child keeps its own fd
+        try:
+            popen = subprocess.Popen(
+                list(process.argv), env=env, cwd=process.cwd, stdin=stdin,
+                stdout=output, stderr=subprocess.STDOUT if output else None,
+                # own_session: the terminal's Ctrl-C does not reach it; we stop it ourselves, in order.
+                start_new_session=own_session,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                text=True,
+            )
+        finally:
+            if output:
+                output.close()
         if process.stdin_secret:
             assert popen.stdin is not None
             popen.stdin.write(process.env.get(process.stdin_secret, ""))

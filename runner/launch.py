@@ -45,7 +45,8 @@ def wait_for_job_api(spec: ClusterSpec, head, timeout: float) -> None:  # noqa: 
     while time.monotonic() < deadline:
         if head.poll() is not None:
             raise LaunchError(f"the Ray head exited with code {head.returncode} before its job API came up; "
-                              f"see its output above and the logs under {spec.temp_dir}")
+                              f"see its output (above, or {spec.temp_dir}/ray-head.out without --verbose) and the "
+                              f"logs under {spec.temp_dir}")
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as resp:
                 if resp.status == 200:
@@ -95,7 +96,8 @@ def wait_for_cluster(spec: ClusterSpec, timeout: float) -> None:
             missing = [h for h in (spec.master_addr, *spec.workers) if node_address(h) not in seen]
             raise LaunchError(f"after {timeout:.0f}s only {len(alive)} of {spec.nodes} node(s) and {gpus:.0f} of "
                               f"{spec.expected_gpus} GPU(s) registered; missing: {', '.join(missing) or 'unknown'} "
-                              f"(check their output above; raise --ready-timeout if they are slow)")
+                              f"(their output: above with --verbose, else {spec.temp_dir}/ray-*.out; raise "
+                              f"--ready-timeout if they are slow)")
         time.sleep(1.0)
 
 

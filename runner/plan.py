@@ -26,9 +26,15 @@ class Process:
     # Name of an env var in `env` whose value is written to the process's
     # stdin (how a secret reaches a remote host without touching argv).
     stdin_secret: str | None = None
+    # A file that takes the process's stdout and stderr (e.g. Ray's start-up
+    # banner without --verbose); None: the terminal.
+    output: str | None = None
 
     def to_json(self) -> dict:
-        return {"argv": list(self.argv), "env": dict(self.env), "cwd": self.cwd, "purpose": self.purpose}
+        out = {"argv": list(self.argv), "env": dict(self.env), "cwd": self.cwd, "purpose": self.purpose}
+        if self.output:
+            out["output"] = self.output
+        return out
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from runner.cluster import slurm, ssh
 from runner.cluster.head import head_process
@@ -31,6 +31,8 @@ class TrainInputs:
     # Launch-path test: run this Python file in place of slime's train.py.
     test_entrypoint: str | None = None
     head_node: str = ""  # Slurm: the node this runner is on
+    # False: Ray's start-up banners (head, workers) go to files in the temp dir, not the terminal.
+    ray_banner: bool = False
     # How long the job process retries a transient submission error (--ready-timeout).
     submit_timeout: float = 300.0
 
@@ -71,6 +73,10 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
         workers = slurm.worker_processes(spec, inputs.head_node)
     else:
         workers = []
+
+    if not inputs.ray_banner:
+        head = replace(head, output=f"{spec.temp_dir}/ray-head.out")
+        workers = [replace(w, output=f"{spec.temp_dir}/ray-worker-{i}.out") for i, w in enumerate(workers, 1)]
 
     entrypoint = train_entrypoint(inputs.python, slime_dir, flags, inputs.test_entrypoint)
     job_argv = (inputs.python, "-m", "runner.ray_job", "--address", spec.dashboard_url,

@@ -111,6 +111,9 @@ def test_success_streams_logs_and_cleans_up(tmp_path, short_tmp):
                             runner_args=("--set", 'train-env-vars={"A": "1", "B": "it\'s $HOME"}'))
     assert rc == 0, out[-3000:]
     assert 'ENTRY train-env-vars {"A": "1", "B": "it\'s $HOME"}' in out  # valid JSON, quotes and $ intact
+    # Ray's start-up banner goes to a file unless --verbose.
+    assert "Ray runtime started" not in out
+    assert "Ray runtime started" in open(os.path.join(short_tmp, "ray-head.out")).read()
     assert "ENTRY tick 0" in out and "ENTRY tick 2" in out and "ENTRY exiting with 0" in out
     assert "NCCL_NVLS_ENABLE=0" in out and "CUDA_DEVICE_MAX_CONNECTIONS=1" in out  # runtime env reached the job
     assert "job finished with exit code 0" in out
@@ -121,8 +124,9 @@ def test_success_streams_logs_and_cleans_up(tmp_path, short_tmp):
 
 @pytest.mark.slow
 def test_nonzero_exit_code_propagates(tmp_path, short_tmp):
-    rc, out, seen = _launch(tmp_path, short_tmp, "--test-exit-code", "7")
+    rc, out, seen = _launch(tmp_path, short_tmp, "--test-exit-code", "7", runner_args=("--verbose",))
     assert rc == 7, out[-3000:]
+    assert "Ray runtime started" in out  # --verbose: the banner on the terminal
     assert "ENTRY exiting with 7" in out
     _assert_nothing_left(short_tmp, seen)
 

@@ -58,7 +58,7 @@ def render_plan_text(plan: Plan, secrets: list[str]) -> str:
         env = redact_env(proc.env)
         if env:
             lines.append("    env: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()))
-        lines.append("    $ " + shlex.join(proc.argv))
+        lines.append("    $ " + shlex.join(proc.argv) + (f" > {proc.output} 2>&1" if proc.output else ""))
     for path, content in plan.files.items():
         lines.append(f"[file] {path} (mode 0600):")
         lines += ["    " + line for line in content.splitlines()]

@@ -175,7 +175,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         tp = build_train_plan(TrainInputs(
             recipe=recipe, overrides=checked.overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
             megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
-            nccl_nvls_enable=nvls, secret_env=secret_env,
+            nccl_nvls_enable=nvls, secret_env=secret_env, ray_banner=getattr(args, "verbose", False),
             test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
             submit_timeout=args.ready_timeout))
     except OverrideError as exc:
