@@ -16,6 +16,8 @@ Typical first run on a new node:
   python -m runner convert                            # HF -> Megatron torch_dist
   python -m runner plan --recipe megatron-8gpu        # will it fit in GPU memory?
   python -m runner train --recipe megatron-8gpu       # Ray up, job submitted, logs streamed
+  python -m runner train --recipe megatron-8gpu --detach   # the same, outliving the terminal
+  python -m runner status | logs -f RUN | stop RUN    # a detached run; runs, show RUN: what ran
 
 Every subcommand takes --dry-run: print what would run (argv, env, cwd) and touch
 nothing; add --json for one JSON object. BASE_FOLDER, SLIME_DIR, MEGATRON_DIR
@@ -34,6 +36,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from runner.commands import convert, doctor, download, plan_cmd, smoke_cmd, train
+    from runner.commands import logs, runs_cmd, show, status, stop
 
     # allow_abbrev=False everywhere: `--forc` must not silently mean `--force`.
     parser = argparse.ArgumentParser(prog="python -m runner", description=DESCRIPTION, allow_abbrev=False,
@@ -49,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         "plan": (plan_cmd, "estimate per-GPU memory and check the topology of a recipe"),
         "train": (train, "start Ray, run a recipe's training job, stream logs, clean up"),
         "smoke": (smoke_cmd, "train a tiny Qwen3-Next on this machine's GPUs with the pinned kernels"),
+        # Runs (runner.runs): a directory per train, which outlives the terminal.
+        "runs": (runs_cmd, "list runs: id, recipe, state, start, duration"),
+        "show": (show, "print a run's run.json readably: recipe, overrides, software, hosts, GPUs"),
+        "status": (status, "is a run alive, where are its logs and checkpoints"),
+        "logs": (logs, "print a run's job log; -f follows it"),
+        "stop": (stop, "stop a run's job, then the Ray processes that run started"),
     }
     parser.subcommand_parsers = {}
     for name, (module, help_text) in modules.items():

@@ -2,9 +2,11 @@
 
 Every process the runner starts is recorded here; `stop_all` stops them in
 reverse order (SIGTERM to the process group, then SIGKILL after a grace
-period). `sweep_marked` finds leftovers by a marker unique to this run (Ray's
-per-run --temp-dir appears in the command line of every process of that Ray
-instance), so no process is ever matched by a name like "python".
+period). Leftovers are found by markers unique to one run, never by a name
+like "python": Ray's per-run --temp-dir in the command line of its own
+daemons, and RUN_MARKER_ENV=<run id> in the environment, which the Ray head
+passes to everything it starts (raylet, workers, the job's driver and its
+children), including processes that rename themselves ("ray::IDLE").
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runner.cluster.spec import RUN_MARKER_ENV
 from runner.plan import Process
 
 PR_SET_PDEATHSIG = 1
@@ -138,9 +141,43 @@ def processes_with_marker(marker: str) -> list[int]:
     return pids
 
 
-def sweep_marked(marker: str, grace: float = 10.0, log: object = sys.stderr) -> list[int]:
-    """SIGTERM, then SIGKILL, every process of this run's Ray instance still alive."""
-    pids = processes_with_marker(marker)
+def processes_with_env(name: str, value: str) -> list[int]:
+    """PIDs of this user's processes, other than this one and its ancestors, whose
+    environment holds NAME=VALUE exactly."""
+    pids = []
+    proc = Path("/proc")
+    if not proc.is_dir() or not value:
+        return pids
+    needle = b"\0" + f"{name}={value}".encode() + b"\0"
+    skip = _ancestors(os.getpid())
+    uid = os.getuid()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) in skip:
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            environ = b"\0" + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in (environ if environ.endswith(b"\0") else environ + b"\0"):
+            pids.append(int(entry.name))
+    return pids
+
+
+def run_processes(temp_dir: str, run_id: str = "") -> list[int]:
+    """Every live process of one run's Ray instance, by both markers."""
+    # Ray's own processes name paths *inside* the temp dir (session_*/,
+    # worker-*/); the runner's command line only names the dir itself.
+    pids = set(processes_with_marker(temp_dir.rstrip("/") + "/"))
+    if run_id:
+        pids.update(processes_with_env(RUN_MARKER_ENV, run_id))
+    return sorted(pids)
+
+
+def sweep(find, grace: float = 10.0, log: object = sys.stderr) -> list[int]:  # noqa: ANN001
+    """SIGTERM, then SIGKILL after `grace`, every process `find()` returns, until none is left."""
+    pids = find()
     if not pids:
         return []
     print(f"[runner] stopping {len(pids)} leftover process(es) of this run's Ray instance", file=log)
@@ -150,14 +187,24 @@ def sweep_marked(marker: str, grace: float = 10.0, log: object = sys.stderr) -> 
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and processes_with_marker(marker):
+    while time.monotonic() < deadline and find():
         time.sleep(0.2)
-    for pid in processes_with_marker(marker):
+    for pid in find():
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     return pids
+
+
+def sweep_marked(marker: str, grace: float = 10.0, log: object = sys.stderr) -> list[int]:
+    """SIGTERM, then SIGKILL, every process whose command line holds `marker`."""
+    return sweep(lambda: processes_with_marker(marker), grace, log)
+
+
+def sweep_run(temp_dir: str, run_id: str = "", grace: float = 10.0, log: object = sys.stderr) -> list[int]:
+    """SIGTERM, then SIGKILL, every process of one run's Ray instance still alive."""
+    return sweep(lambda: run_processes(temp_dir, run_id), grace, log)
 
 
 def write_private_file(path: Path, content: str) -> None:

@@ -15,11 +15,16 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from runner.cluster.hostfile import node_address
 from runner.cluster.spec import ClusterSpec
-from runner.execute import ProcessOwner, sweep_marked, write_private_file
+from runner.execute import ProcessOwner, sweep_run, write_private_file
 from runner.train_plan import TrainPlan
+
+# Called once the run's Ray is down: (state, exit code, detail), state one of
+# "succeeded", "failed", "stopped" (a run directory records it).
+Report = Callable[[str, int, str], None]
 
 
 class LaunchError(Exception):
@@ -101,13 +106,16 @@ def wait_for_cluster(spec: ClusterSpec, timeout: float) -> None:
         time.sleep(1.0)
 
 
-def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 30.0) -> int:
+def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 30.0,
+               report: Report | None = None) -> int:
+    """tp: a TrainPlan, or anything with its files, head, workers, job and cluster (runner.runs.bundle)."""
     spec = tp.cluster
     owner = ProcessOwner()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     job = None
+    outcome = ("failed", 1, "the runner stopped unexpectedly; see its output")
     try:
-        for path, content in tp.plan.files.items():
+        for path, content in tp.files.items():
             write_private_file(Path(path), content)
         _log(f"starting Ray head on {spec.gcs_address} (temp dir {spec.temp_dir})")
         head = owner.spawn(tp.head, own_session=True)
@@ -121,6 +129,7 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
         job = owner.spawn(tp.job, own_session=False)
         rc = job.wait()
         _log(f"job finished with exit code {rc}")
+        outcome = ("succeeded" if rc == 0 else "failed", rc, f"the job exited with code {rc}")
         return rc
     except (KeyboardInterrupt, _Terminated) as exc:
         sig = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
@@ -134,21 +143,23 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
                 job.wait(timeout=90)
             except Exception:
                 pass
+        outcome = ("stopped", 128 + sig, f"stopped by {'SIGINT' if sig == signal.SIGINT else 'SIGTERM'}")
         return 128 + sig
     except LaunchError as exc:
         _log(f"error: {exc}")
+        outcome = ("failed", 1, str(exc))
         return 1
     finally:
         # Cleanup must finish: a second Ctrl-C or SIGTERM would leave Ray running.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         owner.stop_all(grace=stop_grace)
-        # Ray's own processes name paths *inside* the temp dir (session_*/,
-        # worker-*/); the runner's command line only names the dir itself.
-        sweep_marked(spec.temp_dir.rstrip("/") + "/")
+        sweep_run(spec.temp_dir, spec.run_id)
         # The runtime env may hold secrets; Ray's logs stay for debugging.
-        for path in tp.plan.files:
+        for path in tp.files:
             Path(path).unlink(missing_ok=True)
         _log(f"Ray logs of this run: {spec.temp_dir}")
+        if report is not None:
+            report(*outcome)
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -23,6 +23,7 @@ import shlex
 import signal
 import sys
 import time
+from pathlib import Path
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -35,6 +36,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--stop-timeout", type=float, default=60.0)
     parser.add_argument("--submit-timeout", type=float, default=300.0,
                         help="keep retrying a transient submission error this long (seconds)")
+    parser.add_argument("--log-file", help="append the job's log here too (a run's job.log)")
+    parser.add_argument("--quiet", action="store_true", help="do not copy the job's log to stdout")
+    parser.add_argument("--run-dir", help="run directory whose run.json turns 'running' once Ray accepts the job")
     parser.add_argument("entrypoint", nargs=argparse.REMAINDER, help="-- ARGV of the job's driver")
     args = parser.parse_args(argv)
     if args.entrypoint and args.entrypoint[0] == "--":
@@ -53,10 +57,33 @@ def _raise_stop(signum, _frame):  # noqa: ANN001
     raise _Stop(signum)
 
 
-async def _stream(client, job_id: str) -> None:
-    async for chunk in client.tail_job_logs(job_id):
-        sys.stdout.write(chunk)
-        sys.stdout.flush()
+async def _stream(client, job_id: str, log_file: str | None, echo: bool) -> None:
+    log = open(log_file, "a", encoding="utf-8") if log_file else None
+    try:
+        async for chunk in client.tail_job_logs(job_id):
+            if echo:
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+            if log is not None:
+                log.write(chunk)
+                log.flush()
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _mark_running(run_dir: str | None) -> None:
+    if not run_dir:
+        return
+    from runner.runs.layout import RunPaths
+    from runner.runs.record import now_iso, update_record
+
+    try:
+        # Only from "starting": a `stop` that got there first keeps its state.
+        update_record(RunPaths(Path(run_dir)), {"state": "running", "job": {"submitted_at": now_iso()}},
+                      only_if_state=("starting",))
+    except OSError as exc:
+        print(f"[runner] could not update {run_dir}/run.json: {exc}", file=sys.stderr, flush=True)
 
 
 def _status(value) -> str:  # noqa: ANN001
@@ -171,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
             return 1
         print(f"[runner] submitted job {args.submission_id}", file=sys.stderr, flush=True)
-        asyncio.run(_stream(client, args.submission_id))
+        _mark_running(args.run_dir)
+        asyncio.run(_stream(client, args.submission_id, args.log_file, echo=not args.quiet))
         # The log stream ends when the job does; the status may lag a moment.
         for _ in range(100):
             if _status(client.get_job_status(args.submission_id)) in TERMINAL:

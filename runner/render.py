@@ -82,8 +82,13 @@ def apply_overrides(flags: FlagSet, recipe: Recipe, overrides: Overrides) -> Fla
 
 
 def train_flags(recipe: Recipe, base_folder: str, overrides: Overrides = Overrides(),
-                arch: Qwen3NextArchitecture = QWEN3_NEXT_80B) -> FlagSet:
-    return apply_overrides(recipe_flags(recipe, base_folder, arch), recipe, overrides)
+                arch: Qwen3NextArchitecture = QWEN3_NEXT_80B, before: tuple[Overrides, ...] = ()) -> FlagSet:
+    """The recipe, then each layer of `before` (a run's checkpoint folder, a resumed run's recorded
+    overrides), then `overrides`: later layers win."""
+    flags = recipe_flags(recipe, base_folder, arch)
+    for layer in before:
+        flags = apply_overrides(flags, recipe, layer)
+    return apply_overrides(flags, recipe, overrides)
 
 
 def train_entrypoint(python: str, slime_dir: str, flags: FlagSet, train_py: str | None = None) -> list[str]:

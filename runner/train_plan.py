@@ -35,6 +35,16 @@ class TrainInputs:
     ray_banner: bool = False
     # How long the job process retries a transient submission error (--ready-timeout).
     submit_timeout: float = 300.0
+    # Override layers applied before `overrides` (runner.runs.setup: the run's
+    # checkpoint folder; a resumed run's recorded overrides).
+    before_overrides: tuple[Overrides, ...] = ()
+    # Added to the job's runtime env (persistent kernel caches).
+    job_env: dict[str, str] = field(default_factory=dict)
+    # The run directory: the job process appends the job's log to its job.log
+    # and marks run.json "running" once Ray accepted the job.
+    run_dir: str | None = None
+    # False for a detached run: the log goes to job.log only.
+    echo_job_log: bool = True
 
 
 @dataclass
@@ -47,18 +57,25 @@ class TrainPlan:
     runtime_env: dict
     runtime_env_path: str
     cluster: ClusterSpec
+    inputs: TrainInputs | None = None
+    # runner.runs.manifest.RunContext: what `train` knows about the run beyond its processes.
+    run: object = None
+
+    @property
+    def files(self) -> dict[str, str]:
+        return self.plan.files
 
 
 def build_train_plan(inputs: TrainInputs) -> TrainPlan:
     plan = Plan()
     recipe, spec = inputs.recipe, inputs.cluster
-    flags = train_flags(recipe, inputs.base_folder, inputs.overrides)
+    flags = train_flags(recipe, inputs.base_folder, inputs.overrides, before=inputs.before_overrides)
     slime_dir = inputs.slime_dir or "<SLIME_DIR unset>"
     megatron_dir = inputs.megatron_dir or "<MEGATRON_DIR unset>"
 
     env_vars = runtime_env_vars(recipe, megatron_dir=megatron_dir, slime_dir=slime_dir,
                                 master_addr=spec.master_addr, nccl_nvls_enable=inputs.nccl_nvls_enable,
-                                extra=inputs.secret_env)
+                                extra={**inputs.job_env, **inputs.secret_env})
     if inputs.test_entrypoint:
         # The launch test needs neither slime nor Megatron on the path.
         env_vars.pop("PYTHONPATH")
@@ -81,7 +98,12 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
     entrypoint = train_entrypoint(inputs.python, slime_dir, flags, inputs.test_entrypoint)
     job_argv = (inputs.python, "-m", "runner.ray_job", "--address", spec.dashboard_url,
                 "--submission-id", inputs.run_id, "--runtime-env-file", runtime_env_path,
-                "--submit-timeout", f"{inputs.submit_timeout:g}", "--", *entrypoint)
+                "--submit-timeout", f"{inputs.submit_timeout:g}")
+    if inputs.run_dir:
+        job_argv += ("--run-dir", inputs.run_dir, "--log-file", os.path.join(inputs.run_dir, "job.log"))
+    if not inputs.echo_job_log:
+        job_argv += ("--quiet",)
+    job_argv += ("--", *entrypoint)
     job = Process(job_argv, {"no_proxy": no_proxy, **spec.auth_env()},
                   purpose=f"submit {'the launch test' if inputs.test_entrypoint else 'slime train.py'} as Ray job "
                           f"{inputs.run_id} and stream its logs")
@@ -94,4 +116,4 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
         f"token auth {'on' if spec.token_auth else 'off'}, temp dir {spec.temp_dir}",
         f"waits for {spec.nodes} node(s) and {spec.expected_gpus} GPU(s) to register",
     ]
-    return TrainPlan(plan, flags, head, workers, job, runtime_env, runtime_env_path, spec)
+    return TrainPlan(plan, flags, head, workers, job, runtime_env, runtime_env_path, spec, inputs)

@@ -60,8 +60,9 @@ def _launch(tmp_path, short_tmp, *extra, sigint_after: str | None = None, sig: i
         extra = (*extra, "--test-probe", f"http://127.0.0.1:{dashboard}/api/jobs/")
     argv = [sys.executable, "-m", "runner", "train", "--recipe", recipe, "--test-entrypoint", str(entry),
             "--ray-temp-dir", short_tmp, "--ray-port", str(free_port()), "--dashboard-port", str(dashboard),
-            "--ready-timeout", "120", *runner_args, "--", *extra]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "NCCL_NVLS_ENABLE": "0", **(env_extra or {})}
+            "--ready-timeout", "120", "--runs-dir", str(tmp_path / "runs"), *runner_args, "--", *extra]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "NCCL_NVLS_ENABLE": "0",
+           "SLIME_RUNNER_LOCK": str(tmp_path / "runner.lock"), **(env_extra or {})}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)

@@ -22,5 +22,5 @@ def head_process(spec: ClusterSpec, no_proxy: str) -> Process:
         "--dashboard-port", str(spec.dashboard_port),
         "--temp-dir", spec.temp_dir,
     )
-    env = {"no_proxy": no_proxy, **spec.auth_env(), **NO_DRAIN}
+    env = {"no_proxy": no_proxy, **spec.auth_env(), **NO_DRAIN, **spec.marker_env()}
     return Process(argv, env, purpose=f"Ray head on {spec.master_addr} ({spec.gpus_per_node} GPUs)")

@@ -23,7 +23,7 @@ def worker_processes(spec: ClusterSpec, head_node: str) -> list[Process]:
         *ray_argv,
     )
     # srun propagates the environment, so the token travels there, not on argv.
-    return [Process(argv, {**spec.auth_env(), **NO_DRAIN}, purpose=f"Ray workers on {len(spec.workers)} Slurm node(s)")]
+    return [Process(argv, {**spec.auth_env(), **NO_DRAIN, **spec.marker_env()}, purpose=f"Ray workers on {len(spec.workers)} Slurm node(s)")]
 
 
 def expand_nodelist(nodelist: str, scontrol_output: str) -> list[str]:

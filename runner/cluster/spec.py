@@ -8,6 +8,9 @@ DEFAULT_GCS_PORT = 6379
 DEFAULT_DASHBOARD_PORT = 8265
 # Ray 2.52 added token authentication (RAY_AUTH_MODE=token).
 TOKEN_AUTH_MIN_RAY = (2, 52)
+# Set to the run id in the environment of every Ray node of a run; Ray passes
+# it on to everything it starts.
+RUN_MARKER_ENV = "SLIME_RUNNER_RUN"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,12 @@ class ClusterSpec:
     # Worker hosts (ssh) or Slurm node names; empty for one node.
     workers: tuple[str, ...] = ()
     worker_launcher: str = "none"  # "none", "ssh" or "slurm"
+    # The run this cluster belongs to: set as RUN_MARKER_ENV in every Ray node's
+    # environment, so that `stop` finds all of its processes (runner.execute).
+    run_id: str = ""
+
+    def marker_env(self) -> dict[str, str]:
+        return {RUN_MARKER_ENV: self.run_id} if self.run_id else {}
 
     @property
     def gcs_address(self) -> str:

@@ -20,7 +20,7 @@ def token_copy_process(spec: ClusterSpec, host: str) -> Process:
 
 
 def worker_process(spec: ClusterSpec, host: str) -> Process:
-    remote_env = [f"{k}={v}" for k, v in NO_DRAIN.items()]
+    remote_env = [f"{k}={v}" for k, v in {**NO_DRAIN, **spec.marker_env()}.items()]
     if spec.token_auth:
         remote_env += ["RAY_AUTH_MODE=token", f"RAY_AUTH_TOKEN_PATH={spec.remote_token_path}"]
     else:

@@ -39,6 +39,9 @@ from runner.plan import Plan
 from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
 from runner.render import OverrideError
+from runner.runs.arguments import add_run_arguments
+from runner.runs.manifest import RunContext
+from runner.runs.setup import SetupError, prepare_run, run_notes, run_problems
 from runner.secrets import secret_flag_error, secret_values
 from runner.slime_rules import cross_flag_problems
 from runner.topology import topology_problems, tp_cp_warning
@@ -48,9 +51,10 @@ PASSED_SECRETS = ("WANDB_API_KEY", "HF_TOKEN")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", required=True, choices=sorted(RECIPES), help="which slime recipe to run")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="which slime recipe to run (required unless --resume)")
     add_override_arguments(p)
     add_location_arguments(p)
+    add_run_arguments(p)
     ray = p.add_argument_group("Ray cluster")
     ray.add_argument("--hostfile", help="multinode: worker hosts, one per line (first column; MASTER_ADDR is skipped)")
     ray.add_argument("--ray-port", type=int, default=DEFAULT_GCS_PORT, help="GCS port of the head (default %(default)s)")
@@ -127,7 +131,11 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     environ = os.environ if environ is None else environ
     problems: list[str] = []
     warnings: list[str] = []
-    recipe = get_recipe(args.recipe)
+    try:
+        setup = prepare_run(args, environ, now=time.time(), suffix=_secrets.token_hex(2))
+    except SetupError as exc:
+        return None, _failed(str(exc))
+    recipe = get_recipe(setup.recipe)
     # A launch test is multinode when it is given a hostfile.
     multinode = bool(args.hostfile) if args.test_entrypoint else recipe.layout.nodes > 1
     locs = locations_from_args(args, environ, default_master_addr=None if multinode else "127.0.0.1")
@@ -160,7 +168,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     if ray_exe is None:
         problems.append("`ray` is not on PATH: run inside the pinned stack (nix develop, or slime's image)")
         ray_exe = "ray"
-    run_id = f"slime-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}-{_secrets.token_hex(2)}"
+    run_id = setup.run_id
     spec = ClusterSpec(
         ray=ray_exe, master_addr=master_addr, gcs_port=args.ray_port, dashboard_host=args.dashboard_host,
         dashboard_port=args.dashboard_port, gpus_per_node=0 if test else recipe.layout.gpus_per_node,
@@ -168,7 +176,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         temp_dir=args.ray_temp_dir or f"/tmp/slime-ray-{_secrets.token_hex(4)}",
         token_auth=token_auth,
         token=("<generated at launch>" if args.dry_run else _secrets.token_urlsafe(32)) if token_auth else None,
-        workers=workers, worker_launcher=launcher,
+        workers=workers, worker_launcher=launcher, run_id=run_id,
     )
     secret_env = {k: environ[k] for k in PASSED_SECRETS if environ.get(k)}
     try:
@@ -177,11 +185,16 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
             megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
             nccl_nvls_enable=nvls, secret_env=secret_env, ray_banner=getattr(args, "verbose", False),
             test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
-            submit_timeout=args.ready_timeout))
+            submit_timeout=args.ready_timeout, before_overrides=setup.before, job_env=setup.kernel_cache.env,
+            run_dir=str(setup.paths.dir), echo_job_log=not args.detach))
     except OverrideError as exc:
         return None, _failed(str(exc))
     plan = tp.plan
     plan.notes[:0] = locs.describe() + [f"NCCL_NVLS_ENABLE = {nvls} (from {nvls_source})"]
+    tp.run = RunContext(setup, locs, facts, detach=args.detach, ready_timeout=args.ready_timeout,
+                        test_entrypoint=tp.inputs.test_entrypoint)
+    plan.notes += run_notes(setup, tp.flags, detach=args.detach)
+    problems += run_problems(setup, tp.flags, environ)
 
     flags: FlagSet = tp.flags
     secret_flag = secret_flag_error(f.name for f in flags)
@@ -254,6 +267,6 @@ def run(args) -> int:
         return print_plan(plan, args, secrets, problems_only=True)
     print_plan(plan, args, secrets, problems_only=True)
     assert tp is not None
-    from runner.launch import run_launch
+    from runner.runs.start import start_run
 
-    return run_launch(tp, ready_timeout=args.ready_timeout)
+    return start_run(tp, tp.run, secrets)

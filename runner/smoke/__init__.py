@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 
+from runner.kernel_cache import resolve_kernel_cache
 from runner.plan import Plan, Process
 from runner.smoke import config as C
 
@@ -43,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "CPUOffloadPolicy), as slime's --fsdp-cpu-offload does; reports host memory too "
                              "(no MFU floor unless --min-mfu is given: the optimizer step runs on the CPU)")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON instead of a table")
+    parser.add_argument("--kernel-cache", metavar="DIR", default=None,
+                        help="Triton/flashinfer/torch-extension caches under DIR (default: the environment's, else "
+                             "~/.cache/slime-qwen3-next/kernels); an empty DIR times a cold start")
     parser.add_argument("--result-file", default=None,
                         help="where the worker writes its JSON (default: a file in the temp directory, removed after)")
     sizes = parser.add_argument_group("smoke model and training (defaults depend on --device)")
@@ -94,6 +98,8 @@ def build_plan(args) -> Plan:
     for k in C.KNOBS:
         argv += ["--" + k.name.replace("_", "-"), str(knobs[k.name])]
     env = {"PYTHONUNBUFFERED": "1"}
+    caches = resolve_kernel_cache(getattr(args, "kernel_cache", None), os.environ)
+    env.update(caches.env)  # compiled kernels outlive this run (runner.kernel_cache)
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # same path on a GPU box: never touch a GPU
         threads = max(1, (os.cpu_count() or 1) // (nproc or 2))
@@ -111,6 +117,7 @@ def build_plan(args) -> Plan:
                 f"({nproc_arg} processes)"))
     plan.notes.append(f"result JSON: {result}")
     plan.notes.append("model config: " + json.dumps(cfg, sort_keys=True))
+    plan.notes += caches.describe()
     return plan
 
 

@@ -1,0 +1,75 @@
+"""`logs [-f] RUN`: print a run's job log; -f follows it until the run ends.
+
+The job log (job.log in the run directory) holds everything slime's train.py
+printed, as Ray streamed it. --runner shows the runner's own output instead
+(detached runs: Ray head start-up, node registration, clean-up).
+
+examples:
+  python -m runner logs -f megatron-8gpu-20261129-013012-a3f2
+  python -m runner logs --runner megatron-8gpu-20261129-013012-a3f2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from runner.runs.arguments import add_lookup_arguments, runs_root
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_lookup_arguments(p)
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the run ends")
+    p.add_argument("--runner", action="store_true", help="the runner's own log (runner.log) instead of the job's")
+    p.add_argument("--poll", type=float, default=0.5, help=argparse.SUPPRESS)
+
+
+def _read_from(path, offset: int) -> tuple[bytes, int]:  # noqa: ANN001
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return b"", offset
+    return data, offset + len(data)
+
+
+def run(args) -> int:
+    from runner.runs.identity import effective_state
+    from runner.runs.layout import RunNotFound, find_run
+    from runner.runs.record import ACTIVE, read_record
+
+    try:
+        paths = find_run(runs_root(args), args.run)
+    except RunNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    path = paths.runner_log if args.runner else paths.job_log
+    out = sys.stdout.buffer
+    data, offset = _read_from(path, 0)
+    out.write(data)
+    out.flush()
+    if not args.follow:
+        if not path.exists():
+            state = effective_state(read_record(paths))[0]
+            print(f"(no {path.name} yet; the run is {state}"
+                  + ("" if args.runner or not paths.runner_log.exists() else f"; see {paths.runner_log}") + ")",
+                  file=sys.stderr)
+        return 0
+    while True:
+        ended = effective_state(read_record(paths))[0] not in ACTIVE
+        data, offset = _read_from(path, offset)
+        if data:
+            out.write(data)
+            out.flush()
+        elif ended:
+            # The state is written after the log's last chunk: one more read catches it.
+            data, offset = _read_from(path, offset)
+            out.write(data)
+            out.flush()
+            record = read_record(paths)
+            print(f"(run {paths.id} {effective_state(record)[0]}, exit code {record.get('exit_code')})",
+                  file=sys.stderr)
+            return 0
+        time.sleep(args.poll)

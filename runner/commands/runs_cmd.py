@@ -1,0 +1,47 @@
+"""`runs`: list the runs under the runs dir (id, recipe, state, start, duration), oldest first.
+
+State is the recorded one, except a run recorded as starting/running whose
+runner is gone (killed, or the machine rebooted) shows as "lost".
+
+examples:
+  python -m runner runs
+  python -m runner runs --runs-dir /shared/runs --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from runner.runs.arguments import add_lookup_arguments, runs_root
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_lookup_arguments(p, run_required=None)
+
+
+def run(args) -> int:
+    from runner.runs.identity import effective_state
+    from runner.runs.layout import list_runs
+    from runner.runs.record import read_record
+    from runner.runs.report import runs_table
+
+    root = runs_root(args)
+    rows = []
+    for paths in list_runs(root):
+        try:
+            record = read_record(paths)
+        except (OSError, ValueError):
+            continue
+        rows.append((record, effective_state(record)[0]))
+    if args.json:
+        print(json.dumps([{"id": r.get("id"), "recipe": r.get("recipe"), "state": state,
+                           "recorded_state": r.get("state"), "created_at": r.get("created_at"),
+                           "ended_at": r.get("ended_at"), "exit_code": r.get("exit_code"), "dir": r.get("dir")}
+                          for r, state in rows], indent=2))
+        return 0
+    if not rows:
+        print(f"no runs under {root}")
+        return 0
+    print(runs_table(rows))
+    return 0

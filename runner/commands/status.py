@@ -1,0 +1,83 @@
+"""`status [RUN]`: is a run alive, where is it, what did it last say?
+
+Without RUN: every active run under the runs dir (else the latest run). A run
+recorded as starting/running whose runner is gone shows as "lost", with why:
+killed, or the machine rebooted since it started.
+
+examples:
+  python -m runner status
+  python -m runner status megatron-8gpu-20261129-013012-a3f2 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from runner.runs.arguments import add_lookup_arguments, runs_root
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_lookup_arguments(p, run_required=False)
+
+
+def _last_line(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 4096))
+            lines = [ln for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return None
+    return lines[-1] if lines else None
+
+
+def _facts(record: dict) -> dict:
+    from runner.execute import run_processes
+    from runner.runs.checkpoints import latest_iteration
+    from runner.runs.identity import effective_state, same_machine
+
+    state, note = effective_state(record)
+    temp_dir = (record.get("ray") or {}).get("temp_dir")
+    here = same_machine(record.get("supervisor") or {})
+    return {"id": record.get("id"), "state": state, "note": note, "recorded_state": record.get("state"),
+            "iteration": latest_iteration((record.get("checkpoint") or {}).get("save")),
+            "ray_processes": len(run_processes(temp_dir, record.get("id", ""))) if temp_dir and here else None,
+            "last_log_line": _last_line((record.get("logs") or {}).get("job")),
+            "exit_code": record.get("exit_code"), "dir": record.get("dir")}
+
+
+def run(args) -> int:
+    from runner.runs.identity import effective_state
+    from runner.runs.layout import RunNotFound, find_run, latest_run, list_runs
+    from runner.runs.record import ACTIVE, read_record
+    from runner.runs.report import status_lines
+
+    root = runs_root(args)
+    if args.run:
+        try:
+            records = [read_record(find_run(root, args.run))]
+        except RunNotFound as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        records = [r for r in (read_record(p) for p in list_runs(root)) if effective_state(r)[0] in ACTIVE]
+        if not records:
+            latest = latest_run(root)
+            if latest is None:
+                print(f"no runs under {root}")
+                return 0
+            print(f"no active run under {root}; the latest:")
+            records = [read_record(latest)]
+    facts = [_facts(r) for r in records]
+    if args.json:
+        print(json.dumps(facts if not args.run else facts[0], indent=2))
+        return 0
+    for record, f in zip(records, facts):
+        print("\n".join(status_lines(record, f["state"], f["note"], iteration=f["iteration"],
+                                     ray_processes=f["ray_processes"], last_log_line=f["last_log_line"])))
+    return 0

@@ -1,0 +1,46 @@
+"""`train`'s options about its run: where it lives, detaching, resuming, caches."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("the run (a directory with run.json, job.log and checkpoints/; README \"Long runs\")")
+    g.add_argument("--detach", action="store_true",
+                   help="return once the job runs; Ray and the job go on without this terminal "
+                        "(then: status, logs -f, stop)")
+    g.add_argument("--resume", metavar="RUN",
+                   help="continue RUN (an id or run directory) from its latest checkpoint with its recorded recipe "
+                        "and overrides (changing them needs --force), or continue a checkpoint folder that no run "
+                        "wrote (give --recipe)")
+    add_runs_dir_argument(g)
+    g.add_argument("--kernel-cache", metavar="DIR",
+                   help="Triton, flashinfer and torch-extension caches under DIR, e.g. on storage all nodes share "
+                        "(default: the environment's TRITON_CACHE_DIR etc., else ~/.cache/slime-qwen3-next/kernels)")
+
+
+def add_runs_dir_argument(p) -> None:  # noqa: ANN001 - a parser or an argument group
+    p.add_argument("--runs-dir", metavar="DIR",
+                   help="where runs live ($SLIME_RUNS_DIR; default $BASE_FOLDER/runs)")
+
+
+def add_lookup_arguments(p: argparse.ArgumentParser, run_required: bool | None = True) -> None:
+    """RUN and where to look for it (runs, show, status, logs, stop)."""
+    if run_required is not None:
+        p.add_argument("run", nargs=None if run_required else "?", metavar="RUN",
+                       help="a run id (or a unique prefix of one), or the path of a run directory"
+                            + ("" if run_required else "; default: every active run"))
+    add_runs_dir_argument(p)
+    p.add_argument("--base-folder", help="$BASE_FOLDER: runs live in BASE_FOLDER/runs unless --runs-dir says otherwise")
+
+
+def runs_root(args, environ=None):  # noqa: ANN001
+    import os
+    from pathlib import Path
+
+    from runner.runs.layout import resolve_runs_dir
+
+    environ = os.environ if environ is None else environ
+    return Path(resolve_runs_dir(getattr(args, "runs_dir", None), getattr(args, "base_folder", None),
+                                 environ).value)

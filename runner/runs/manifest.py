@@ -1,0 +1,97 @@
+"""The first run.json of a run, assembled from the plan. Pure.
+
+Secrets never get in: process environments pass through redact_env (names
+like *TOKEN, *API_KEY) and the whole record through redact_json with the
+secret values themselves (WANDB_API_KEY, HF_TOKEN, the Ray token).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from runner.gpus import GpuFacts
+from runner.kernel_cache import cache_entries
+from runner.locations import Locations
+from runner.plan import Process
+from runner.runs.record import now_iso
+from runner.runs.setup import RunSetup, describe_layer
+from runner.secrets import redact_env, redact_json
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What `train` knows about a run beyond its processes."""
+
+    setup: RunSetup
+    locations: Locations
+    gpu_facts: GpuFacts
+    detach: bool
+    ready_timeout: float
+    test_entrypoint: str | None = None
+
+
+def _process(p: Process) -> dict:
+    return {"purpose": p.purpose, "argv": list(p.argv), "env": redact_env(p.env), "cwd": p.cwd}
+
+
+def _gpus(facts: GpuFacts) -> dict:
+    return {
+        "source": facts.source,
+        "count": len(facts.gpus),
+        "nvlink_links": facts.nvlink_links,
+        "error": facts.error,
+        "devices": [{"index": g.index, "name": g.name, "memory_mib": g.memory_mib,
+                     "compute_capability": ".".join(map(str, g.compute_capability)) if g.compute_capability else None,
+                     "driver": g.driver_version, "uuid": g.uuid} for g in facts.gpus],
+    }
+
+
+def build_record(tp, ctx: RunContext, software: dict, secrets: list[str], host: str,
+                 cache_entries_at_start: dict[str, int | None] | None = None) -> dict:  # noqa: ANN001 - a TrainPlan
+    setup, spec = ctx.setup, tp.cluster
+    entry = list(tp.job.argv[list(tp.job.argv).index("--") + 1:])
+    caches = {var: {"path": path, "source": setup.kernel_cache.sources.get(var),
+                    "entries_at_start": (cache_entries_at_start or {}).get(var)}
+              for var, path in setup.kernel_cache.env.items()}
+    record = {
+        "id": setup.run_id,
+        "dir": str(setup.paths.dir),
+        "state": "starting",
+        "created_at": now_iso(),
+        "ended_at": None,
+        "exit_code": None,
+        "detail": "",
+        "request": {**setup.request, "detach": ctx.detach, "test_entrypoint": ctx.test_entrypoint},
+        "resumed_from": setup.resumed_from,
+        "changes_on_resume": list(setup.changes),
+        "recipe": setup.recipe,
+        "checkpoint": {"folder": setup.checkpoint_dir, "load": tp.flags.value("load"), "save": tp.flags.value("save"),
+                       "save_interval": tp.flags.value("save-interval")},
+        "locations": {name: {"value": s.value, "source": s.source} for name, s in (
+            ("base_folder", ctx.locations.base_folder), ("slime_dir", ctx.locations.slime_dir),
+            ("megatron_dir", ctx.locations.megatron_dir), ("master_addr", ctx.locations.master_addr),
+            ("runs_dir", setup.runs_dir))},
+        "job": {"submission_id": setup.run_id, "entrypoint": entry, "runtime_env": {
+            "env_vars": redact_env(tp.runtime_env.get("env_vars", {}))}, "submitted_at": None},
+        "processes": [_process(p) for p in (tp.head, *tp.workers, tp.job)],
+        "ray": {"temp_dir": spec.temp_dir, "logs": os.path.join(spec.temp_dir, "session_latest", "logs"),
+                "gcs": spec.gcs_address, "dashboard": spec.dashboard_url, "token_auth": spec.token_auth,
+                "ready_timeout_s": ctx.ready_timeout},
+        "logs": {"job": str(setup.paths.job_log), "runner": str(setup.paths.runner_log) if ctx.detach else None,
+                 "ray": os.path.join(spec.temp_dir, "session_latest", "logs")},
+        "kernel_caches": caches,
+        "hosts": {"head": host, "master_addr": spec.master_addr, "workers": list(spec.workers),
+                  "worker_launcher": spec.worker_launcher, "nodes": spec.nodes},
+        "gpus": _gpus(ctx.gpu_facts),
+        "software": software,
+        "supervisor": None,
+    }
+    return redact_json(record, secrets)
+
+
+def describe_request(request: dict) -> str:
+    parts = [f"--recipe {request.get('recipe')}"]
+    for layer in request.get("overrides") or []:
+        parts += describe_layer(layer)
+    return " ".join(parts)

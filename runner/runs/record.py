@@ -1,0 +1,80 @@
+"""run.json: written atomically (temp file, fsync, rename), updated under a lock.
+
+Several processes update one run's record (the supervisor, the job process
+once Ray accepted the job, `stop` when the supervisor is gone); each update
+is read-merge-write under an exclusive flock, so none loses another's
+fields, and a reader never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable
+
+from runner.runs.layout import RunPaths
+
+SCHEMA = 1
+# starting: the runner is bringing Ray up; running: Ray accepted the job;
+# then one of the terminal states. "lost" is what `status` and `runs` show,
+# and `stop` records, when the process that owned the run is gone without
+# having recorded an end (killed, or the machine rebooted).
+ACTIVE = ("starting", "running")
+TERMINAL = ("succeeded", "failed", "stopped", "lost")
+
+
+def now_iso(t: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() if t is None else t))
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_record(paths: RunPaths) -> dict:
+    with open(paths.record, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _merge(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def update_record(paths: RunPaths, changes: dict, only_if_state: Iterable[str] | None = None) -> dict | None:
+    """Merge `changes` (nested dicts merge) into run.json; None when only_if_state did not match."""
+    with open(paths.record_lock, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = read_record(paths)
+        if only_if_state is not None and record.get("state") not in tuple(only_if_state):
+            return None
+        record = _merge(record, changes)
+        record["updated_at"] = now_iso()
+        write_json_atomic(paths.record, record)
+        return record
+
+
+def create_record(paths: RunPaths, record: dict) -> None:
+    paths.dir.mkdir(parents=True, exist_ok=False)
+    write_json_atomic(paths.record, {"schema": SCHEMA, **record, "updated_at": now_iso()})

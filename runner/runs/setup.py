@@ -1,0 +1,220 @@
+"""What `train` decides about a run before anything starts.
+
+Its id and directory, the recipe and the override layers (a resumed run
+replays the layers recorded in its run.json, then this invocation's), its
+checkpoint folder and the kernel caches. Reads only: a resumed run's
+run.json and checkpoint trackers. `train` turns the result into flags and
+processes (runner.train_plan); nothing here writes.
+
+Checkpoint folder, as flag layers applied in this order:
+  fresh run     recipe -> load/save = <run dir>/checkpoints -> your overrides
+  --resume RUN  recipe -> RUN's recorded overrides -> load/save = the folder RUN
+                saved into -> your overrides (a change needs --force)
+  --resume DIR  recipe -> load/save = DIR (a checkpoint folder no run wrote,
+                e.g. one from slime's own scripts) -> your overrides
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from runner.flags import Flag
+from runner.kernel_cache import KernelCache, resolve_kernel_cache
+from runner.locations import Setting
+from runner.render import Overrides
+from runner.runs import identity
+from runner.runs.checkpoints import latest_iteration
+from runner.runs.layout import RunNotFound, RunPaths, find_run, new_run_id, resolve_runs_dir
+from runner.runs.record import ACTIVE, read_record
+
+
+class SetupError(ValueError):
+    """Bad input found before planning: one line, exit 2, even for a dry-run."""
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    run_id: str
+    paths: RunPaths
+    runs_dir: Setting
+    recipe: str
+    # What run.json records as the recipe and overrides: {"recipe": NAME, "overrides": [LAYER, ...]},
+    # each LAYER in command-line form; a resume replays them in order.
+    request: dict
+    before: tuple[Overrides, ...]
+    overrides: Overrides
+    checkpoint_dir: str
+    kernel_cache: KernelCache
+    resumed_from: dict | None = None
+    changes: tuple[str, ...] = ()
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+
+def layer_from_args(args: argparse.Namespace) -> dict:
+    """This invocation's overrides in command-line form (how run.json records them)."""
+    return {
+        "set": list(getattr(args, "set_flags", None) or []),
+        "unset": list(getattr(args, "unset", None) or []),
+        "low_memory": bool(getattr(args, "low_memory", False)),
+        "extra_argv": list(getattr(args, "slime_args", None) or []),
+    }
+
+
+def layer_is_empty(layer: dict) -> bool:
+    return not (layer.get("set") or layer.get("unset") or layer.get("low_memory") or layer.get("extra_argv"))
+
+
+def describe_layer(layer: dict) -> list[str]:
+    out = [f"--set {s}" for s in layer.get("set", [])] + [f"--unset {u}" for u in layer.get("unset", [])]
+    if layer.get("low_memory"):
+        out.append("--low-memory")
+    if layer.get("extra_argv"):
+        out.append("-- " + " ".join(layer["extra_argv"]))
+    return out
+
+
+def overrides_of(layer: dict) -> Overrides:
+    """Parse a recorded layer exactly as the command line would have been (same parser)."""
+    from runner.commands.common import overrides_from_args
+
+    return overrides_from_args(argparse.Namespace(set_flags=list(layer.get("set", [])),
+                                                  unset=list(layer.get("unset", [])),
+                                                  low_memory=bool(layer.get("low_memory")),
+                                                  slime_args=list(layer.get("extra_argv", []))))
+
+
+def checkpoint_layer(folder: str) -> Overrides:
+    return Overrides(set_flags=(Flag("load", (folder,)), Flag("save", (folder,))))
+
+
+def prepare_run(args: argparse.Namespace, environ: Mapping[str, str], *, now: float, suffix: str,
+                cwd: str | None = None) -> RunSetup:
+    """Raises SetupError for input that cannot be planned at all; other problems are listed."""
+    cwd = cwd or os.getcwd()
+    runs_dir = resolve_runs_dir(getattr(args, "runs_dir", None), getattr(args, "base_folder", None), environ, cwd)
+    given_layer = layer_from_args(args)
+    try:
+        given = overrides_of(given_layer)
+    except ValueError as exc:
+        raise SetupError(str(exc)) from None
+    caches = resolve_kernel_cache(getattr(args, "kernel_cache", None), environ, cwd)
+    resume = getattr(args, "resume", None)
+    recipe = getattr(args, "recipe", None)
+    if not resume:
+        if not recipe:
+            raise SetupError("train needs --recipe NAME (or --resume RUN to continue a run)")
+        run_id = new_run_id(recipe, now, suffix)
+        paths = RunPaths(Path(runs_dir.value) / run_id)
+        folder = str(paths.checkpoints)
+        return RunSetup(run_id, paths, runs_dir, recipe, _request(recipe, [], given_layer),
+                        (checkpoint_layer(folder),), given, folder, caches)
+    return _resume(args, resume, recipe, runs_dir, given, given_layer, caches, now=now, suffix=suffix, cwd=cwd)
+
+
+def _request(recipe: str, recorded_layers: list[dict], given_layer: dict) -> dict:
+    layers = list(recorded_layers) + ([] if layer_is_empty(given_layer) else [given_layer])
+    return {"recipe": recipe, "overrides": layers}
+
+
+def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given: Overrides, given_layer: dict,
+            caches: KernelCache, *, now: float, suffix: str, cwd: str) -> RunSetup:  # noqa: ANN001
+    problems: list[str] = []
+    try:
+        previous = find_run(Path(runs_dir.value), ref)
+    except RunNotFound as exc:
+        folder = os.path.normpath(os.path.join(cwd, os.path.expanduser(ref)))
+        if not Path(folder).is_dir():
+            raise SetupError(f"--resume {ref}: {exc}") from None
+        return _resume_folder(ref, folder, recipe, runs_dir, given, given_layer, caches, now=now, suffix=suffix)
+    try:
+        record = read_record(previous)
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"--resume {ref}: cannot read {previous.record} ({exc})") from None
+    request = record.get("request") or {}
+    recorded_recipe = request.get("recipe")
+    recorded_layers = list(request.get("overrides") or [])
+    if not recorded_recipe:
+        raise SetupError(f"--resume {ref}: {previous.record} records no recipe")
+    changes = []
+    if recipe and recipe != recorded_recipe:
+        changes.append(f"--recipe {recipe} (recorded: {recorded_recipe})")
+    changes += describe_layer(given_layer)
+    if changes and not getattr(args, "force", False):
+        problems.append(f"--resume {previous.id} replays its recorded recipe and overrides; changing them "
+                        f"({'; '.join(changes)}) needs --force (the change is recorded in the new run's run.json)")
+    folder = (record.get("checkpoint") or {}).get("save") or (record.get("checkpoint") or {}).get("folder")
+    iteration = latest_iteration(folder)
+    if not folder:
+        problems.append(f"--resume {previous.id}: its run.json records no checkpoint folder")
+    elif iteration is None:
+        problems.append(f"--resume {previous.id}: {folder} holds no checkpoint yet (slime saves every "
+                        f"--save-interval rollouts); start a fresh run instead")
+    if record.get("state") in ACTIVE and identity.alive(record.get("supervisor")) is not False:
+        problems.append(f"--resume {previous.id}: that run is still {record['state']}; stop it first "
+                        f"(`python -m runner stop {previous.dir}`)")
+    try:
+        before = tuple(overrides_of(layer) for layer in recorded_layers)
+    except ValueError as exc:
+        raise SetupError(f"--resume {previous.id}: a recorded override no longer parses: {exc}") from None
+    new_recipe = recipe or recorded_recipe
+    run_id = new_run_id(new_recipe, now, suffix)
+    paths = RunPaths(Path(runs_dir.value) / run_id)
+    return RunSetup(
+        run_id, paths, runs_dir, new_recipe, _request(new_recipe, recorded_layers, given_layer),
+        (*before, checkpoint_layer(folder or "")), given, folder or "", caches,
+        resumed_from={"run": previous.id, "dir": str(previous.dir), "checkpoint": folder, "iteration": iteration},
+        changes=tuple(changes), problems=tuple(problems))
+
+
+def _resume_folder(ref: str, folder: str, recipe: str | None, runs_dir: Setting, given: Overrides,
+                   given_layer: dict, caches: KernelCache, *, now: float, suffix: str) -> RunSetup:
+    iteration = latest_iteration(folder)
+    if iteration is None:
+        raise SetupError(f"--resume {ref}: neither a run (none under {runs_dir.value}) nor a checkpoint folder "
+                         f"(no latest_checkpointed_iteration.txt in {folder})")
+    if not recipe:
+        raise SetupError(f"--resume {ref} is a checkpoint folder that no run recorded: name its recipe with --recipe")
+    run_id = new_run_id(recipe, now, suffix)
+    paths = RunPaths(Path(runs_dir.value) / run_id)
+    return RunSetup(run_id, paths, runs_dir, recipe, _request(recipe, [], given_layer), (checkpoint_layer(folder),),
+                    given, folder, caches,
+                    resumed_from={"run": None, "dir": None, "checkpoint": folder, "iteration": iteration})
+
+
+def run_problems(setup: RunSetup, flags, environ: Mapping[str, str]) -> list[str]:  # noqa: ANN001 - a FlagSet
+    """What stops this run from starting: the setup's own, a fresh start over an
+    existing checkpoint, another active run on this machine. Reads only."""
+    from runner.runs.checkpoints import fresh_start_problem
+    from runner.runs.machine_lock import active_run_problem
+
+    problems = list(setup.problems)
+    if setup.resumed_from is None:
+        problem = fresh_start_problem(flags.value("load"), flags.value("save"), setup.recipe)
+        if problem:
+            problems.append(problem)
+    active = active_run_problem(environ)
+    if active:
+        problems.append(active)
+    if setup.paths.dir.exists():
+        problems.append(f"run directory {setup.paths.dir} already exists; start again (a new id is drawn)")
+    return problems
+
+
+def run_notes(setup: RunSetup, flags, detach: bool) -> list[str]:  # noqa: ANN001 - a FlagSet
+    notes = [f"run {setup.run_id}: {setup.paths.dir} (run.json, job.log, checkpoints/); runs dir from "
+             f"{setup.runs_dir.source}",
+             f"checkpoints: --load {flags.value('load')} --save {flags.value('save')}"]
+    if setup.resumed_from:
+        what = setup.resumed_from.get("run") or setup.resumed_from.get("checkpoint")
+        notes.append(f"resumes {what} from iteration {setup.resumed_from.get('iteration')}")
+    if setup.changes:
+        notes.append("changed on resume (--force; recorded): " + "; ".join(setup.changes))
+    notes += [f"kernel cache: {line}" for line in setup.kernel_cache.describe()]
+    if detach:
+        notes.append("detached: a supervisor (python -m runner.runs.supervisor, its own session) owns Ray and the "
+                     "job; train returns once the job runs")
+    return notes
