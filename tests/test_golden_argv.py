@@ -3,16 +3,24 @@
 Golden data: tests/data/slime_argv/<recipe>.json, recorded by
 tools/capture_slime_argv.py from THUDM/slime at the pinned commit (the
 scripts run with stubbed ray/ssh/pkill/nvidia-smi).
+
+The recipes are compared flag for flag. What a run passes differs from the
+script in exactly one, deliberate place: --load and --save point into the
+run's own checkpoint folder (runner.runs: a fresh run never continues another
+run's checkpoint) instead of the scripts' shared
+$BASE_FOLDER/Qwen3-Next-80B-A3B-Thinking_slime/. The last test pins that
+exception down.
 """
 
 import json
 
 import pytest
 
-from runner.flags import FlagSet
+from runner.flags import Flag, FlagSet
 from runner.recipes import RECIPES
 from runner.recipes.base import SLIME_COMMIT
 from runner.render import Overrides, recipe_flags, runtime_env_vars, train_flags
+from runner.runs.setup import checkpoint_layer
 from tests.conftest import DATA
 
 GOLDEN = {name: json.loads((DATA / "slime_argv" / f"{name}.json").read_text())
@@ -80,8 +88,6 @@ def test_low_memory_applies_the_seed_advice():
 
 
 def test_overrides_set_unset_and_extra_args_last_wins():
-    from runner.flags import Flag
-
     flags = train_flags(RECIPES["megatron-8gpu"], "/root", Overrides(
         set_flags=(Flag("lr", ("2e-6",)), Flag("use-wandb")), unset=("balance-data",),
         extra_argv=("--lr", "3e-6", "--wandb-project", "p")))
@@ -100,3 +106,19 @@ def test_derived_80gb_recipe_differs_from_the_script_only_where_declared():
         "accumulate-allreduce-grads-in-fp32", "grad-reduce-in-bf16",
     }
     assert RECIPES["megatron-8gpu-80gb"].status == "derived"
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_a_run_differs_from_the_script_only_in_its_checkpoint_folder(name):
+    golden = GOLDEN[name]
+    script = FlagSet.parse(golden["entrypoint"][2:])
+    folder = "/data/runs/megatron-8gpu-20261129-013012-a3f2/checkpoints"
+    run = train_flags(RECIPES[name], golden["base_folder"], before=(checkpoint_layer(folder),))
+    changed = {k for k in set(script.as_dict()) | set(run.as_dict()) if script.get(k) != run.get(k)}
+    assert changed == {"load", "save"}
+    assert script.get("load") == script.get("save") == (f"{golden['base_folder']}/Qwen3-Next-80B-A3B-Thinking_slime/",)
+    assert run.get("load") == run.get("save") == (folder,)
+    # The user's own overrides still come last and win, the folder included.
+    mine = train_flags(RECIPES[name], golden["base_folder"], Overrides(set_flags=(Flag("save", ("/mine",)),)),
+                       before=(checkpoint_layer(folder),))
+    assert mine.get("save") == ("/mine",) and mine.get("load") == (folder,)

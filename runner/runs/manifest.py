@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass
 
 from runner.gpus import GpuFacts
-from runner.kernel_cache import cache_entries
 from runner.locations import Locations
 from runner.plan import Process
 from runner.runs.record import now_iso

@@ -1,0 +1,274 @@
+"""Run directories without Ray: finding runs, run.json updates from several
+processes, process identity (killed, rebooted, another host), the machine
+lock held by a real process, checkpoint refusals, kernel cache resolution,
+and `train`'s run decisions through the real CLI (dry-run or refused)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from runner.kernel_cache import resolve_kernel_cache
+from runner.runs import identity
+from runner.runs.checkpoints import fresh_start_problem
+from runner.runs.layout import RunNotFound, RunPaths, find_run, list_runs, new_run_id, resolve_runs_dir
+from runner.runs.machine_lock import MachineLockBusy, acquire, active_run_problem
+from runner.runs.record import create_record, read_record, update_record
+from tests.conftest import REPO, run_cli
+from tests.gpu_recordings import record
+from tests.hf_fixtures import make_base_folder
+
+
+def _make_run(root: Path, run_id: str, **fields) -> RunPaths:
+    paths = RunPaths(root / run_id)
+    create_record(paths, {"id": run_id, "state": "succeeded", **fields})
+    return paths
+
+
+def test_run_ids_sort_by_time_and_are_found_by_id_prefix_or_path(tmp_path):
+    a = _make_run(tmp_path, new_run_id("fsdp", 1_800_000_000, "aaaa"))
+    b = _make_run(tmp_path, new_run_id("megatron-8gpu", 1_800_000_100, "bbbb"))
+    (tmp_path / "not-a-run").mkdir()
+    assert [p.id for p in list_runs(tmp_path)] == [a.id, b.id]
+    assert find_run(tmp_path, b.id) == b
+    assert find_run(tmp_path, "megatron") == b
+    assert find_run(tmp_path, str(a.dir)).dir == a.dir
+    c = _make_run(tmp_path, new_run_id("megatron-8gpu", 1_800_000_200, "cccc"))
+    with pytest.raises(RunNotFound, match="matches 2 runs"):
+        find_run(tmp_path, "megatron")
+    with pytest.raises(RunNotFound, match="python -m runner runs"):
+        find_run(tmp_path, "nope")
+    assert c.id.startswith("megatron-8gpu-")
+
+
+def test_runs_dir_flag_then_env_then_base_folder(tmp_path):
+    assert resolve_runs_dir("r", None, {"SLIME_RUNS_DIR": "/x"}, str(tmp_path)).value == str(tmp_path / "r")
+    assert resolve_runs_dir(None, "/b", {"SLIME_RUNS_DIR": "/x"}, "/").value == "/x"
+    assert resolve_runs_dir(None, "/b", {"BASE_FOLDER": "/e"}, "/").value == "/b/runs"
+    assert resolve_runs_dir(None, None, {"BASE_FOLDER": "/e"}, "/").value == "/e/runs"
+    assert resolve_runs_dir(None, None, {}, "/w").value == "/w/models/runs"
+
+
+def test_concurrent_updates_from_processes_lose_nothing(tmp_path):
+    paths = _make_run(tmp_path, "r-1", state="starting")
+    code = textwrap.dedent("""
+        import sys
+        from pathlib import Path
+        from runner.runs.layout import RunPaths
+        from runner.runs.record import update_record
+        paths, who = RunPaths(Path(sys.argv[1])), sys.argv[2]
+        for i in range(40):
+            update_record(paths, {who: {str(i): i}})
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(paths.dir), who], env=env) for who in ("a", "b", "c")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    record = read_record(paths)
+    for who in ("a", "b", "c"):
+        assert record[who] == {str(i): i for i in range(40)}
+    assert not [p for p in paths.dir.iterdir() if p.name.startswith(".run.json.") and p.suffix != ".lock"]
+
+
+def test_update_only_from_expected_state(tmp_path):
+    paths = _make_run(tmp_path, "r-2", state="stopped")
+    assert update_record(paths, {"state": "running"}, only_if_state=("starting",)) is None
+    assert read_record(paths)["state"] == "stopped"
+
+
+def test_identity_alive_killed_rebooted_and_elsewhere():
+    me = identity.identity(os.getpid())
+    assert identity.alive(me) is True
+    assert identity.effective_state({"state": "running", "supervisor": me}) == ("running", "")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone = identity.identity(child.pid)
+    child.wait()
+    assert identity.alive(gone) is False
+    state, note = identity.effective_state({"state": "running", "supervisor": gone})
+    assert state == "lost" and "killed" in note
+    rebooted = {**me, "boot_id": "00000000-0000-0000-0000-000000000000"}
+    state, note = identity.effective_state({"state": "starting", "supervisor": rebooted})
+    assert state == "lost" and "rebooted" in note
+    reused = {**me, "start_ticks": me["start_ticks"] - 1}  # same pid, another process
+    assert identity.alive(reused) is False
+    elsewhere = {**me, "host": "some-other-host"}
+    state, note = identity.effective_state({"state": "running", "supervisor": elsewhere})
+    assert state == "running" and "some-other-host" in note
+    assert identity.effective_state({"state": "succeeded", "supervisor": gone}) == ("succeeded", "")
+
+
+def test_machine_lock_is_held_by_a_live_process_only(tmp_path):
+    env = {"SLIME_RUNNER_LOCK": str(tmp_path / "lock")}
+    assert active_run_problem(env) is None and not (tmp_path / "lock").exists()  # the check writes nothing
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import os, sys, time\nfrom runner.runs.machine_lock import acquire\n"
+         "acquire({'SLIME_RUNNER_LOCK': sys.argv[1]}, 'run-x', '/runs/run-x', os.getpid())\n"
+         "print('held', flush=True)\ntime.sleep(600)", str(tmp_path / "lock")],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        problem = active_run_problem(env)
+        assert problem and "run run-x is still active" in problem and "python -m runner stop /runs/run-x" in problem
+        with pytest.raises(MachineLockBusy, match="run-x"):
+            acquire(env, "run-y", "/runs/run-y", os.getpid())
+    finally:
+        holder.kill()
+        holder.wait()
+    assert active_run_problem(env) is None  # the kernel released it with the process: no stale lock
+    fd = acquire(env, "run-y", "/runs/run-y", os.getpid())
+    os.close(fd)
+
+
+def test_fresh_start_over_a_checkpoint_says_how_to_continue(tmp_path):
+    run = _make_run(tmp_path, "megatron-8gpu-20261129-000000-abcd")
+    (run.checkpoints).mkdir()
+    (run.checkpoints / "latest_checkpointed_iteration.txt").write_text("40\n")
+    problem = fresh_start_problem(str(run.checkpoints), str(tmp_path / "elsewhere"), "megatron-8gpu")
+    assert problem.startswith(f"--load {run.checkpoints} already holds a checkpoint (iteration 40)")
+    assert f"python -m runner train --resume {run.dir}" in problem
+    legacy = tmp_path / "Qwen3-Next-80B-A3B-Thinking_slime"
+    legacy.mkdir()
+    (legacy / "latest_checkpointed_iteration.txt").write_text("20")
+    problem = fresh_start_problem(str(tmp_path / "empty"), str(legacy), "fsdp")
+    assert problem.startswith(f"--save {legacy} already holds")
+    assert f"python -m runner train --recipe fsdp --resume {legacy}" in problem
+    assert fresh_start_problem(str(tmp_path / "empty"), str(tmp_path / "empty"), "fsdp") is None
+
+
+def test_kernel_cache_flag_then_environment_then_default(tmp_path):
+    env = {"HOME": "/home/u", "TRITON_CACHE_DIR": "/fast/triton"}
+    cache = resolve_kernel_cache(None, env)
+    assert cache.env["TRITON_CACHE_DIR"] == "/fast/triton" and cache.sources["TRITON_CACHE_DIR"] == "$TRITON_CACHE_DIR"
+    assert cache.env["FLASHINFER_WORKSPACE_BASE"] == "/home/u/.cache/slime-qwen3-next/kernels/flashinfer"
+    assert cache.env["TORCH_EXTENSIONS_DIR"] == "/home/u/.cache/slime-qwen3-next/kernels/torch_extensions"
+    assert resolve_kernel_cache(None, {**env, "XDG_CACHE_HOME": "/xdg"}).env["TORCH_EXTENSIONS_DIR"] == \
+        "/xdg/slime-qwen3-next/kernels/torch_extensions"
+    shared = resolve_kernel_cache("shared/k", env, cwd="/nfs")
+    assert shared.env == {"TRITON_CACHE_DIR": "/nfs/shared/k/triton", "FLASHINFER_WORKSPACE_BASE": "/nfs/shared/k/flashinfer",
+                          "TORCH_EXTENSIONS_DIR": "/nfs/shared/k/torch_extensions"}
+
+
+# --- train's run decisions through the CLI (no Ray) -------------------------------------------------------------
+
+@pytest.fixture
+def ready(tmp_path):
+    """A machine that has everything (as in test_train_cli): 8 H100s, slime, Megatron-LM, checkpoints, data."""
+    base = make_base_folder(tmp_path / "models")
+    (tmp_path / "slime").mkdir()
+    (tmp_path / "slime" / "train.py").write_text("")
+    (tmp_path / "Megatron-LM" / "megatron").mkdir(parents=True)
+    args = ["--base-folder", str(base), "--slime-dir", str(tmp_path / "slime"), "--megatron-dir",
+            str(tmp_path / "Megatron-LM"), "--ray-temp-dir", str(tmp_path / "raytmp")]
+    return {"base": base, "env": record(tmp_path / "gpus", 8), "args": args, "temp": tmp_path / "raytmp",
+            "tmp": tmp_path}
+
+def _train(ready, *extra, dry=True, env=None):
+    argv = ["train", "--recipe", "megatron-8gpu", *ready["args"], *extra]
+    if dry:
+        argv += ["--dry-run", "--json"]
+    return run_cli(*argv, env={**ready["env"], "SLIME_RUNNER_LOCK": str(ready["tmp"] / "lock"), **(env or {})})
+
+
+def _entry_flags(plan: dict) -> list[str]:
+    job = plan["processes"][-1]["argv"]
+    return job[job.index("--") + 1:]
+
+
+def test_a_fresh_run_saves_into_its_own_folder(ready):
+    plan = json.loads(_train(ready).stdout)
+    entry = _entry_flags(plan)
+    runs = ready["base"] / "runs"
+    load, save = entry[entry.index("--load") + 1], entry[entry.index("--save") + 1]
+    assert load == save and Path(load).parent.parent == runs and Path(load).name == "checkpoints"
+    assert any(n.startswith("run megatron-8gpu-") for n in plan["notes"])
+    assert not runs.exists()  # a dry-run writes nothing
+    job = plan["processes"][-1]["argv"]
+    assert job[job.index("--log-file") + 1] == str(Path(load).parent / "job.log")
+    head = plan["processes"][0]
+    assert head["env"]["SLIME_RUNNER_RUN"] == Path(load).parent.name  # the marker stop finds processes by
+    (runtime_env,) = [json.loads(c) for c in plan["files"].values()]
+    assert runtime_env["env_vars"]["TRITON_CACHE_DIR"].endswith("/slime-qwen3-next/kernels/triton")
+
+
+def test_user_named_checkpoint_folder_wins(ready, tmp_path):
+    plan = json.loads(_train(ready, "--set", f"save={tmp_path / 'mine'}", "--runs-dir", str(tmp_path / "r")).stdout)
+    entry = _entry_flags(plan)
+    assert entry[entry.index("--save") + 1] == str(tmp_path / "mine")
+    assert entry[entry.index("--load") + 1].startswith(str(tmp_path / "r"))
+
+
+def test_fresh_start_over_the_scripts_checkpoint_folder_is_refused(ready):
+    legacy = ready["base"] / "Qwen3-Next-80B-A3B-Thinking_slime"
+    legacy.mkdir()
+    (legacy / "latest_checkpointed_iteration.txt").write_text("20")
+    r = _train(ready, "--set", f"load={legacy}/", dry=False)
+    assert r.returncode == 2
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+    assert any("already holds a checkpoint (iteration 20)" in e and "--resume" in e for e in errors), r.stderr
+    assert not (ready["base"] / "runs").exists() and not ready["temp"].exists()
+    assert sorted(p.name for p in legacy.iterdir()) == ["latest_checkpointed_iteration.txt"]
+
+
+def test_resume_a_checkpoint_folder_no_run_wrote(ready):
+    legacy = ready["base"] / "Qwen3-Next-80B-A3B-Thinking_slime"
+    legacy.mkdir()
+    (legacy / "latest_checkpointed_iteration.txt").write_text("20")
+    plan = json.loads(_train(ready, "--resume", str(legacy)).stdout)
+    entry = _entry_flags(plan)
+    assert entry[entry.index("--load") + 1] == entry[entry.index("--save") + 1] == str(legacy)
+    assert any("resumes" in n and "iteration 20" in n for n in plan["notes"])
+    no_recipe = run_cli("train", "--resume", str(legacy), *ready["args"], "--dry-run", env=ready["env"])
+    assert no_recipe.returncode == 2 and "name its recipe with --recipe" in no_recipe.stderr
+
+
+def test_resume_needs_a_run_or_a_checkpoint(ready):
+    r = run_cli("train", "--resume", "no-such-run", *ready["args"], "--dry-run", env=ready["env"])
+    assert r.returncode == 2 and "error: --resume no-such-run: no run 'no-such-run' under" in r.stderr
+    r = run_cli("train", *ready["args"], "--dry-run", env=ready["env"])
+    assert r.returncode == 2 and "train needs --recipe NAME (or --resume RUN" in r.stderr
+
+
+def test_resume_with_changes_needs_force_and_records_them(ready, tmp_path):
+    runs = tmp_path / "runs"
+    folder = runs / "megatron-8gpu-20261129-000000-abcd" / "checkpoints"
+    previous = RunPaths(folder.parent)
+    create_record(previous, {
+        "id": previous.id, "state": "failed",
+        "request": {"recipe": "megatron-8gpu", "overrides": [{"set": ["lr=2e-6"], "unset": [], "low_memory": True,
+                                                               "extra_argv": ["--num-rollout", "10"]}]},
+        "checkpoint": {"folder": str(folder), "load": str(folder), "save": str(folder)}})
+    folder.mkdir()
+    (folder / "latest_checkpointed_iteration.txt").write_text("7")
+    base = ["train", "--resume", previous.id, "--runs-dir", str(runs), *ready["args"], "--dry-run", "--json"]
+    env = {**ready["env"], "SLIME_RUNNER_LOCK": str(tmp_path / "lock")}
+    plan = json.loads(run_cli(*base, env=env).stdout)
+    entry = _entry_flags(plan)
+    assert entry[entry.index("--lr") + 1] == "2e-6" and entry[entry.index("--num-rollout") + 1] == "10"
+    assert "--grad-reduce-in-bf16" in entry  # the recorded --low-memory
+    assert entry[entry.index("--load") + 1] == str(folder)
+    refused = run_cli(*base[:-2], "--set", "lr=1e-5", env=env)
+    assert refused.returncode == 2 and "changing them (--set lr=1e-5) needs --force" in refused.stderr
+    forced = json.loads(run_cli(*base, "--set", "lr=1e-5", "--force", env=env).stdout)
+    entry = _entry_flags(forced)
+    assert entry[entry.index("--lr") + 1] == "1e-5" and entry[entry.index("--num-rollout") + 1] == "10"
+    assert any("changed on resume (--force; recorded): --set lr=1e-5" in n for n in forced["notes"])
+    assert sorted(p.name for p in runs.iterdir()) == [previous.id]
+
+
+def test_runs_show_status_of_a_killed_run(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone = identity.identity(child.pid)
+    child.wait()
+    paths = _make_run(tmp_path, "fsdp-20261129-000000-dead", state="running", supervisor=gone, recipe="fsdp",
+                      request={"recipe": "fsdp", "overrides": []}, created_at="2026-11-29T00:00:00+0000")
+    runs = run_cli("runs", "--runs-dir", str(tmp_path))
+    assert runs.returncode == 0 and "fsdp-20261129-000000-dead  fsdp    lost" in runs.stdout
+    status = json.loads(run_cli("status", paths.id, "--runs-dir", str(tmp_path), "--json").stdout)
+    assert status["state"] == "lost" and "killed" in status["note"] and status["recorded_state"] == "running"
+    stop = run_cli("stop", paths.id, "--runs-dir", str(tmp_path))
+    assert stop.returncode == 0 and read_record(paths)["state"] == "lost"
+    show = run_cli("show", "fsdp-2026", "--runs-dir", str(tmp_path))
+    assert show.returncode == 0 and "run fsdp-20261129-000000-dead  [lost]" in show.stdout
