@@ -14,6 +14,8 @@ examples:
   python -m runner train --recipe megatron-8gpu --low-memory --set lr=2e-6
   MASTER_ADDR=10.0.0.1 python -m runner train --recipe megatron-multinode --hostfile hosts
   python -m runner train --recipe fsdp -- --num-rollout 10    # raw slime flags
+  python -m runner train --recipe megatron-8gpu --detach      # outlives the terminal (status, logs -f, stop)
+  python -m runner train --resume RUN                         # continue RUN from its latest checkpoint
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ray.add_argument("--ready-timeout", type=float, default=300.0,
                      help="seconds to wait for all nodes and GPUs to register (default %(default)s)")
     ray.add_argument("--ray-temp-dir", help="Ray's --temp-dir for this run (default /tmp/slime-ray-<random>)")
-    p.add_argument("--force", action="store_true", help="start even if the memory planner says it will not fit")
+    p.add_argument("--force", action="store_true", help="start even if the memory planner says it will not fit; with --resume, also "
+                        "accept (and record) a changed recipe or overrides")
     p.add_argument("--test-entrypoint", metavar="PY_FILE",
                    help="launch-path test: Ray with 0 GPUs (head, plus --hostfile workers if given), run PY_FILE "
                         "with the recipe's arguments in place of slime's train.py; skips GPU, checkpoint and data "

@@ -39,8 +39,11 @@ def supervise(launch, paths: RunPaths, ready_timeout: float, detached: bool) -> 
     update_record(paths, {"supervisor": {**identity(os.getpid()), "detached": detached}, "started_at": now_iso()})
 
     def report(state: str, rc: int, detail: str) -> None:
-        update_record(paths, {"state": state, "exit_code": rc, "detail": detail, "ended_at": now_iso(),
-                              "duration_s": round(time.time() - started, 1)})
+        try:
+            update_record(paths, {"state": state, "exit_code": rc, "detail": detail, "ended_at": now_iso(),
+                                  "duration_s": round(time.time() - started, 1)})
+        except (OSError, ValueError) as exc:  # the run directory went away: say so, keep the exit code
+            print(f"[runner] could not record the end of run {paths.id} in {paths.record}: {exc}", file=sys.stderr)
 
     return run_launch(launch, ready_timeout=ready_timeout, report=report)
 
