@@ -36,6 +36,27 @@ def port_problem(host: str, port: int, what: str, flag: str) -> str | None:
     return None
 
 
+# `ray start` binds its dashboard agent to this port on every node whatever
+# --port and --dashboard-port say. While another Ray instance on the machine
+# holds it, a new head's job agent never comes up, and every job submission
+# fails with "No available agent to submit job" until the timeout.
+RAY_DASHBOARD_AGENT_PORT = 52365
+
+
+def other_ray_problem() -> str | None:
+    """A Ray instance already running on this machine (any address), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", RAY_DASHBOARD_AGENT_PORT))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (f"port {RAY_DASHBOARD_AGENT_PORT} (Ray's dashboard agent) is in use: another Ray instance "
+                        f"runs on this machine (`ray status` tells); with it, this run's job agent could not start "
+                        f"and no job could be submitted; stop that Ray first (one run per machine)")
+    return None
+
+
 def slime_problems(recipe: Recipe, slime_dir: str | None, megatron_dir: str | None) -> list[str]:
     problems = []
     if not slime_dir:

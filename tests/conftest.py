@@ -12,7 +12,8 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 RUNNER_ENV = {"BASE_FOLDER", "SLIME_DIR", "MEGATRON_DIR", "MASTER_ADDR", "NCCL_NVLS_ENABLE", "WANDB_API_KEY",
-              "HF_TOKEN", "SLURM_JOB_NODELIST", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"}
+              "HF_TOKEN", "SLURM_JOB_NODELIST", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "SLIME_RUNS_DIR",
+              "TRITON_CACHE_DIR", "FLASHINFER_WORKSPACE_BASE", "TORCH_EXTENSIONS_DIR", "XDG_CACHE_HOME"}
 
 
 def run_cli(*args: str, env: dict | None = None, cwd: str | None = None, timeout: float = 120,
@@ -22,6 +23,8 @@ def run_cli(*args: str, env: dict | None = None, cwd: str | None = None, timeout
     # developer's own BASE_FOLDER or MASTER_ADDR cannot change test results.
     inherited = {k: v for k, v in os.environ.items() if k not in RUNNER_ENV and not k.startswith("SLIME_RUNNER_")}
     full_env = {**inherited, **(env or {})}
+    # A real run active on this machine must not change test results (runner.runs.machine_lock).
+    full_env.setdefault("SLIME_RUNNER_LOCK", os.path.join(tempfile.gettempdir(), f"slime-runner-tests-{os.getpid()}.lock"))
     full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, "-m", "runner", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd or str(REPO), timeout=timeout, input=input)

@@ -11,6 +11,7 @@ Without the retry, the first test fails: the job is never submitted.
 """
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -23,7 +24,7 @@ import pytest
 
 from runner.cluster.head import head_process
 from runner.cluster.spec import ClusterSpec
-from runner.execute import ProcessOwner, sweep_marked
+from runner.execute import ProcessOwner, sweep_run
 from runner.launch import wait_for_job_api
 from tests.conftest import REPO, free_port
 
@@ -109,7 +110,7 @@ def ray_head():
     temp_dir = tempfile.mkdtemp(prefix="rs", dir="/tmp")
     spec = ClusterSpec(ray=shutil.which("ray") or "ray", master_addr="127.0.0.1", gcs_port=free_port(),
                        dashboard_host="127.0.0.1", dashboard_port=free_port(), gpus_per_node=0, nodes=1,
-                       temp_dir=temp_dir, token_auth=False)
+                       temp_dir=temp_dir, token_auth=False, run_id=f"retry-test-{os.getpid()}")
     owner = ProcessOwner()
     head = owner.spawn(head_process(spec, "127.0.0.1"), own_session=True)
     try:
@@ -117,7 +118,7 @@ def ray_head():
         yield spec
     finally:
         owner.stop_all(grace=30)
-        sweep_marked(temp_dir.rstrip("/") + "/")
+        sweep_run(temp_dir, spec.run_id)  # everything of this Ray, workers and drivers included
         subprocess.run(["rm", "-rf", temp_dir])
 
 
