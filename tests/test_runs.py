@@ -272,3 +272,27 @@ def test_runs_show_status_of_a_killed_run(tmp_path):
     assert stop.returncode == 0 and read_record(paths)["state"] == "lost"
     show = run_cli("show", "fsdp-2026", "--runs-dir", str(tmp_path))
     assert show.returncode == 0 and "run fsdp-20261129-000000-dead  [lost]" in show.stdout
+
+
+def test_another_ray_on_this_machine_is_refused_before_anything_is_written(tmp_path):
+    import socket
+
+    from runner.preflight import RAY_DASHBOARD_AGENT_PORT
+    from tests.conftest import free_port
+
+    entry = tmp_path / "entry.py"
+    entry.write_text("")
+    try:  # what a running Ray's dashboard agent holds
+        holder = socket.create_server(("127.0.0.1", RAY_DASHBOARD_AGENT_PORT))
+    except OSError:
+        holder = None  # a real Ray holds it right now: the refusal must come all the same
+    try:
+        r = run_cli("train", "--recipe", "megatron-8gpu", "--test-entrypoint", str(entry), "--runs-dir",
+                    str(tmp_path / "runs"), "--ray-temp-dir", str(tmp_path / "ray"), "--ray-port", str(free_port()),
+                    "--dashboard-port", str(free_port()), env={"SLIME_RUNNER_LOCK": str(tmp_path / "lock")})
+    finally:
+        if holder is not None:
+            holder.close()
+    assert r.returncode == 2
+    assert f"error: port {RAY_DASHBOARD_AGENT_PORT} (Ray's dashboard agent) is in use: another Ray" in r.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "ray").exists()

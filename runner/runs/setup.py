@@ -199,12 +199,6 @@ def run_problems(setup: RunSetup, flags, environ: Mapping[str, str]) -> list[str
     active = active_run_problem(environ)
     if active:
         problems.append(active)
-    else:  # a Ray that no run of ours started (slime's scripts, another user) blocks this one as surely
-        from runner.preflight import other_ray_problem
-
-        other = other_ray_problem()
-        if other:
-            problems.append(other)
     if setup.paths.dir.exists():
         problems.append(f"run directory {setup.paths.dir} already exists; start again (a new id is drawn)")
     return problems

@@ -11,6 +11,7 @@ import sys
 from typing import Mapping
 
 from runner.kernel_cache import cache_entries
+from runner.preflight import other_ray_problem
 from runner.runs import provenance
 from runner.runs.bundle import LaunchBundle
 from runner.runs.identity import hostname, identity
@@ -38,6 +39,13 @@ def start_run(tp, ctx: RunContext, secrets: list[str], environ: Mapping[str, str
         lock_fd = acquire(environ, setup.run_id, str(paths.dir), os.getpid())
     except MachineLockBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    # A Ray that no run of ours started (slime's scripts, another user) blocks this one as surely.
+    # Checked here rather than in the plan, so that a dry-run does not depend on what else runs.
+    other = other_ray_problem()
+    if other:
+        os.close(lock_fd)
+        print(f"error: {other}", file=sys.stderr)
         return 2
     software = provenance.collect(python=tp.job.argv[0], pythonpath=tp.runtime_env["env_vars"].get("PYTHONPATH"),
                                   slime_dir=ctx.locations.slime_dir.value,
