@@ -251,6 +251,8 @@ OTHER_PROGRAMS = {
     "--extra",  # uv sync --extra stack
     "--expect", "--local-dir", "--repo", "--repo-type",  # runner.hf_fetch
     "--runtime-env-file", "--stop-timeout", "--submission-id", "--submit-timeout",  # runner.ray_job
+    "--log-file", "--quiet", "--run-dir", "--lock-fd",  # runner.ray_job, runner.runs.supervisor
+    "--porcelain", "--untracked-files",  # git status (runner.runs.provenance)
     "--result", "--run-id",  # runner.smoke.worker
     "--flag", "--name", "--switch", "--x", "--no-", "--actor-", "--rollout-", "--forc", "--version",  # text
 }

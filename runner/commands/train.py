@@ -43,7 +43,7 @@ from runner.recipes.qwen3_next import QWEN3_NEXT_80B
 from runner.render import OverrideError
 from runner.runs.arguments import add_run_arguments
 from runner.runs.manifest import RunContext
-from runner.runs.setup import SetupError, prepare_run, run_notes, run_problems
+from runner.runs.setup import SetupError, override_layers, prepare_run, run_notes, run_problems
 from runner.secrets import secret_flag_error, secret_values
 from runner.slime_rules import cross_flag_problems
 from runner.topology import topology_problems, tp_cp_warning
@@ -153,6 +153,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     problems += filter(None, [base_problem])
     checked = checked_overrides(args, recipe, str(locs.base))
     problems += checked.problems
+    before, replay_problems = override_layers(setup, recipe, str(locs.base), allow_unknown=bool(args.test_entrypoint))
+    problems += replay_problems
 
     workers, launcher, head_node = _workers(args, recipe, master_addr, environ, problems)
     test = bool(args.test_entrypoint)
@@ -188,7 +190,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
             megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
             nccl_nvls_enable=nvls, secret_env=secret_env, ray_banner=getattr(args, "verbose", False),
             test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
-            submit_timeout=args.ready_timeout, before_overrides=setup.before, job_env=setup.kernel_cache.env,
+            submit_timeout=args.ready_timeout, before_overrides=before, job_env=setup.kernel_cache.env,
             run_dir=str(setup.paths.dir), echo_job_log=not args.detach))
     except OverrideError as exc:
         return None, _failed(str(exc))

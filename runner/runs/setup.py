@@ -45,8 +45,8 @@ class RunSetup:
     # What run.json records as the recipe and overrides: {"recipe": NAME, "overrides": [LAYER, ...]},
     # each LAYER in command-line form; a resume replays them in order.
     request: dict
-    before: tuple[Overrides, ...]
-    overrides: Overrides
+    # A resumed run's recorded layers, replayed before this invocation's overrides.
+    replay: tuple[dict, ...]
     checkpoint_dir: str
     kernel_cache: KernelCache
     resumed_from: dict | None = None
@@ -77,16 +77,6 @@ def describe_layer(layer: dict) -> list[str]:
     return out
 
 
-def overrides_of(layer: dict) -> Overrides:
-    """Parse a recorded layer exactly as the command line would have been (same parser)."""
-    from runner.commands.common import overrides_from_args
-
-    return overrides_from_args(argparse.Namespace(set_flags=list(layer.get("set", [])),
-                                                  unset=list(layer.get("unset", [])),
-                                                  low_memory=bool(layer.get("low_memory")),
-                                                  slime_args=list(layer.get("extra_argv", []))))
-
-
 def checkpoint_layer(folder: str) -> Overrides:
     return Overrides(set_flags=(Flag("load", (folder,)), Flag("save", (folder,))))
 
@@ -97,10 +87,6 @@ def prepare_run(args: argparse.Namespace, environ: Mapping[str, str], *, now: fl
     cwd = cwd or os.getcwd()
     runs_dir = resolve_runs_dir(getattr(args, "runs_dir", None), getattr(args, "base_folder", None), environ, cwd)
     given_layer = layer_from_args(args)
-    try:
-        given = overrides_of(given_layer)
-    except ValueError as exc:
-        raise SetupError(str(exc)) from None
     caches = resolve_kernel_cache(getattr(args, "kernel_cache", None), environ, cwd)
     resume = getattr(args, "resume", None)
     recipe = getattr(args, "recipe", None)
@@ -110,9 +96,8 @@ def prepare_run(args: argparse.Namespace, environ: Mapping[str, str], *, now: fl
         run_id = new_run_id(recipe, now, suffix)
         paths = RunPaths(Path(runs_dir.value) / run_id)
         folder = str(paths.checkpoints)
-        return RunSetup(run_id, paths, runs_dir, recipe, _request(recipe, [], given_layer),
-                        (checkpoint_layer(folder),), given, folder, caches)
-    return _resume(args, resume, recipe, runs_dir, given, given_layer, caches, now=now, suffix=suffix, cwd=cwd)
+        return RunSetup(run_id, paths, runs_dir, recipe, _request(recipe, [], given_layer), (), folder, caches)
+    return _resume(args, resume, recipe, runs_dir, given_layer, caches, now=now, suffix=suffix, cwd=cwd)
 
 
 def _request(recipe: str, recorded_layers: list[dict], given_layer: dict) -> dict:
@@ -120,7 +105,7 @@ def _request(recipe: str, recorded_layers: list[dict], given_layer: dict) -> dic
     return {"recipe": recipe, "overrides": layers}
 
 
-def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given: Overrides, given_layer: dict,
+def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given_layer: dict,
             caches: KernelCache, *, now: float, suffix: str, cwd: str) -> RunSetup:  # noqa: ANN001
     problems: list[str] = []
     try:
@@ -129,7 +114,7 @@ def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given: Overri
         folder = os.path.normpath(os.path.join(cwd, os.path.expanduser(ref)))
         if not Path(folder).is_dir():
             raise SetupError(f"--resume {ref}: {exc}") from None
-        return _resume_folder(ref, folder, recipe, runs_dir, given, given_layer, caches, now=now, suffix=suffix)
+        return _resume_folder(ref, folder, recipe, runs_dir, given_layer, caches, now=now, suffix=suffix)
     try:
         record = read_record(previous)
     except (OSError, ValueError) as exc:
@@ -156,21 +141,17 @@ def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given: Overri
     if record.get("state") in ACTIVE and identity.alive(record.get("supervisor")) is not False:
         problems.append(f"--resume {previous.id}: that run is still {record['state']}; stop it first "
                         f"(`python -m runner stop {previous.dir}`)")
-    try:
-        before = tuple(overrides_of(layer) for layer in recorded_layers)
-    except ValueError as exc:
-        raise SetupError(f"--resume {previous.id}: a recorded override no longer parses: {exc}") from None
     new_recipe = recipe or recorded_recipe
     run_id = new_run_id(new_recipe, now, suffix)
     paths = RunPaths(Path(runs_dir.value) / run_id)
     return RunSetup(
         run_id, paths, runs_dir, new_recipe, _request(new_recipe, recorded_layers, given_layer),
-        (*before, checkpoint_layer(folder or "")), given, folder or "", caches,
+        tuple(recorded_layers), folder or "", caches,
         resumed_from={"run": previous.id, "dir": str(previous.dir), "checkpoint": folder, "iteration": iteration},
         changes=tuple(changes), problems=tuple(problems))
 
 
-def _resume_folder(ref: str, folder: str, recipe: str | None, runs_dir: Setting, given: Overrides,
+def _resume_folder(ref: str, folder: str, recipe: str | None, runs_dir: Setting,
                    given_layer: dict, caches: KernelCache, *, now: float, suffix: str) -> RunSetup:
     iteration = latest_iteration(folder)
     if iteration is None:
@@ -180,9 +161,30 @@ def _resume_folder(ref: str, folder: str, recipe: str | None, runs_dir: Setting,
         raise SetupError(f"--resume {ref} is a checkpoint folder that no run recorded: name its recipe with --recipe")
     run_id = new_run_id(recipe, now, suffix)
     paths = RunPaths(Path(runs_dir.value) / run_id)
-    return RunSetup(run_id, paths, runs_dir, recipe, _request(recipe, [], given_layer), (checkpoint_layer(folder),),
-                    given, folder, caches,
+    return RunSetup(run_id, paths, runs_dir, recipe, _request(recipe, [], given_layer), (), folder, caches,
                     resumed_from={"run": None, "dir": None, "checkpoint": folder, "iteration": iteration})
+
+
+def override_layers(setup: RunSetup, recipe, base_folder: str,
+                    allow_unknown: bool = False) -> tuple[tuple[Overrides, ...], list[str]]:  # noqa: ANN001
+    """The layers applied before this invocation's overrides: a resumed run's recorded
+    ones (checked again, as the command line that gave them was), then the checkpoint folder."""
+    from runner.overrides import check_overrides
+    from runner.render import recipe_flags
+
+    layers: list[Overrides] = []
+    problems: list[str] = []
+    if setup.replay:
+        flags = recipe_flags(recipe, base_folder)
+        for layer in setup.replay:
+            checked = check_overrides(recipe, flags, set_texts=layer.get("set", ()), unset=layer.get("unset", ()),
+                                      extra_argv=layer.get("extra_argv", ()), low_memory=bool(layer.get("low_memory")),
+                                      allow_unknown=allow_unknown)
+            run = (setup.resumed_from or {}).get("run")
+            problems += [f"--resume {run}: a recorded override: {p}" for p in checked.problems]
+            layers.append(checked.overrides)
+    layers.append(checkpoint_layer(setup.checkpoint_dir))
+    return tuple(layers), problems
 
 
 def run_problems(setup: RunSetup, flags, environ: Mapping[str, str]) -> list[str]:  # noqa: ANN001 - a FlagSet
