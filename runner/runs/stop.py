@@ -88,6 +88,9 @@ def stop_run(paths: RunPaths, timeout: float = 180.0, log=sys.stderr) -> int:  #
     # Whatever is left of this run (nothing, when its runner cleaned up).
     left = sweep_run(temp_dir, run_id, log=log) if temp_dir else []
     after = read_record(paths)
+    if decision.action == "signal" and after.get("state") == "stopped":
+        # The runner saw only a SIGTERM; say who sent it.
+        after = update_record(paths, {"detail": "stopped by `python -m runner stop`"}) or after
     if after.get("state") in ACTIVE:
         state = "stopped" if decision.action == "signal" or left else "lost"
         detail = ("stopped by `python -m runner stop`" if state == "stopped" else decision.reason)
