@@ -15,6 +15,11 @@ let
     export MEGATRON_DIR=${runtime.megatron}
     export SLIME_RUNNER_PINS=${runtime.pinsJson}
     export SLIME_RUNNER_ENV=nix
+    # What run.json records of the flake (runner/runs/provenance.py): its
+    # revision (empty when the tree had none), its flake.lock and the env.
+    export SLIME_RUNNER_REVISION=${runtime.revision}
+    export SLIME_RUNNER_FLAKE_LOCK=${runtime.flakeLock}
+    export SLIME_RUNNER_NIX_ENV=${runtime.env}
     # flashinfer and torch.utils.cpp_extension JIT-compile with the pinned
     # nvcc; Triton and flashinfer call the C/C++ compiler (CC, CXX).
     export CUDA_HOME=${runtime.cudaHome}
@@ -22,7 +27,7 @@ let
     export CUDNN_PATH=${runtime.cudnn}
     export CC=${runtime.cc}/bin/cc
     export CXX=${runtime.cc}/bin/c++
-    export PATH=${runtime.env}/bin:${runtime.cudaHome}/bin:${runtime.cc}/bin''${PATH:+:$PATH}
+    export PATH=${runtime.env}/bin:${runtime.cudaHome}/bin:${runtime.cc}/bin:${runtime.coreutils}/bin''${PATH:+:$PATH}
     export PYTHONPATH=${runtime.megatron}:${runtime.slime}''${PYTHONPATH:+:$PYTHONPATH}
     source ${runtime.findLibcuda}
   '';

@@ -40,6 +40,16 @@ let
     slime = python.slimeSrc;
     pinsJson = ./pins.json;
     findLibcuda = ./find-libcuda.sh;
+    # find-libcuda.sh's ln, mv -T, mktemp, sha256sum, readlink, uname: from
+    # the closure, not the host.
+    coreutils = pkgs.coreutils;
+    # Provenance for run.json (runner/runs/provenance.py): the runner the env
+    # installs has no .git and no flake.lock beside it. `inputs` is the
+    # flake's whole argument set (flake.nix's `@inputs`), so it holds `self`:
+    # a clean git tree has self.rev, a dirty one self.dirtyRev (Nix >= 2.17:
+    # "<rev>-dirty"), a path: flake neither.
+    revision = inputs.self.rev or inputs.self.dirtyRev or "";
+    flakeLock = ../flake.lock;
   };
 
   apps = import ./apps.nix {

@@ -17,6 +17,7 @@ pkgs.mkShell {
     editableEnv
     runtime.cudaHome
     runtime.cc
+    runtime.coreutils
     pkgs.uv
     pkgs.git
   ];
@@ -35,6 +36,11 @@ pkgs.mkShell {
     export MEGATRON_DIR=${runtime.megatron}
     export SLIME_RUNNER_PINS=${runtime.pinsJson}
     export SLIME_RUNNER_ENV=nix-develop
+    # run.json (runner/runs/provenance.py): the lock this shell's environment
+    # was built from. The runner's revision comes from the checkout's git
+    # (it is editable here), so none is exported.
+    export SLIME_RUNNER_FLAKE_LOCK=${runtime.flakeLock}
+    export SLIME_RUNNER_NIX_ENV=${editableEnv}
     export CUDA_HOME=${runtime.cudaHome}
     export CUDNN_PATH=${runtime.cudnn}
     export CC=${runtime.cc}/bin/cc

@@ -296,3 +296,37 @@ def test_another_ray_on_this_machine_is_refused_before_anything_is_written(tmp_p
     assert r.returncode == 2
     assert f"error: port {RAY_DASHBOARD_AGENT_PORT} (Ray's dashboard agent) is in use: another Ray" in r.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "ray").exists()
+
+
+def test_run_from_the_flake_records_its_revision_lock_and_store_paths(tmp_path):
+    """What nix/apps.nix exports (the installed runner has no .git and no flake.lock beside it) is what
+    run.json's software records; the real provenance collector, the job's Python probed for real."""
+    from runner.runs import provenance
+
+    lock = tmp_path / "flake.lock"
+    lock.write_text(json.dumps({"root": "root", "version": 7, "nodes": {
+        "root": {"inputs": {"nixpkgs": "nixpkgs"}},
+        "nixpkgs": {"locked": {"type": "github", "owner": "NixOS", "repo": "nixpkgs", "rev": "f" * 40,
+                               "narHash": "sha256-flake-lock-from-the-environment=", "lastModified": 1}}}}))
+    store = "/nix/store/" + "a" * 32
+    environ = {"SLIME_RUNNER_REVISION": "b" * 40 + "-dirty", "SLIME_RUNNER_FLAKE_LOCK": str(lock),
+               "SLIME_RUNNER_NIX_ENV": f"{store}-slime-qwen3-next-env", "CUDA_HOME": f"{store}-cuda-home-12.8",
+               "CUDNN_PATH": f"{store}-nvidia-cudnn-cu12-9.16.0.29/lib/python3.12/site-packages/nvidia/cudnn",
+               "SLIME_RUNNER_PINS": str(REPO / "nix" / "pins.json"), "SLIME_RUNNER_ENV": "nix"}
+    # The job's Python must run: this one (the python store path is checked below).
+    sw = provenance.collect(python=sys.executable, pythonpath=None, slime_dir=None, megatron_dir=None, environ=environ)
+    assert sw["runner"]["rev"] == "b" * 40 + "-dirty" and sw["runner"]["dirty"] is True
+    assert sw["runner"]["source"] == "$SLIME_RUNNER_REVISION"
+    assert sw["flake_lock"]["path"] == str(lock)
+    assert sw["flake_lock"]["nixpkgs"]["narHash"] == "sha256-flake-lock-from-the-environment="
+    assert sw["from_nix"] is True
+    assert sw["store_paths"] == {"env": f"{store}-slime-qwen3-next-env", "cuda-home": f"{store}-cuda-home-12.8",
+                                 "cudnn": environ["CUDNN_PATH"]}  # the lock and pins here are no store paths
+    assert provenance.store_paths({"python": f"{store}-slime-qwen3-next-env/bin/python"}) == \
+        {"python": f"{store}-slime-qwen3-next-env/bin/python"}  # as given, not the interpreter it links to
+    # Outside the flake: the checkout's git (none in `nix flake check`'s copy) and its flake.lock.
+    plain = provenance.collect(python=sys.executable, pythonpath=None, slime_dir=None, megatron_dir=None, environ={})
+    assert "source" not in plain["runner"]
+    if (REPO / ".git").exists():
+        assert len(plain["runner"]["rev"]) == 40
+    assert plain["flake_lock"]["path"] == str(REPO / "flake.lock") and not plain["store_paths"].keys() - {"python"}

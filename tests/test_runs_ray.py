@@ -271,11 +271,20 @@ def test_status_logs_and_stop_on_a_running_job(lab, tmp_path):
 
 @pytest.mark.slow
 def test_resume_finds_the_recorded_checkpoint_and_a_fresh_start_over_it_is_refused(lab, tmp_path):
-    first = run_cli(*lab["train_args"](), "--set", "lr=2e-6", "--", "--test-write-checkpoint", env=lab["env"],
-                    timeout=300)
+    # As `nix run` starts it: nix/apps.nix names the flake's revision, flake.lock and env.
+    lock = tmp_path / "flake.lock"
+    lock.write_text((REPO / "flake.lock").read_text())
+    env_path = "/nix/store/" + "e" * 32 + "-slime-qwen3-next-env"
+    flake = {"SLIME_RUNNER_REVISION": "c" * 40, "SLIME_RUNNER_FLAKE_LOCK": str(lock), "SLIME_RUNNER_NIX_ENV": env_path}
+    first = run_cli(*lab["train_args"](), "--set", "lr=2e-6", "--", "--test-write-checkpoint",
+                    env={**lab["env"], **flake}, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
     (run1,) = _runs(lab)
     rec1 = _record(run1)
+    software = rec1["software"]
+    assert software["runner"]["rev"] == "c" * 40 and not software["runner"]["dirty"]
+    assert software["flake_lock"]["path"] == str(lock) and software["flake_lock"]["uv2nix"]["rev"]
+    assert software["store_paths"]["env"] == env_path
     folder = str(run1 / "checkpoints")
     assert rec1["checkpoint"]["load"] == rec1["checkpoint"]["save"] == folder  # the run's own folder
     assert f"ENTRY load={folder} iteration=none lr=2e-6" in first.stdout  # a fresh run: nothing to load yet

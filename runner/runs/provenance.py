@@ -18,9 +18,19 @@ from typing import Mapping
 from runner import __version__
 
 REPO = Path(__file__).resolve().parents[2]
-# The flake can name its own revision and lock file (the runner it installs has no .git).
-REVISION_ENV = "SLIME_RUNNER_REVISION"
+# The flake names its own revision and lock file (the runner it installs has
+# no .git and no flake.lock beside it): nix/apps.nix exports these; the
+# devShell exports the lock only (its runner is the checkout, whose git says).
+REVISION_ENV = "SLIME_RUNNER_REVISION"  # self.rev, or self.dirtyRev ("<rev>-dirty")
 FLAKE_LOCK_ENV = "SLIME_RUNNER_FLAKE_LOCK"
+# Store paths the flake's apps and devShell export: name in run.json -> variable.
+STORE_PATH_ENV = {
+    "env": "SLIME_RUNNER_NIX_ENV",
+    "flake.lock": FLAKE_LOCK_ENV,
+    "pins": "SLIME_RUNNER_PINS",
+    "cuda-home": "CUDA_HOME",
+    "cudnn": "CUDNN_PATH",
+}
 
 # Distribution names as pip knows them; megatron and slime run from checkouts
 # on PYTHONPATH, so their version comes from the files there.
@@ -103,17 +113,24 @@ def git_revision(path: str | Path | None) -> dict | None:
 def runner_source(environ: Mapping[str, str]) -> dict:
     out: dict = {"version": __version__, "path": str(REPO)}
     if environ.get(REVISION_ENV):
-        out.update({"rev": environ[REVISION_ENV], "source": f"${REVISION_ENV}"})
+        rev = environ[REVISION_ENV]
+        out.update({"rev": rev, "dirty": rev.endswith("-dirty"), "source": f"${REVISION_ENV}"})
     else:
         out.update(git_revision(REPO) or {"rev": None})
     return out
 
 
 def store_paths(paths: Mapping[str, str | None]) -> dict:
-    """Those of the given paths that live in the Nix store (run from the flake)."""
+    """Those of the given paths that live in the Nix store (run from the flake).
+    A path given as a store path is kept as given (the env's bin/python, not
+    the interpreter its link resolves to); another one is resolved."""
     out = {}
     for name, path in paths.items():
-        if path and os.path.realpath(path).startswith("/nix/store/"):
+        if not path:
+            continue
+        if path.startswith("/nix/store/"):
+            out[name] = path
+        elif os.path.realpath(path).startswith("/nix/store/"):
             out[name] = os.path.realpath(path)
     return out
 
@@ -139,7 +156,8 @@ def collect(*, python: str, pythonpath: str | None, slime_dir: str | None, megat
         "pins": pins_digest(environ),
         "flake_lock": flake_inputs(environ),
         "from_nix": environ.get("SLIME_RUNNER_ENV") == "nix",
-        "store_paths": store_paths({"python": python, "slime": slime_dir, "megatron-lm": megatron_dir}),
+        "store_paths": store_paths({"python": python, "slime": slime_dir, "megatron-lm": megatron_dir,
+                                    **{name: environ.get(var) for name, var in STORE_PATH_ENV.items()}}),
         "slime": {"path": slime_dir, **(git_revision(slime_dir) or {})} if slime_dir else None,
         "megatron-lm": {"path": megatron_dir, **(git_revision(megatron_dir) or {})} if megatron_dir else None,
         "python": {"executable": python, "version": python_version},

@@ -146,9 +146,16 @@ def test_an_app_without_a_description_fails_the_evaluation(tmp_path):
     assert "app new-app: no description in nix/lib.nix appDescriptions" in res.error
 
 
+# What nix/find-libcuda.sh and the test's stand-in python run, all from coreutils.
+COREUTILS_USED = ("dirname", "env", "ln", "mkdir", "mktemp", "mv", "readlink", "rm", "sha256sum", "uname")
+
+
 def test_app_wrapper_runs_the_runner(x86, tmp_path):
     """The wrapper text the flake generates, run by bash with its store paths
-    pointed at stand-ins here: arguments, exported environment, libcuda."""
+    pointed at stand-ins here: arguments, exported environment, libcuda.
+    The host PATH it is given has awk and nothing of coreutils: coreutils
+    comes from the wrapper's own PATH entry (this machine's coreutils behind
+    the stand-in's store path)."""
     text = x86["wrapperTexts"]["slime-train-multinode"]
     out = lambda name: x86["packages"][name]["out"]  # noqa: E731
     env = tmp_path / "env"
@@ -167,6 +174,12 @@ def test_app_wrapper_runs_the_runner(x86, tmp_path):
             text = text.replace(store_path, str(NIX_DIR / "find-libcuda.sh"))
         elif store_path.endswith("-pins.json"):
             text = text.replace(store_path, "/fake/pins.json")
+        elif "-coreutils-" in store_path:
+            coreutils = tmp_path / "coreutils"
+            (coreutils / "bin").mkdir(parents=True)
+            for name in COREUTILS_USED:
+                (coreutils / "bin" / name).symlink_to(shutil.which(name))
+            text = text.replace(store_path, str(coreutils))
     # Everything else it names is a stand-in's output: nothing there to run.
     text = text.replace(text.split("\n", 1)[0], "#!/usr/bin/env bash")
     wrapper = tmp_path / "wrapper"
@@ -174,10 +187,13 @@ def test_app_wrapper_runs_the_runner(x86, tmp_path):
     root = tmp_path / "root"
     (root / "usr/lib64").mkdir(parents=True)
     (root / "usr/lib64/libcuda.so.1").write_bytes(b"")
+    host_bin = tmp_path / "host-bin"  # the host's PATH: awk, no coreutils
+    host_bin.mkdir()
+    (host_bin / "awk").symlink_to(shutil.which("awk"))
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("SLIME_")}
     run_env.update(OUT=str(tmp_path), SLIME_RUNNER_LIBCUDA_ROOT=str(root), PYTHONPATH="/user/path",
-                   XDG_CACHE_HOME=str(tmp_path / "cache"))
-    subprocess.run(["bash", str(wrapper), "--dry-run", "--set", "a=b c"], env=run_env, check=True)
+                   XDG_CACHE_HOME=str(tmp_path / "cache"), PATH=str(host_bin))
+    subprocess.run([shutil.which("bash"), str(wrapper), "--dry-run", "--set", "a=b c"], env=run_env, check=True)
     argv = (tmp_path / "argv").read_text().splitlines()
     assert argv == ["-m", "runner", "train", "--recipe", "megatron-multinode", "--dry-run", "--set", "a=b c"]
     got = dict(line.split("=", 1) for line in (tmp_path / "environ").read_text().splitlines() if "=" in line)
@@ -191,21 +207,55 @@ def test_app_wrapper_runs_the_runner(x86, tmp_path):
     # Triton's launcher and flashinfer's JIT need a C/C++ compiler.
     cc_bin = got["CC"].rsplit("/", 1)[0]
     assert got["CC"] == f"{cc_bin}/cc" and got["CXX"] == f"{cc_bin}/c++"
-    assert got["PATH"].startswith(f"{env}/bin:/fake/cuda/bin:{cc_bin}:")
+    assert got["PATH"] == f"{env}/bin:/fake/cuda/bin:{cc_bin}:{tmp_path / 'coreutils'}/bin:{host_bin}"
     assert got["SLIME_RUNNER_LIBCUDA_SOURCE"] == "search"
-    # Not the host lib dir itself: a private dir of links to the driver's libraries.
+    # Not the host lib dir itself: a private dir of links to the driver's
+    # libraries, in the per-user cache (sha256sum, mktemp, ln, mv -T worked).
     driver_libs = got["LD_LIBRARY_PATH"].split(":")[0]
     assert driver_libs == got["TRITON_LIBCUDA_PATH"] == got["SLIME_RUNNER_DRIVER_LIBS"]
+    assert driver_libs.startswith(f"{tmp_path}/cache/slime-runner/driver-libs/")
     assert os.readlink(os.path.join(driver_libs, "libcuda.so.1")) == str(root / "usr/lib64/libcuda.so.1")
+    # Provenance for run.json (runner/runs/provenance.py): the flake's
+    # revision as Nix gives it for this tree, its flake.lock, the env.
+    info = deep_eval.self_info(REPO)
+    assert got["SLIME_RUNNER_REVISION"] == info.get("rev", info.get("dirtyRev", ""))
+    lock = REPO / "flake.lock"
+    assert got["SLIME_RUNNER_FLAKE_LOCK"] == nix_eval('"${' + str(lock) + '}"')  # this flake.lock, in the store
+    assert got["SLIME_RUNNER_NIX_ENV"] == str(env)
+
+
+def test_wrapper_revision_is_self_rev_or_dirty_rev_or_empty(tmp_path):
+    """self.rev for a clean tree, self.dirtyRev for a dirty one (Nix >= 2.17),
+    neither for a path: flake: the wrapper exports what Nix gave."""
+    repo = repo_copy(tmp_path)
+    for info, want in (({"rev": "0123abc" * 5 + "01234", "shortRev": "0123abc"}, "0123abc" * 5 + "01234"),
+                       ({"dirtyRev": "89abcde" * 5 + "89abc-dirty", "dirtyShortRev": "89abcde-dirty"},
+                        "89abcde" * 5 + "89abc-dirty"),
+                       ({}, "")):
+        try:
+            res = deep_eval.evaluate("x86_64-linux", repo=repo, info=info)
+        except deep_eval.SourcesMissing as exc:
+            pytest.skip(str(exc))
+        assert res.ok, res.error
+        for name, text in res.data["wrapperTexts"].items():
+            assert f"\nexport SLIME_RUNNER_REVISION={want}\n" in text, name
 
 
 def test_dev_shell_exports_what_the_apps_do(x86):
-    hook = x86["devShells"]["default"]["attrs"]["shellHook"]
+    shell = x86["devShells"]["default"]
+    hook = shell["attrs"]["shellHook"]
     wrapper = x86["wrapperTexts"]["slime-doctor"]
-    for var in ("SLIME_DIR", "MEGATRON_DIR", "SLIME_RUNNER_PINS", "CUDA_HOME", "CUDNN_PATH", "CC", "CXX"):
+    for var in ("SLIME_DIR", "MEGATRON_DIR", "SLIME_RUNNER_PINS", "CUDA_HOME", "CUDNN_PATH", "CC", "CXX",
+                "SLIME_RUNNER_FLAKE_LOCK"):
         line = next(l.strip() for l in wrapper.splitlines() if l.startswith(f"export {var}="))
         assert line in hook, var
     assert "source /nix/store/" in hook and "-find-libcuda.sh" in hook
+    # Its runner is the editable checkout: git gives the revision, none is exported.
+    assert "SLIME_RUNNER_REVISION" not in hook
+    dev_env = next(p for p in shell["attrs"]["nativeBuildInputs"] if p.endswith("-slime-qwen3-next-dev-env"))
+    assert f"export SLIME_RUNNER_NIX_ENV={dev_env}\n" in hook
+    # The finder's coreutils (and mkShell puts packages on PATH).
+    assert any(n.startswith("coreutils-") for n in shell["nativeBuildInputNames"])
 
 
 # --- CUDA_HOME, build parallelism, the light test environment -------------------

@@ -13,6 +13,10 @@
   # Node name in flake.lock -> source tree; "nixpkgs" is the stand-in.
   sources,
   system,
+  # What Nix adds to `self` for this flake's own tree (flake.lock has no
+  # `locked` for the root): { rev; shortRev; } for a clean git tree,
+  # { dirtyRev; dirtyShortRev; } for a dirty one, { } for a path.
+  selfInfo ? { },
 }:
 let
   lock = builtins.fromJSON (builtins.readFile (repo + "/flake.lock"));
@@ -30,7 +34,8 @@ let
     // lib.optionalAttrs (locked ? rev) {
       inherit (locked) rev narHash lastModified;
       shortRev = builtins.substring 0 7 locked.rev;
-    };
+    }
+    // lib.optionalAttrs (key == lock.root) selfInfo;
 
   # flake.lock input reference -> node key (a string, or a `follows` path
   # walked from the root node).

@@ -158,11 +158,31 @@ def _nix_path(p: Path) -> str:
     return f'(/. + "/{str(p).lstrip("/")}")'
 
 
-def expression(sources: dict[str, Path], system: str, repo: Path = REPO) -> str:
+def self_info(repo: Path) -> dict[str, str]:
+    """What Nix (>= 2.17) puts on `self` for a flake in this tree: rev and
+    shortRev when it is a git checkout without uncommitted changes to tracked
+    files, dirtyRev and dirtyShortRev ("<rev>-dirty") when it has some,
+    nothing when it is no git checkout (a path: flake)."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+
+    if not (repo / ".git").exists():
+        return {}
+    head = git("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return {}
+    rev = head.stdout.strip()
+    if git("status", "--porcelain", "--untracked-files=no").stdout.strip():
+        return {"dirtyRev": f"{rev}-dirty", "dirtyShortRev": f"{rev[:7]}-dirty"}
+    return {"rev": rev, "shortRev": rev[:7]}
+
+
+def expression(sources: dict[str, Path], system: str, repo: Path = REPO, info: dict[str, str] | None = None) -> str:
     nodes = " ".join(f'"{k}" = {_nix_path(v)};' for k, v in sources.items())
+    selfinfo = " ".join(f"{k} = {json.dumps(v)};" for k, v in (self_info(repo) if info is None else info).items())
     return (
         f"import {_nix_path(HERE / 'deep-eval.nix')} {{ repo = {_nix_path(repo)}; "
-        f'sources = {{ {nodes} }}; system = "{system}"; }}'
+        f'sources = {{ {nodes} }}; system = "{system}"; selfInfo = {{ {selfinfo} }}; }}'
     )
 
 
@@ -173,8 +193,10 @@ class Result:
     error: str
 
 
-def evaluate(system: str = "x86_64-linux", repo: Path = REPO, show_trace: bool = False) -> Result:
-    """Run the deep evaluation; raises SourcesMissing when it cannot run here."""
+def evaluate(system: str = "x86_64-linux", repo: Path = REPO, show_trace: bool = False,
+             info: dict[str, str] | None = None) -> Result:
+    """Run the deep evaluation; raises SourcesMissing when it cannot run here.
+    `info`: the flake's own revision attributes (default: self_info(repo))."""
     exe = nix_instantiate()
     trees = {s.node: locate(s) for s in wanted_sources()}
     with tempfile.TemporaryDirectory(prefix="deep-eval.") as work:
@@ -187,7 +209,7 @@ def evaluate(system: str = "x86_64-linux", repo: Path = REPO, show_trace: bool =
         env = dict(os.environ)
         # Nix 2.8 wants a writable state dir even for evaluation.
         env.setdefault("NIX_STATE_DIR", str(work_path / "nix-state"))
-        args = [exe, "--eval", "--strict", "--json", "--expr", expression(sources, system, repo)]
+        args = [exe, "--eval", "--strict", "--json", "--expr", expression(sources, system, repo, info)]
         if show_trace:
             args.insert(1, "--show-trace")
         res = subprocess.run(args, capture_output=True, text=True, env=env)

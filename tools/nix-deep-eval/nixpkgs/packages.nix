@@ -316,6 +316,17 @@ in
       };
     };
 
+  # pkgs/tools/misc/coreutils/default.nix: outputs [ "out" "info" ] and
+  # separateDebugInfo, which adds "debug" (docs/nix.md says where this was
+  # looked up); the programs are in out/bin.
+  coreutils = leaf "coreutils" {
+    outputs = [
+      "out"
+      "info"
+      "debug"
+    ];
+  };
+
   # Tools and libraries that only need to exist.
   uv = leaf "uv" { meta.mainProgram = "uv"; };
   ugrep = leaf "ugrep" { meta.mainProgram = "ugrep"; };
