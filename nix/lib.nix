@@ -132,6 +132,8 @@ rec {
     smoke = [ "smoke" ];
     download = [ "download" ];
     plan = [ "plan" ];
+    # The whole CLI: `nix run .#runner -- status RUN` (runs, show, logs, stop, ...).
+    runner = [ ];
   };
   defaultApp = "train-8gpu";
 
@@ -151,6 +153,7 @@ rec {
     smoke = "Train a tiny Qwen3-Next on this machine's GPUs with the pinned kernels";
     download = "Model weights and datasets into BASE_FOLDER (resumable)";
     plan = "Per-GPU memory estimate and topology check of a recipe";
+    runner = "The whole runner CLI with the pinned environment: runs, show, status, logs, stop, train, ... (`-- --help`)";
   };
 
   # Systems the flake evaluates for (wheels exist for both in uv.lock).

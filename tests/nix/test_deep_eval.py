@@ -150,13 +150,17 @@ def test_an_app_without_a_description_fails_the_evaluation(tmp_path):
 COREUTILS_USED = ("dirname", "env", "ln", "mkdir", "mktemp", "mv", "readlink", "rm", "sha256sum", "uname")
 
 
-def test_app_wrapper_runs_the_runner(x86, tmp_path):
+@pytest.mark.parametrize(("app", "args", "runner_args"), [
+    ("train-multinode", ["--dry-run", "--set", "a=b c"], ["train", "--recipe", "megatron-multinode"]),
+    ("runner", ["status", "some-run", "--runs-dir", "/r s"], []),  # the whole CLI: nix run .#runner -- ...
+])
+def test_app_wrapper_runs_the_runner(x86, tmp_path, app, args, runner_args):
     """The wrapper text the flake generates, run by bash with its store paths
     pointed at stand-ins here: arguments, exported environment, libcuda.
     The host PATH it is given has awk and nothing of coreutils: coreutils
     comes from the wrapper's own PATH entry (this machine's coreutils behind
     the stand-in's store path)."""
-    text = x86["wrapperTexts"]["slime-train-multinode"]
+    text = x86["wrapperTexts"][f"slime-{app}"]
     out = lambda name: x86["packages"][name]["out"]  # noqa: E731
     env = tmp_path / "env"
     (env / "bin").mkdir(parents=True)
@@ -193,9 +197,9 @@ def test_app_wrapper_runs_the_runner(x86, tmp_path):
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("SLIME_")}
     run_env.update(OUT=str(tmp_path), SLIME_RUNNER_LIBCUDA_ROOT=str(root), PYTHONPATH="/user/path",
                    XDG_CACHE_HOME=str(tmp_path / "cache"), PATH=str(host_bin))
-    subprocess.run([shutil.which("bash"), str(wrapper), "--dry-run", "--set", "a=b c"], env=run_env, check=True)
+    subprocess.run([shutil.which("bash"), str(wrapper), *args], env=run_env, check=True)
     argv = (tmp_path / "argv").read_text().splitlines()
-    assert argv == ["-m", "runner", "train", "--recipe", "megatron-multinode", "--dry-run", "--set", "a=b c"]
+    assert argv == ["-m", "runner", *runner_args, *args]
     got = dict(line.split("=", 1) for line in (tmp_path / "environ").read_text().splitlines() if "=" in line)
     assert got["SLIME_DIR"] == "/fake/slime" and got["MEGATRON_DIR"] == "/fake/megatron"
     assert got["PYTHONPATH"] == "/fake/megatron:/fake/slime:/user/path"

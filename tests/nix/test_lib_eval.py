@@ -69,6 +69,7 @@ def test_apps_call_the_runner_as_the_brief_says():
         "smoke": ["smoke"],
         "download": ["download"],
         "plan": ["plan"],
+        "runner": [],  # the whole CLI: nix run .#runner -- status RUN
     }
     assert nix_eval(f"{LIB}.defaultApp") == "train-8gpu"
 
@@ -79,6 +80,9 @@ def test_every_app_is_a_runner_subcommand_and_recipe():
 
     parser = build_parser()
     for app, args in nix_eval(f"{LIB}.appRunnerArgs").items():
+        if not args:  # the whole CLI: every subcommand, given after `--`
+            assert app == "runner"
+            continue
         parsed = parser.parse_args(args)  # exits (fails the test) on an unknown subcommand or recipe
         assert parsed.command == args[0], app
         if "--recipe" in args:
