@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import socket
 from pathlib import Path
+from typing import Mapping
 
 from runner.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
 from runner.dataset import DatasetError, validate_jsonl
@@ -69,6 +70,20 @@ def slime_problems(recipe: Recipe, slime_dir: str | None, megatron_dir: str | No
     elif not (Path(megatron_dir) / "megatron").is_dir():
         problems.append(f"{megatron_dir}/megatron not found: MEGATRON_DIR must point at a Megatron-LM checkout")
     return problems
+
+
+def megatron_patch_problems(recipe: Recipe, slime_dir: str | None, megatron_dir: str | None,
+                            environ: Mapping[str, str]) -> list[str]:
+    """slime's Megatron patch in MEGATRON_DIR, judged as the doctor judges it
+    (runner.doctor_checks.megatron_patch_check): without it slime's parser
+    rejects a Megatron recipe's flags, but only once Ray is up and the job runs."""
+    from runner.doctor_checks import megatron_patch_check
+    from runner.report import FAIL
+
+    check = megatron_patch_check(recipe.backend, slime_dir, megatron_dir, environ)
+    if check.status != FAIL:
+        return []
+    return [f"{check.detail}; fix: {check.fix}" if check.fix else check.detail]
 
 
 def gpu_problems(recipe: Recipe, facts: GpuFacts, gpus_per_node_needed: int) -> list[str]:

@@ -5,18 +5,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import shutil
+
 from runner.execute import processes_with_marker
-from tests.conftest import run_cli
+from tests.conftest import DATA, run_cli
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder
+
+MEGATRON_PATCH_FIXTURE = DATA / "megatron_patch"  # verbatim excerpts of slime's patch and Megatron-LM's file
+
+
+def make_source_trees(root: Path, patched: bool = True) -> tuple[Path, Path]:
+    """slime (train.py, its Megatron patch) and Megatron-LM (megatron/, the file the patch changes, patched or
+    not) under root: what train's preflight reads of them."""
+    slime, megatron = root / "slime", root / "Megatron-LM"
+    shutil.copytree(MEGATRON_PATCH_FIXTURE / "slime", slime)
+    (slime / "train.py").write_text("")
+    shutil.copytree(MEGATRON_PATCH_FIXTURE / ("patched" if patched else "unpatched"), megatron)
+    return slime, megatron
 
 
 def make_machine(tmp_path: Path) -> dict:
     base = make_base_folder(tmp_path / "models")
-    slime = tmp_path / "slime"
-    slime.mkdir()
-    (slime / "train.py").write_text("")
-    (tmp_path / "Megatron-LM" / "megatron").mkdir(parents=True)
+    slime, _ = make_source_trees(tmp_path)
     env = record(tmp_path / "gpus", 8, name="NVIDIA H200", mib=143771)
     temp = tmp_path / "raytmp"
     # --force: the fsdp recipe's memory plan is not what these tests are about.

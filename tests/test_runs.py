@@ -21,6 +21,7 @@ from runner.runs.record import create_record, read_record, update_record
 from tests.conftest import REPO, run_cli
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder
+from tests.machine import make_source_trees
 
 
 def _make_run(root: Path, run_id: str, **fields) -> RunPaths:
@@ -157,9 +158,7 @@ def test_kernel_cache_flag_then_environment_then_default(tmp_path):
 def ready(tmp_path):
     """A machine that has everything (as in test_train_cli): 8 H100s, slime, Megatron-LM, checkpoints, data."""
     base = make_base_folder(tmp_path / "models")
-    (tmp_path / "slime").mkdir()
-    (tmp_path / "slime" / "train.py").write_text("")
-    (tmp_path / "Megatron-LM" / "megatron").mkdir(parents=True)
+    make_source_trees(tmp_path)
     args = ["--base-folder", str(base), "--slime-dir", str(tmp_path / "slime"), "--megatron-dir",
             str(tmp_path / "Megatron-LM"), "--ray-temp-dir", str(tmp_path / "raytmp")]
     return {"base": base, "env": record(tmp_path / "gpus", 8), "args": args, "temp": tmp_path / "raytmp",

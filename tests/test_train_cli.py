@@ -12,6 +12,7 @@ from runner.execute import processes_with_marker
 from tests.conftest import REPO, run_cli
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder, make_dataset
+from tests.machine import make_source_trees
 
 SECRET = "wandb-secret-value-0123456789"
 
@@ -20,11 +21,7 @@ SECRET = "wandb-secret-value-0123456789"
 def ready(tmp_path):
     """A machine that has everything: 8 H100s, slime, Megatron-LM, checkpoints, data."""
     base = make_base_folder(tmp_path / "models")
-    slime = tmp_path / "slime"
-    slime.mkdir()
-    (slime / "train.py").write_text("")
-    megatron = tmp_path / "Megatron-LM"
-    (megatron / "megatron").mkdir(parents=True)
+    slime, megatron = make_source_trees(tmp_path)
     env = record(tmp_path / "gpus", 8)
     temp = tmp_path / "raytmp"
     args = ["--base-folder", str(base), "--slime-dir", str(slime), "--megatron-dir", str(megatron),
@@ -104,6 +101,23 @@ def test_incomplete_torch_dist(ready):
 def test_dataset_without_label_key(ready):
     make_dataset(ready["base"] / "dapo-math-17k" / "dapo-math-17k.jsonl", [{"prompt": "x", "answer": "y"}])
     assert_refused(train(ready), ready, "dapo-math-17k.jsonl:1: missing key 'label'")
+
+
+def test_megatron_without_slimes_patch_is_refused_before_anything_starts(ready):
+    """The doctor's check, in train's preflight: slime's parser would reject the recipe only once Ray is up."""
+    slime, megatron = make_source_trees(ready["tmp"] / "unpatched", patched=False)
+    where = ["--slime-dir", str(slime), "--megatron-dir", str(megatron)]
+    r = train(ready, *where)
+    assert_refused(r, ready, f"{megatron} is not patched with slime's docker/patch/latest/megatron.patch")
+    (line,) = [e for e in errors_of(r) if "megatron.patch" in e]
+    assert "unrecognized arguments: --use-gated-attention" in line
+    assert line.endswith(f"fix: patch -p1 -d {megatron} < {slime}/docker/patch/latest/megatron.patch")
+    plan = json.loads(train(ready, *where, dry=True).stdout)  # a dry-run lists it
+    assert [p["severity"] for p in plan["problems"] if "megatron.patch" in p["message"]] == ["error"]
+    fsdp = json.loads(train(ready, *where, recipe="fsdp", dry=True).stdout)  # FSDP never parses Megatron's flags
+    assert not [p for p in fsdp["problems"] if "megatron.patch" in p["message"]]
+    ok = json.loads(train(ready, dry=True).stdout)  # the fixture's patched tree
+    assert not [p for p in ok["problems"] if "megatron.patch" in p["message"]]
 
 
 def test_too_few_gpus(ready):

@@ -224,7 +224,9 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
             if problem:
                 problems.append(problem)
     if not test:
-        problems += preflight.slime_problems(recipe, locs.slime_dir.value, locs.megatron_dir.value)
+        checkouts = preflight.slime_problems(recipe, locs.slime_dir.value, locs.megatron_dir.value)
+        problems += checkouts or preflight.megatron_patch_problems(recipe, locs.slime_dir.value,
+                                                                    locs.megatron_dir.value, environ)
         problems += preflight.gpu_problems(recipe, facts, recipe.layout.gpus_per_node)
         if not base_problem:  # files under a BASE_FOLDER that is a file would only repeat it
             problems += preflight.checkpoint_problems(flags, recipe.backend)
