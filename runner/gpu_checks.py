@@ -13,7 +13,8 @@
 
 Imports torch lazily; `import runner.gpu_checks` is free. The first fla call
 in a fresh process compiles and autotunes Triton kernels (minutes; a
-persistent TRITON_CACHE_DIR keeps them).
+persistent TRITON_CACHE_DIR keeps them: `doctor --gpu` sets the one smoke and
+train use, runner.kernel_cache).
 """
 
 from __future__ import annotations
@@ -161,18 +162,25 @@ def check_blackwell_patch(capability: tuple[int, int] | None) -> Check:
     return Check(name, OK, f"{state} in {path}; {why} on compute capability {cc}")
 
 
+def kernel_caches() -> str:
+    """Where the kernels compiled here go, as this process's environment says (doctor sets it)."""
+    from runner.kernel_cache import CACHE_VARS
+
+    return ", ".join(f"{var}={os.environ.get(var) or '(unset: the library default)'}" for var in CACHE_VARS)
+
+
 def run_gpu_checks() -> list[Check]:
     try:
         import torch
     except Exception as e:
         return [Check("torch", FAIL, f"torch does not import: {type(e).__name__}: {e}", "install the stack")]
     if not torch.cuda.is_available():
-        return [Check("CUDA GPU", SKIP, "torch sees no CUDA GPU: kernel checks skipped")]
+        return [Check("CUDA GPU", SKIP, f"torch sees no CUDA GPU: kernel checks skipped (caches: {kernel_caches()})")]
     device = torch.device("cuda", torch.cuda.current_device())
     cap = torch.cuda.get_device_capability(device)
     checks = [Check("CUDA GPU", OK, f"{torch.cuda.get_device_name(device)}, compute capability {cap[0]}.{cap[1]}, "
-                                    f"torch {torch.__version__} (CUDA {torch.version.cuda}), "
-                                    f"TRITON_CACHE_DIR={os.environ.get('TRITON_CACHE_DIR', '~/.triton/cache')}")]
+                                    f"torch {torch.__version__} (CUDA {torch.version.cuda}); kernels compile into "
+                                    f"{kernel_caches()}")]
     for fn in (check_gdn, check_conv):
         try:
             checks.append(fn(device)[0])

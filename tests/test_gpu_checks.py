@@ -98,3 +98,43 @@ def test_gpu_checks_pass_on_a_gpu():
     names = [c.name for c in checks]
     assert "fla chunk_gated_delta_rule fwd+bwd" in names and "causal-conv1d fwd+bwd" in names
     assert not [c for c in checks if c.blocking], [c.to_json() for c in checks]
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch")
+def test_doctor_gpu_compiles_into_the_kernel_cache_of_smoke_and_train(tmp_path, no_gpu_env):
+    """doctor --gpu through the real CLI on CPU: the kernel checks run (and skip: no GPU) in an environment that
+    carries smoke's and train's kernel cache (runner.kernel_cache: --kernel-cache, else the environment, else
+    the per-user default), and doctor says which."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the kernels would run")
+    from tests.conftest import run_cli
+
+    def rows(*extra, env=None):
+        r = run_cli("doctor", "--gpu", "--json", "--no-imports", "--base-folder", str(tmp_path / "models"), *extra,
+                    env={**no_gpu_env, "XDG_CACHE_HOME": str(tmp_path / "xdg"), **(env or {})}, timeout=300)
+        return {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+
+    flag = tmp_path / "kernels"
+    got = rows("--kernel-cache", str(flag))
+    assert got["kernel cache"]["detail"] == "; ".join(
+        f"{var} = {flag}/{sub} (from --kernel-cache)"
+        for var, sub in (("TRITON_CACHE_DIR", "triton"), ("FLASHINFER_WORKSPACE_BASE", "flashinfer"),
+                         ("TORCH_EXTENSIONS_DIR", "torch_extensions")))
+    gpu = got["CUDA GPU"]  # written by the GPU checks from the environment they ran in
+    assert gpu["status"] == "skip"
+    assert (f"TRITON_CACHE_DIR={flag}/triton, FLASHINFER_WORKSPACE_BASE={flag}/flashinfer, "
+            f"TORCH_EXTENSIONS_DIR={flag}/torch_extensions") in gpu["detail"]
+
+    default = tmp_path / "xdg" / "slime-qwen3-next" / "kernels"
+    got = rows(env={"TRITON_CACHE_DIR": str(tmp_path / "mine")})
+    assert f"TRITON_CACHE_DIR = {tmp_path / 'mine'} (from $TRITON_CACHE_DIR)" in got["kernel cache"]["detail"]
+    assert f"TORCH_EXTENSIONS_DIR = {default}/torch_extensions (from default)" in got["kernel cache"]["detail"]
+    assert (f"TRITON_CACHE_DIR={tmp_path / 'mine'}, FLASHINFER_WORKSPACE_BASE={default}/flashinfer, "
+            f"TORCH_EXTENSIONS_DIR={default}/torch_extensions") in got["CUDA GPU"]["detail"]
+
+    dry = run_cli("doctor", "--gpu", "--dry-run", "--json", "--kernel-cache", str(flag), env=no_gpu_env)
+    assert f"--gpu compiles kernels into TRITON_CACHE_DIR = {flag}/triton (from --kernel-cache)" in \
+        json.loads(dry.stdout)["notes"]
+    assert not flag.exists() and not default.exists()  # nothing compiled, nothing created

@@ -29,6 +29,7 @@ from runner.doctor_checks import (
     package_checks,
 )
 from runner.gpus import query_gpus
+from runner.kernel_cache import KernelCache, resolve_kernel_cache
 from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
 from runner.render import train_flags
@@ -41,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the recipe to check for (default %(default)s)")
     p.add_argument("--gpu", action="store_true", help="also run the GPU kernel self-checks (fla, causal-conv1d)")
     p.add_argument("--no-imports", action="store_true", help="skip importing the stack in a subprocess (faster)")
+    p.add_argument("--kernel-cache", metavar="DIR", default=None,
+                   help="where --gpu's compiled Triton kernels go, as smoke and train: caches under DIR (default: the "
+                        "environment's TRITON_CACHE_DIR etc., else ~/.cache/slime-qwen3-next/kernels)")
     add_location_arguments(p)
 
 
@@ -68,9 +72,11 @@ def collect(args, environ=None) -> list[Check]:
             checks.append(Check("driver", OK, f"NVIDIA driver {facts.gpus[0].driver_version}"))
     checks.append(libcuda_check(environ))
     checks += package_checks(environ)
+    # The kernel caches smoke and train use: the fla probe (Triton's launcher) and --gpu compile into them.
+    caches = resolve_kernel_cache(getattr(args, "kernel_cache", None), environ)
     if not args.no_imports:
         checks += import_checks(recipe)
-        checks.append(fla_device_check(bool(facts.gpus), environ))
+        checks.append(fla_device_check(bool(facts.gpus), {**environ, **caches.env}))
     blackwell = any(g.is_blackwell for g in facts.gpus)
     checks.append(fla_patch_check(blackwell, recipe.backend))
 
@@ -110,7 +116,8 @@ def collect(args, environ=None) -> list[Check]:
         checks.append(Check("grad-norm (TP x CP)", WARN, warning))
     checks.append(_memory_check(recipe, flags, facts))
     if args.gpu:
-        checks += _gpu_kernel_checks()
+        checks.append(Check("kernel cache", OK, "; ".join(caches.describe())))
+        checks += _gpu_kernel_checks(caches)
     return checks
 
 
@@ -123,7 +130,10 @@ def _memory_check(recipe, flags, facts) -> Check:
                  "" if ok else f"see `python -m runner plan --recipe {recipe.name}`")
 
 
-def _gpu_kernel_checks() -> list[Check]:
+def _gpu_kernel_checks(caches: KernelCache) -> list[Check]:
+    # The checks run in this process: Triton, flashinfer and torch read these
+    # variables when they compile, so setting them before the first kernel is enough.
+    os.environ.update(caches.env)
     try:
         from runner.gpu_checks import run_gpu_checks
     except ImportError as exc:
@@ -134,10 +144,13 @@ def _gpu_kernel_checks() -> list[Check]:
 def run(args) -> int:
     if args.dry_run:
         # doctor only reads; a dry-run says what it would look at.
+        caches = resolve_kernel_cache(args.kernel_cache, os.environ).describe() if args.gpu else []
         print(json.dumps({"processes": [], "problems": [], "notes": ["doctor reads only: nvidia-smi, installed "
-                          "packages, files under BASE_FOLDER, SLIME_DIR, MEGATRON_DIR"]}) if args.json else
+                          "packages, files under BASE_FOLDER, SLIME_DIR, MEGATRON_DIR"] +
+                          [f"--gpu compiles kernels into {c}" for c in caches]}) if args.json else
               "doctor reads only (nvidia-smi, installed packages, files under BASE_FOLDER, SLIME_DIR, MEGATRON_DIR); "
-              "it starts nothing but, with --gpu, kernel checks on the GPU")
+              "it starts nothing but, with --gpu, kernel checks on the GPU" +
+              "".join(f"\n--gpu compiles kernels into {c}" for c in caches))
         return 0
     checks = collect(args)
     blocking = [c for c in checks if c.blocking]
