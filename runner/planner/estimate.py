@@ -72,7 +72,7 @@ def plan(*, recipe_name: str, recipe_status: str, backend: str, flags: FlagSet, 
         train_info = {"sharding": f"FSDP2 over {setup.ranks} ranks"
                                   + (", params/grads/Adam on the CPU" if setup.cpu_offload else ""),
                       "tokens per micro-batch": tokens}
-        host_terms = hm.fsdp_host_terms(flags, layout, counts.total)
+        host_terms = hm.fsdp_host_terms(flags, layout, arch, counts.total)
         load_terms = fs.load_gpu_terms(arch, setup)
         # slime's FSDP sleep() (or, with --fsdp-cpu-offload, nothing) only moves tensors: the
         # trainer's CUDA context and NCCL communicators stay on a colocated GPU.

@@ -10,7 +10,9 @@
   TMS_INIT_ENABLE_CPU_BACKUP=1, copying its GPU allocations (weights,
   gradient buffer, any GPU optimizer state) to host memory between phases.
 - FSDP: rank 0 builds the whole model on the CPU in fp32 before sharding;
-  --fsdp-cpu-offload keeps params, grads and AdamW moments there (16 B/param).
+  --fsdp-cpu-offload keeps params, grads and AdamW moments there (16 B/param),
+  params and grads in pinned blocks that torch rounds up to a power of two
+  per tensor shard (runner.planner.pinned: counted from the model's shapes).
 - A fixed allowance per process (Python, CUDA host buffers, Ray worker).
 """
 
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 from runner.flags import FlagSet
 from runner.planner import megatron as mg
+from runner.planner.pinned import offloaded_bytes
 from runner.planner.report import Term, gib
+from runner.planner.shapes import parameter_shapes
 from runner.recipes.base import Layout, TrainingShape
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
 
@@ -68,7 +72,8 @@ def fsdp_uses_ref_model(flags: FlagSet) -> bool:
     return flags.has("use-kl-loss") or flags.float("kl-coef", 0.0) != 0
 
 
-def fsdp_host_terms(flags: FlagSet, layout: Layout, total_params: float) -> list[Term]:
+def fsdp_host_terms(flags: FlagSet, layout: Layout, arch: Qwen3NextArchitecture,
+                    total_params: float) -> list[Term]:
     """Host memory of slime's FSDP actors on one node (single-node layouts: rank 0 is on it).
 
     The peak is the larger of two phases, not their sum: loading (rank 0's
@@ -77,24 +82,35 @@ def fsdp_host_terms(flags: FlagSet, layout: Layout, total_params: float) -> list
     ranks = layout.actor_gpus_per_node
     n = max(layout.training_gpus, 1)
     share = ranks / n  # this node's part of everything sharded over the ranks
+    on_node = range(min(ranks, n))  # rank 0's node: the largest shards when the rows do not divide evenly
     offload = flags.has("fsdp-cpu-offload")
     ref = fsdp_uses_ref_model(flags)
     full = 4 * total_params
+    shapes = [s for _, s in parameter_shapes(arch)] if offload or ref else []
     steady: list[Term] = []
+    pinned_params = 0.0
     if offload:
-        steady.append(Term("CPU-offloaded params, grads, Adam", gib(16 * total_params * share),
+        held = offloaded_bytes(shapes, n, on_node)
+        pinned_params = held.params
+        steady.append(Term("CPU-offloaded params, grads, Adam", gib(held.state),
                            "--fsdp-cpu-offload: fp32 params and grads (pinned), AdamW moments, 16 B/param"))
+        steady.append(Term("pinned blocks: padding + power-of-two rounding", gib(held.rounding),
+                           f"each rank's padded param shard and its grad shard, per tensor, rounded up to "
+                           f"a power of two by torch's pinned allocator ({n} ranks)"))
     elif layout.colocate:
         steady.append(Term("trainer moved to CPU between phases", gib(16 * total_params * share),
                            "sleep(): model.cpu() + optimizer to CPU while sglang runs"))
+    ref_pinned = 0.0
     if ref:
-        steady.append(Term("reference model (CPUOffloadPolicy)", gib(full * share),
-                           "KL on: slime always keeps the ref model's fp32 shards on the CPU"))
+        ref_pinned = offloaded_bytes(shapes, n, on_node, grads=False, moments=False).total
+        steady.append(Term("reference model (CPUOffloadPolicy)", gib(ref_pinned),
+                           "KL on: slime always keeps the ref model's fp32 shards on the CPU, pinned, "
+                           "rounded up to a power of two per shard"))
     # Loading: rank 0's full fp32 model (from_pretrained without dtype) and the
-    # shards: all of them on the CPU with offload, else only rank 0's before it
+    # shards: all of them pinned on the CPU with offload, else only rank 0's before it
     # moves to the GPU. A ref model repeats this while the actor's copy is alive.
-    shards = full * share if offload else full / n
-    load = full + shards + (2 * full + full * share if ref else 0.0)
+    shards = pinned_params if offload else full / n
+    load = full + shards + (2 * full + ref_pinned if ref else 0.0)
     steady_bytes = sum(t.gib for t in steady) * (1 << 30)
     extra = max(load - steady_bytes, 0.0)
     terms = list(steady)

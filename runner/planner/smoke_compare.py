@@ -10,9 +10,15 @@ and at the root with fully_shard(bf16 compute, fp32 reduce), trained with
 AdamW and without activation checkpointing; the estimate uses the same setup.
 Runs with `fsdp_cpu_offload` (smoke --fsdp-cpu-offload, slime's
 CPUOffloadPolicy) keep the sharded fp32 state on the host: the GPU estimate
-drops it, and the host estimate (16 B/param / ranks per rank) is compared
-with the growth of each rank's resident memory (`host_rss_end_bytes` minus
-`host_rss_base_bytes`) when the run recorded it.
+drops it, and the host estimate is compared with the growth of each rank's
+resident memory (`host_rss_end_bytes` minus `host_rss_base_bytes`) when the
+run recorded it. That estimate is the state (16 B/param / ranks) plus what
+torch's pinned allocator adds: each tensor's padded param shard and its grad
+shard rounded up to a power of two (runner.planner.pinned). The offload's
+own cost is the growth minus that of the same run without offload, when the
+file has one (same model, tokens, ranks and GPU). After the model is built
+and sharded, before any step, only the pinned params are there
+(`host_rss_after_build_bytes`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import json
 from pathlib import Path
 
 from runner.planner.fsdp import FsdpSetup, estimate_peak_allocated_bytes, fsdp_tensor_terms
-from runner.planner.params import count_params
+from runner.planner.pinned import OffloadedBytes, offloaded_bytes
+from runner.planner.shapes import parameter_shapes
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
 
 SMOKE_RUNS = Path("docs/smoke-runs.json")
@@ -45,11 +52,22 @@ def smoke_setup(run: dict) -> tuple[Qwen3NextArchitecture, FsdpSetup]:
     return arch, setup
 
 
-def host_estimate_bytes(arch: Qwen3NextArchitecture, setup: FsdpSetup) -> float:
-    """Host bytes per rank the offloaded state takes: fp32 params, grads and AdamW moments of its shard."""
+def host_estimate(arch: Qwen3NextArchitecture, setup: FsdpSetup) -> OffloadedBytes | None:
+    """Host bytes rank 0 (the largest shards) holds for the offloaded state; None without offload."""
     if not setup.cpu_offload:
-        return 0.0
-    return 16 * count_params(arch, mtp_layers=0).total / setup.ranks
+        return None
+    return offloaded_bytes([s for _, s in parameter_shapes(arch)], setup.ranks, [0])
+
+
+def _twin_key(run: dict) -> str:
+    """What must match for a plain run to be an offload run's baseline."""
+    knobs = run.get("knobs", {})
+    return json.dumps([run.get("model_config"), knobs.get("seq_len"), knobs.get("micro_batch"),
+                       run.get("world_size"), run.get("gpu_name")], sort_keys=True)
+
+
+def _grown(run: dict, key: str) -> int:
+    return max(e - b for e, b in zip(run[key], run["host_rss_base_bytes"]))
 
 
 def compare_run(run: dict) -> dict:
@@ -62,17 +80,39 @@ def compare_run(run: dict) -> dict:
                                       + (", CPU offload" if setup.cpu_offload else ""),
         "cpu_offload": setup.cpu_offload,
         "gpu": run.get("gpu_name"),
+        "twin_key": _twin_key(run),
         "measured_gib": measured / (1 << 30),
         "estimated_gib": estimated / (1 << 30),
         "estimate_over_measured": estimated / measured if measured else None,
         "terms": [t.to_json() for t in fsdp_tensor_terms(arch, setup)],
     }
     if run.get("host_rss_end_bytes") and run.get("host_rss_base_bytes"):
-        grown = max(e - b for e, b in zip(run["host_rss_end_bytes"], run["host_rss_base_bytes"]))
-        row["host_measured_gib"] = grown / (1 << 30)
-        row["host_estimated_gib"] = host_estimate_bytes(arch, setup) / (1 << 30)
+        host = host_estimate(arch, setup)
+        row["host_measured_gib"] = _grown(run, "host_rss_end_bytes") / (1 << 30)
+        row["host_estimated_gib"] = (host.total if host else 0) / (1 << 30)
+        row["host_state_gib"] = (host.state if host else 0) / (1 << 30)
+        row["host_rounding_gib"] = (host.rounding if host else 0) / (1 << 30)
         row["host_peak_gib"] = max(run.get("host_rss_peak_bytes") or [0]) / (1 << 30)
+        if run.get("host_rss_after_build_bytes"):
+            row["host_after_build_measured_gib"] = _grown(run, "host_rss_after_build_bytes") / (1 << 30)
+            row["host_after_build_estimated_gib"] = (host.params if host else 0) / (1 << 30)
     return row
+
+
+def offload_costs(rows: list[dict]) -> dict[str, dict]:
+    """For each offload row with a plain twin: what the offload itself added, measured and planned (GiB)."""
+    plain = {r["twin_key"]: r for r in rows if not r["cpu_offload"] and "host_measured_gib" in r}
+    out = {}
+    for r in rows:
+        base = plain.get(r.get("twin_key")) if r["cpu_offload"] and "host_measured_gib" in r else None
+        if base is None:
+            continue
+        cost = {"end": r["host_measured_gib"] - base["host_measured_gib"], "planned_end": r["host_estimated_gib"]}
+        if "host_after_build_measured_gib" in r and "host_after_build_measured_gib" in base:
+            cost["after_build"] = r["host_after_build_measured_gib"] - base["host_after_build_measured_gib"]
+            cost["planned_after_build"] = r["host_after_build_estimated_gib"]
+        out[r["label"]] = cost
+    return out
 
 
 def compare_file(path: Path | str = SMOKE_RUNS) -> list[dict]:
@@ -88,10 +128,16 @@ def render(rows: list[dict]) -> str:
                      f"| {ratio} |")
     host = [r for r in rows if "host_measured_gib" in r]
     if host:
-        lines += ["", "| run | host memory held per rank after training (GiB) | planner: offloaded state per rank "
-                      "(GiB) | peak resident per rank (GiB) |", "|---|---|---|---|"]
-        lines += [f"| {r['label']} | {r['host_measured_gib']:.2f} | {r['host_estimated_gib']:.2f} "
-                  f"| {r['host_peak_gib']:.2f} |" for r in host]
+        costs = offload_costs(rows)
+        lines += ["", "| run | host memory held per rank after training (GiB) | minus the same run without offload "
+                      "(GiB) | planner: offloaded state + pinned rounding per rank (GiB) | of which padding + "
+                      "rounding (GiB) | peak resident per rank (GiB) |", "|---|---|---|---|---|---|"]
+        for r in host:
+            cost = costs.get(r["label"])
+            lines.append(f"| {r['label']} | {r['host_measured_gib']:.2f} | "
+                         + (f"{cost['end']:.2f}" if cost else "n/a")
+                         + f" | {r['host_estimated_gib']:.2f} | {r['host_rounding_gib']:.2f} "
+                           f"| {r['host_peak_gib']:.2f} |")
     return "\n".join(lines)
 
 

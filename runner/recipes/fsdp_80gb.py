@@ -24,7 +24,9 @@ scale. What changes, and why:
   one optimizer step per rollout.
 Everything else (data, GSPO, AdamW, gradient checkpointing, eval, sglang
 CUDA graphs) is the script's.
-Host memory: ~1.27 TiB per node.
+Host memory: ~1.27 TiB (1305 GiB) per node: 16 B/param of offloaded state
+(1187 GiB), 6 GiB of pinned-allocator rounding (8 ranks shard the fused
+expert tensors into exact powers of two) and processes.
 """
 
 from dataclasses import replace
@@ -60,7 +62,8 @@ RECIPE = replace(
     derived_from=FSDP.name,
     notes=(
         "Derived by `plan` for 8 x 80 GB GPUs; not yet run at full scale.",
-        "Needs about 1.27 TiB (1299 GiB) of host memory: fp32 params, grads and AdamW moments of all "
-        "79.7B parameters (16 B/param) live on the CPU; `plan --host-memory GiB` checks it.",
+        "Needs about 1.27 TiB (1305 GiB) of host memory: fp32 params, grads and AdamW moments of all "
+        "79.7B parameters (16 B/param, 1187 GiB) live on the CPU, params and grads in pinned blocks that "
+        "torch rounds up to a power of two per shard (+6 GiB with 8 ranks); `plan --host-memory GiB` checks it.",
     ),
 )

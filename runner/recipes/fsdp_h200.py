@@ -12,7 +12,13 @@ grads on the CPU, the AdamW step runs there) a training GPU keeps only the
 layers being computed, activations and the policy loss's logits: ~64 GiB
 planned. Rollout is unchanged: sglang TP2 on 2 GPUs holds 74 GiB of weights
 per GPU, which fits 141 GB but not 80 GB (see fsdp-80gb).
-Host memory: ~1.23 TiB per node (16 B/param of offloaded state + processes).
+Host memory: ~1.52 TiB (1552 GiB) per node: 16 B/param of offloaded state
+(1187 GiB), 292 GiB of pinned-allocator rounding and processes. The rounding
+is this layout's: 512 experts over 6 ranks give 86-row shards of each fused
+expert tensor (688 and 344 MiB in fp32), which torch's pinned allocator
+rounds up to 1 GiB and 512 MiB, for params and grads alike (docs/planner.md,
+"Pinned host memory"). With 4 or 8 training ranks the shards are exact
+powers of two and the rounding is ~6 GiB.
 """
 
 from dataclasses import replace
@@ -33,7 +39,8 @@ RECIPE = replace(
     derived_from=FSDP.name,
     notes=(
         "Derived by `plan` for 8 x 141 GB GPUs; not yet run at full scale.",
-        "Needs about 1.23 TiB (1259 GiB) of host memory: fp32 params, grads and AdamW moments of all "
-        "79.7B parameters (16 B/param) live on the CPU; `plan --host-memory GiB` checks it.",
+        "Needs about 1.52 TiB (1552 GiB) of host memory: fp32 params, grads and AdamW moments of all "
+        "79.7B parameters (16 B/param, 1187 GiB) live on the CPU, params and grads in pinned blocks that "
+        "torch rounds up to a power of two per shard (+292 GiB with 6 ranks); `plan --host-memory GiB` checks it.",
     ),
 )
