@@ -36,7 +36,8 @@ ASSUMPTIONS = (
     "buffers, which slime allocates outside the offload region).",
     "Rollout sequence length for capacity checks: 2048 prompt tokens + max(rollout, eval) response length.",
     "FSDP (slime 3d7599aa): from_pretrained without dtype loads fp32; params, grads and AdamW moments are "
-    "sharded fp32 (16 B/param / ranks; on the CPU with --fsdp-cpu-offload); compute in bf16; at load each rank "
+    "sharded fp32 (16 B/param / ranks; on the CPU with --fsdp-cpu-offload, where each tensor's padded param "
+    "shard and its grad shard take a pinned block rounded up to a power of two); compute in bf16; at load each rank "
     f"holds its fp32 shard on the GPU; the policy loss keeps {fs.SLIME_LOGIT_BYTES} B per token x vocab around "
     "the logits.",
     "The MTP block in the checkpoint is trained only with --enable-mtp-training and served only as the "
