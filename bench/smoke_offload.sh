@@ -20,6 +20,9 @@
 # docs/smoke-runs.json and `python -m runner.planner.smoke_compare` read), summary.md (planner vs
 # measured GPU peak and host memory, tokens/s, the loss curves), logs.tgz, and with
 # SAVE_TRITON_CACHE=1 the Triton cache as triton-cache.tgz.* (15 MiB parts) for the next call.
+# NPROC=N (default 1) runs both on GPUs 0..N-1 (labels smoke-h200-Ngpu-mb2[-cpu-offload]); with
+# N=3 the smoke model's 32 experts shard 11/11/10, so the offload run checks FSDP2's padded shards
+# (runner/planner/pinned.py) on uneven ranks too.
 set -u -o pipefail
 
 STEP=${1:?usage: bench/smoke_offload.sh prepare|build|run CARRY ...}
@@ -116,8 +119,8 @@ run)
   smoke() {  # label, extra smoke args...: `runner smoke --json` result in $L/label.json, log in $L/label.log
     local label=$1; shift
     local s=$SECONDS
-    timeout 420 python3 -m runner smoke --device cuda --nproc 1 --json "$@" > "$L/$label.json" 2> "$L/$label.log"
-    echo "$label rc=$? wall=$((SECONDS - s))s: python3 -m runner smoke --device cuda --nproc 1 --json $*" \
+    timeout 420 python3 -m runner smoke --device cuda --nproc "$NPROC" --json "$@" > "$L/$label.json" 2> "$L/$label.log"
+    echo "$label rc=$? wall=$((SECONDS - s))s: python3 -m runner smoke --device cuda --nproc $NPROC --json $*" \
       | tee -a "$L/commands.txt"
     grep -E "^\[smoke\] (built|step)|^smoke: " "$L/$label.log" | tail -6
     # Label and command travel inside the result (docs/smoke-runs.json keeps both).
@@ -125,13 +128,16 @@ run)
 try: r = json.load(open(p))
 except ValueError: sys.exit(0)
 r.update(label=label, command=cmd); json.dump(r, open(p, "w"), indent=1)' \
-      "$L/$label.json" "$label" "python3 -m runner smoke --device cuda --nproc 1 $*"
+      "$L/$label.json" "$label" "python3 -m runner smoke --device cuda --nproc $NPROC $*"
   }
-  CUDA_VISIBLE_DEVICES=0 smoke smoke-h200-1gpu-mb2
+  NPROC=${NPROC:-1}
+  GPUS=$(seq -s, 0 $((NPROC - 1)))
+  NAME=smoke-h200-${NPROC}gpu-mb2
+  CUDA_VISIBLE_DEVICES=$GPUS smoke "$NAME"
   el "plain done"
-  CUDA_VISIBLE_DEVICES=0 smoke smoke-h200-1gpu-mb2-cpu-offload --fsdp-cpu-offload
+  CUDA_VISIBLE_DEVICES=$GPUS smoke "$NAME-cpu-offload" --fsdp-cpu-offload
   el "offload done"
-  python3 bench/smoke_summary.py "$OUT" "$L/smoke-h200-1gpu-mb2.json" "$L/smoke-h200-1gpu-mb2-cpu-offload.json"
+  python3 bench/smoke_summary.py "$OUT" "$L/$NAME.json" "$L/$NAME-cpu-offload.json"
   tar czf "$OUT/logs.tgz" -C /tmp "$(basename "$L")"
   if [ "${SAVE_TRITON_CACHE:-0}" = 1 ]; then
     tar czf /tmp/triton-cache.tgz -C "$TRITON_CACHE_DIR" . && split -b 15m /tmp/triton-cache.tgz "$OUT/triton-cache.tgz."

@@ -108,6 +108,14 @@ def host_memory() -> dict:
     return {"rss": out.get("VmRSS"), "peak_rss": out.get("VmHWM")}
 
 
+def pinned_memory(torch, cuda: bool) -> list[int] | None:
+    """[reserved, allocated] bytes of torch's pinned host allocator (torch.cuda.host_memory_stats), or None."""
+    if not cuda or not hasattr(torch.cuda, "host_memory_stats"):
+        return None
+    stats = torch.cuda.host_memory_stats()
+    return [int(stats.get("reserved_bytes.current", 0)), int(stats.get("allocated_bytes.current", 0))]
+
+
 def _gathered(torch, dist, values: list[float], device) -> list[list[float]]:
     """`values` of every rank, rank order."""
     mine = torch.tensor(values, dtype=torch.float64, device=device)
@@ -193,6 +201,7 @@ def train(args) -> dict:
         res["mem_after_build_bytes"] = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
     host_built = host_memory()
+    pinned_built = pinned_memory(torch, cuda)
     res["build_s"] = time.perf_counter() - t0
     log(f"built {n_params / 1e6:.1f}M params ({res['params']['matmul_active'] / 1e6:.1f}M active matmul) "
         f"on {world} x {res['gpu_name'] or 'cpu'} in {res['build_s']:.1f}s"
@@ -251,6 +260,15 @@ def train(args) -> dict:
         res["host_rss_after_build_bytes"] = [int(h[1]) for h in host]
         res["host_rss_end_bytes"] = [int(h[2]) for h in host]
         res["host_rss_peak_bytes"] = [int(h[3]) for h in host]
+    pinned_end = pinned_memory(torch, cuda)
+    if pinned_built is not None and pinned_end is not None:
+        # The pinned allocator's own count (power-of-two blocks, cached ones included): what
+        # runner.planner.pinned models, without the rest of the process's resident memory.
+        pinned = _gathered(torch, dist, [*pinned_built, *pinned_end], device)
+        res["host_pinned_reserved_after_build_bytes"] = [int(h[0]) for h in pinned]
+        res["host_pinned_allocated_after_build_bytes"] = [int(h[1]) for h in pinned]
+        res["host_pinned_reserved_end_bytes"] = [int(h[2]) for h in pinned]
+        res["host_pinned_allocated_end_bytes"] = [int(h[3]) for h in pinned]
 
     counts = torch.tensor([spies.counts[k] for k in sorted(spies.counts)], dtype=torch.float64, device=device)
     dist.all_reduce(counts, op=dist.ReduceOp.MIN)  # every rank must have used the path
