@@ -30,6 +30,7 @@ from runner.render import train_flags
 GIB = 2**30
 SMOKE_RUNS = REPO / "docs" / "smoke-runs.json"
 OFFLOAD_RUN = "smoke-h200-1gpu-mb2-cpu-offload"
+OFFLOAD_RUN_2 = "smoke-h200-1gpu-mb2-run2-cpu-offload"
 
 # A small Qwen3-Next whose dims do not divide by 3 ranks: 8 experts (3, 3, 2 rows), a vocabulary of
 # 1000 (334, 334, 332), the shared-expert gate's single row (1, 0, 0), one full-attention layer in 4.
@@ -168,7 +169,8 @@ def test_16_bytes_per_param_alone_misses_the_measurement():
     """The old host term (state only) is off by more than 10%, over five times the new model's error."""
     runs = {r["label"]: r for r in compare_file(SMOKE_RUNS)}
     row = runs[OFFLOAD_RUN]
-    params = count_params(_arch(json.loads(SMOKE_RUNS.read_text())["runs"][-1]["model_config"]), 0).total
+    run = next(r for r in json.loads(SMOKE_RUNS.read_text())["runs"] if r["label"] == OFFLOAD_RUN)
+    params = count_params(_arch(run["model_config"]), 0).total
     assert row["host_state_gib"] == pytest.approx(16 * params / GIB) == pytest.approx(25.48, abs=0.01)
     cost = _offload_cost()
     old_error = abs(row["host_state_gib"] - cost["end"])
@@ -177,6 +179,27 @@ def test_16_bytes_per_param_alone_misses_the_measurement():
     assert old_error > 5 * new_error
     after_build_old = 4 * params / GIB  # pinned fp32 params without rounding
     assert abs(after_build_old - cost["after_build"]) > 5 * abs(cost["planned_after_build"] - cost["after_build"])
+
+
+def test_pinned_allocator_count_is_the_planned_blocks():
+    """1 x H200, second pair of runs: torch's own pinned-allocator count (host_memory_stats' allocated_bytes,
+    whole power-of-two blocks) equals runner.planner.pinned's params after sharding, to the byte, and
+    params + grads at the end within 0.1% (the rest is smoke's own small pinned copies: the plain run
+    holds 22 MiB of them too)."""
+    rows = {r["label"]: r for r in compare_file(SMOKE_RUNS)}
+    row = rows[OFFLOAD_RUN_2]
+    run = next(r for r in json.loads(SMOKE_RUNS.read_text())["runs"] if r["label"] == OFFLOAD_RUN_2)
+    arch = _arch(run["model_config"])
+    planned = offloaded_bytes([s for _, s in parameter_shapes(arch)], 1, [0])
+    assert run["host_pinned_allocated_after_build_bytes"] == [planned.params] == [8_847_835_648]
+    assert row["pinned_after_build_measured_gib"] == row["pinned_after_build_estimated_gib"]
+    end = run["host_pinned_allocated_end_bytes"][0]
+    assert 0 <= end - (planned.params + planned.grads) < 0.001 * end
+    # Unrounded fp32 params alone would be 6.37 GiB: the allocator's count shows the rounding.
+    assert planned.params - 4 * planned.elements > 1.8 * GIB
+    assert "| 8.240 / 8.240 | 16.494 / 16.480 |" in render(compare_file(SMOKE_RUNS))
+    # The pair's own offload cost, paired by label, not with the first run's plain twin.
+    assert offload_costs(compare_file(SMOKE_RUNS))[OFFLOAD_RUN_2]["end"] == pytest.approx(28.75, abs=0.01)
 
 
 # ---------------------------------------------------------------- the derived recipes

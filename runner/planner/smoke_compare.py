@@ -59,10 +59,16 @@ def host_estimate(arch: Qwen3NextArchitecture, setup: FsdpSetup) -> OffloadedByt
     return offloaded_bytes([s for _, s in parameter_shapes(arch)], setup.ranks, [0])
 
 
+OFFLOAD_SUFFIX = "-cpu-offload"
+
+
 def _twin_key(run: dict) -> str:
-    """What must match for a plain run to be an offload run's baseline."""
+    """What must match for a plain run to be an offload run's baseline: the pair's label (bench/smoke_offload.sh
+    names the offload run LABEL-cpu-offload and runs both on one machine, one after the other) and the setup."""
     knobs = run.get("knobs", {})
-    return json.dumps([run.get("model_config"), knobs.get("seq_len"), knobs.get("micro_batch"),
+    label = run.get("label") or ""
+    pair = label[: -len(OFFLOAD_SUFFIX)] if label.endswith(OFFLOAD_SUFFIX) else label
+    return json.dumps([pair, run.get("model_config"), knobs.get("seq_len"), knobs.get("micro_batch"),
                        run.get("world_size"), run.get("gpu_name")], sort_keys=True)
 
 
@@ -96,7 +102,24 @@ def compare_run(run: dict) -> dict:
         if run.get("host_rss_after_build_bytes"):
             row["host_after_build_measured_gib"] = _grown(run, "host_rss_after_build_bytes") / (1 << 30)
             row["host_after_build_estimated_gib"] = (host.params if host else 0) / (1 << 30)
+    if host_pinned_allocated(run) and setup.cpu_offload:
+        # torch's own count of its pinned blocks (torch.cuda.host_memory_stats: allocated_bytes counts
+        # whole power-of-two blocks): what runner.planner.pinned predicts, without the process's other memory.
+        host = host_estimate(arch, setup)
+        built, end = host_pinned_allocated(run)
+        row["pinned_after_build_measured_gib"] = built / (1 << 30)
+        row["pinned_after_build_estimated_gib"] = host.params / (1 << 30)
+        row["pinned_end_measured_gib"] = end / (1 << 30)
+        row["pinned_end_estimated_gib"] = (host.params + host.grads) / (1 << 30)
     return row
+
+
+def host_pinned_allocated(run: dict) -> tuple[int, int] | None:
+    """(after build, at the end): the largest rank's pinned-allocator bytes, when the run recorded them."""
+    built, end = run.get("host_pinned_allocated_after_build_bytes"), run.get("host_pinned_allocated_end_bytes")
+    if not built or not end:
+        return None
+    return max(int(x) for x in built), max(int(x) for x in end)
 
 
 def offload_costs(rows: list[dict]) -> dict[str, dict]:
@@ -138,6 +161,13 @@ def render(rows: list[dict]) -> str:
                          + (f"{cost['end']:.2f}" if cost else "n/a")
                          + f" | {r['host_estimated_gib']:.2f} | {r['host_rounding_gib']:.2f} "
                            f"| {r['host_peak_gib']:.2f} |")
+    pinned = [r for r in rows if "pinned_end_measured_gib" in r]
+    if pinned:
+        lines += ["", "| run | pinned allocator after build: measured / planner (GiB) | at the end: measured / planner "
+                      "(GiB) |", "|---|---|---|"]
+        lines += [f"| {r['label']} | {r['pinned_after_build_measured_gib']:.3f} / "
+                  f"{r['pinned_after_build_estimated_gib']:.3f} | {r['pinned_end_measured_gib']:.3f} / "
+                  f"{r['pinned_end_estimated_gib']:.3f} |" for r in pinned]
     return "\n".join(lines)
 
 
