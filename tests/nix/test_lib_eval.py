@@ -1,5 +1,7 @@
 """nix/lib.nix (builtins only) evaluated by real Nix."""
 
+import pytest
+
 from nixtools import NIX_DIR, PINS, REPO, nix_eval
 
 LIB = f"(import {NIX_DIR / 'lib.nix'})"
@@ -97,6 +99,13 @@ def test_every_app_has_a_description():
     assert set(descriptions) == set(nix_eval(f"{LIB}.appRunnerArgs"))
     assert all(isinstance(d, str) and d.strip() for d in descriptions.values())
 
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/nix.md"])
+def test_every_app_is_in_the_docs_command_lists(doc):
+    """A user reads the apps off these lists: an app the flake has must be named there as `nix run .#APP`."""
+    text = (REPO / doc).read_text()
+    missing = [app for app in nix_eval(f"{LIB}.appRunnerArgs") if f"nix run .#{app} " not in text]
+    assert not missing, f"{doc} does not show: {missing}"
 
 def test_wheel_library_table_has_a_reason_for_every_ignore():
     table = nix_eval(f"{LIB}.wheelLibraries")
