@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from runner.cluster.spec import RUN_MARKER_ENV
 from runner.plan import Process
@@ -118,13 +119,12 @@ def _ancestors(pid: int) -> set[int]:
     return out
 
 
-def processes_with_marker(marker: str) -> list[int]:
-    """PIDs of this user's processes, other than this one and its ancestors,
-    whose command line contains `marker`."""
-    pids = []
+def _own_processes(file: str) -> Iterator[tuple[int, bytes]]:
+    """(pid, contents of /proc/PID/FILE) of this user's processes other than this one and its
+    ancestors; processes that vanish or cannot be read are left out."""
     proc = Path("/proc")
     if not proc.is_dir():
-        return pids
+        return
     skip = _ancestors(os.getpid())
     uid = os.getuid()
     for entry in proc.iterdir():
@@ -133,36 +133,27 @@ def processes_with_marker(marker: str) -> list[int]:
         try:
             if entry.stat().st_uid != uid:
                 continue
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            data = (entry / file).read_bytes()
         except OSError:
             continue
-        if marker in cmdline:
-            pids.append(int(entry.name))
-    return pids
+        yield int(entry.name), data
+
+
+def processes_with_marker(marker: str) -> list[int]:
+    """PIDs of this user's processes, other than this one and its ancestors,
+    whose command line contains `marker`."""
+    return [pid for pid, cmdline in _own_processes("cmdline")
+            if marker in cmdline.replace(b"\0", b" ").decode(errors="replace")]
 
 
 def processes_with_env(name: str, value: str) -> list[int]:
     """PIDs of this user's processes, other than this one and its ancestors, whose
     environment holds NAME=VALUE exactly."""
-    pids = []
-    proc = Path("/proc")
-    if not proc.is_dir() or not value:
-        return pids
+    if not value:
+        return []
     needle = b"\0" + f"{name}={value}".encode() + b"\0"
-    skip = _ancestors(os.getpid())
-    uid = os.getuid()
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) in skip:
-            continue
-        try:
-            if entry.stat().st_uid != uid:
-                continue
-            environ = b"\0" + (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in (environ if environ.endswith(b"\0") else environ + b"\0"):
-            pids.append(int(entry.name))
-    return pids
+    return [pid for pid, environ in _own_processes("environ")
+            if needle in b"\0" + environ + (b"" if environ.endswith(b"\0") else b"\0")]
 
 
 def run_processes(temp_dir: str, run_id: str = "") -> list[int]:
