@@ -15,7 +15,7 @@ import argparse
 import sys
 import time
 
-from runner.runs.arguments import add_lookup_arguments, runs_root
+from runner.runs.arguments import add_lookup_arguments, find_named_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,13 +37,10 @@ def _read_from(path, offset: int) -> tuple[bytes, int]:  # noqa: ANN001
 
 def run(args) -> int:
     from runner.runs.identity import effective_state
-    from runner.runs.layout import RunNotFound, find_run
     from runner.runs.record import ACTIVE, read_record
 
-    try:
-        paths = find_run(runs_root(args), args.run)
-    except RunNotFound as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    paths = find_named_run(args)
+    if paths is None:
         return 2
     path = paths.runner_log if args.runner else paths.job_log
     out = sys.stdout.buffer

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from runner.runs.arguments import add_lookup_arguments, runs_root
+from runner.runs.arguments import add_lookup_arguments, find_named_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,16 +23,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from runner.runs.identity import effective_state
-    from runner.runs.layout import RunNotFound, find_run
     from runner.runs.record import read_record
     from runner.runs.report import show_lines
 
-    try:
-        paths = find_run(runs_root(args), args.run)
-        record = read_record(paths)
-    except RunNotFound as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    paths = find_named_run(args)
+    if paths is None:
         return 2
+    record = read_record(paths)
     if args.json:
         print(json.dumps(record, indent=2))
         return 0

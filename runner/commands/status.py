@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from runner.runs.arguments import add_lookup_arguments, runs_root
+from runner.runs.arguments import add_lookup_arguments, find_named_run, runs_root
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,17 +52,16 @@ def _facts(record: dict) -> dict:
 
 def run(args) -> int:
     from runner.runs.identity import effective_state
-    from runner.runs.layout import RunNotFound, find_run, latest_run, list_runs
+    from runner.runs.layout import latest_run, list_runs
     from runner.runs.record import ACTIVE, read_record
     from runner.runs.report import status_lines
 
     root = runs_root(args)
     if args.run:
-        try:
-            records = [read_record(find_run(root, args.run))]
-        except RunNotFound as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        paths = find_named_run(args)
+        if paths is None:
             return 2
+        records = [read_record(paths)]
     else:
         records = [r for r in (read_record(p) for p in list_runs(root)) if effective_state(r)[0] in ACTIVE]
         if not records:

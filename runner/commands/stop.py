@@ -15,9 +15,8 @@ examples:
 from __future__ import annotations
 
 import argparse
-import sys
 
-from runner.runs.arguments import add_lookup_arguments, runs_root
+from runner.runs.arguments import add_lookup_arguments, find_named_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,13 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from runner.runs.layout import RunNotFound, find_run
     from runner.runs.stop import describe_stop, stop_run
 
-    try:
-        paths = find_run(runs_root(args), args.run)
-    except RunNotFound as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    paths = find_named_run(args)
+    if paths is None:
         return 2
     if args.dry_run:
         print("\n".join(describe_stop(paths)))

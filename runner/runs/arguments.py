@@ -44,3 +44,16 @@ def runs_root(args, environ=None):  # noqa: ANN001
     environ = os.environ if environ is None else environ
     return Path(resolve_runs_dir(getattr(args, "runs_dir", None), getattr(args, "base_folder", None),
                                  environ).value)
+
+
+def find_named_run(args):  # noqa: ANN001, ANN201
+    """The run directory args.run names, or None once the reason is on stderr (the command exits 2)."""
+    import sys
+
+    from runner.runs.layout import RunNotFound, find_run
+
+    try:
+        return find_run(runs_root(args), args.run)
+    except RunNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
