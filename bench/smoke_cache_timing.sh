@@ -21,21 +21,9 @@ export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE
 unset TRITON_CACHE_DIR FLASHINFER_WORKSPACE_BASE TORCH_EXTENSIONS_DIR
 
 # The stack's fast kernels, as bench/smoke_offload.sh `run` installs them.
+source "$(dirname "$0")/lib/smoke-site.bash"
 SITE=/tmp/cache-timing-site
-rm -rf "$SITE" /tmp/cache-timing-wheel && mkdir -p "$SITE" /tmp/cache-timing-wheel
-P="$CARRY/prebuilt"
-if ls "$P"/causal_conv1d-*.whl.part-* >/dev/null 2>&1; then
-  first=$(ls "$P"/causal_conv1d-*.whl.part-* | head -1)
-  cat "$P"/causal_conv1d-*.whl.part-* > "/tmp/cache-timing-wheel/$(basename "${first%.part-*}")"
-elif ls "$P"/causal_conv1d-*.whl >/dev/null 2>&1; then
-  cp "$P"/causal_conv1d-*.whl /tmp/cache-timing-wheel/
-elif ls "$P"/cc_so.tgz.* >/dev/null 2>&1; then
-  cp -r "$CARRY/causal-conv1d/causal_conv1d" "$SITE/" && cat "$P"/cc_so.tgz.* | tar xzf - -C "$SITE" || exit 1
-else
-  echo "no causal-conv1d build in $P: run bench/smoke_offload.sh build first and copy its OUT there"; exit 1
-fi
-python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$CARRY"/whl/*.whl \
-  $(ls /tmp/cache-timing-wheel/*.whl 2>/dev/null) || exit 1
+install_smoke_site "$CARRY" "$SITE" || exit 1
 export PYTHONPATH="$SITE:$CARRY/fla-patched:$PWD"
 {
   nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv; nproc

@@ -89,22 +89,9 @@ run)
   rm -rf "$L" && mkdir -p "$L"
   export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
   SITE=/tmp/smoke-site
-  rm -rf "$SITE" /tmp/cc-wheel-in && mkdir -p "$SITE" /tmp/cc-wheel-in
+  source "$(dirname "$0")/lib/smoke-site.bash"
+  install_smoke_site "$CARRY" "$SITE" || exit 1
   P="$CARRY/prebuilt"
-  if ls "$P"/causal_conv1d-*.whl.part-* >/dev/null 2>&1; then
-    first=$(ls "$P"/causal_conv1d-*.whl.part-* | head -1)
-    cat "$P"/causal_conv1d-*.whl.part-* > "/tmp/cc-wheel-in/$(basename "${first%.part-*}")"
-  elif ls "$P"/causal_conv1d-*.whl >/dev/null 2>&1; then
-    cp "$P"/causal_conv1d-*.whl /tmp/cc-wheel-in/
-  elif ls "$P"/cc_so.tgz.* >/dev/null 2>&1; then
-    # An earlier call's build as a tarball of the .so (bench/h100_bench.sh, the lead's call 1):
-    # the package's Python files from CARRY next to it.
-    cp -r "$CARRY/causal-conv1d/causal_conv1d" "$SITE/" && cat "$P"/cc_so.tgz.* | tar xzf - -C "$SITE" || exit 1
-  else
-    echo "no causal-conv1d build in $P: run the build step first and copy its OUT there"; exit 1
-  fi
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$CARRY"/whl/*.whl \
-    $(ls /tmp/cc-wheel-in/*.whl 2>/dev/null) || exit 1
   export PYTHONPATH="$SITE:$CARRY/fla-patched:$PWD"
   export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/smoke-triton-cache}
   mkdir -p "$TRITON_CACHE_DIR"

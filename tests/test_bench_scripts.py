@@ -81,3 +81,62 @@ def test_prepare_builds_the_carry_from_the_pinned_sources(tmp_path):
                                capture_output=True, text=True, cwd=carry / "fla-patched")
         assert again.returncode != 0 and "previously applied" in again.stdout + again.stderr
     assert sorted(x.name for x in (carry / "whl").iterdir()) == sorted(x.name for x in wheels.iterdir())
+
+
+def _wheel(path: Path, name: str) -> Path:
+    """A minimal pure-Python wheel that pip installs."""
+    import zipfile
+
+    whl = path / f"{name}-1.0-py3-none-any.whl"
+    info = f"{name}-1.0.dist-info"
+    with zipfile.ZipFile(whl, "w") as z:
+        z.writestr(f"{name}/__init__.py", "VALUE = 1\n")
+        z.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{info}/RECORD", "")
+    return whl
+
+
+def _install_site(carry: Path, site: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", 'source bench/lib/smoke-site.bash && install_smoke_site "$0" "$1"',
+                           str(carry), str(site)], capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+@pytest.mark.parametrize("build", ["so-tarball", "wheel", "split-wheel"])
+def test_smoke_site_installs_the_carried_builds(tmp_path, build):
+    """bench/lib/smoke-site.bash, shared by the GPU scripts: each form of causal-conv1d build, plus CARRY/whl."""
+    import tarfile
+
+    carry, site = tmp_path / "carry", tmp_path / "site"
+    (carry / "whl").mkdir(parents=True)
+    (carry / "prebuilt").mkdir()
+    _wheel(carry / "whl", "pinned_transformers")
+    if build == "so-tarball":
+        pkg = carry / "causal-conv1d" / "causal_conv1d"
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        so = tmp_path / "causal_conv1d_cuda.cpython-312-x86_64-linux-gnu.so"
+        so.write_bytes(b"\x7fELF")
+        with tarfile.open(carry / "prebuilt" / "cc_so.tgz.aa", "w:gz") as t:
+            t.add(so, arcname=so.name)
+        expected = ["causal_conv1d/__init__.py", so.name]
+    else:
+        whl = _wheel(tmp_path, "causal_conv1d")
+        if build == "wheel":
+            (carry / "prebuilt" / whl.name).write_bytes(whl.read_bytes())
+        else:  # as `build` returns a wheel over the size limit: parts to concatenate
+            data = whl.read_bytes()
+            (carry / "prebuilt" / f"{whl.name}.part-aa").write_bytes(data[:100])
+            (carry / "prebuilt" / f"{whl.name}.part-ab").write_bytes(data[100:])
+        expected = ["causal_conv1d/__init__.py"]
+    r = _install_site(carry, site)
+    assert r.returncode == 0, r.stderr
+    for rel in expected + ["pinned_transformers/__init__.py"]:
+        assert (site / rel).is_file(), rel
+
+
+def test_smoke_site_without_a_build_says_what_to_do(tmp_path):
+    carry = tmp_path / "carry"
+    (carry / "prebuilt").mkdir(parents=True)
+    r = _install_site(carry, tmp_path / "site")
+    assert r.returncode == 1 and "run bench/smoke_offload.sh build first" in r.stdout
