@@ -87,3 +87,21 @@ def test_download_without_network_says_what_to_place_where(tmp_path):
     assert len(error) == 1, r.stderr[-2000:]
     assert "zhuzilin/dapo-math-17k" in error[0] and str(tmp_path / "m" / "dapo-math-17k") in error[0]
     assert "dapo-math-17k.jsonl" in error[0]
+
+
+@pytest.mark.parametrize("recipe,gpu,mib,expected", [
+    ("fsdp", "NVIDIA H200", 143771, "fsdp-h200"),
+    ("fsdp", "NVIDIA H100 80GB HBM3", 81559, "fsdp-80gb"),
+    ("megatron-8gpu", "NVIDIA H100 80GB HBM3", 81559, "megatron-8gpu-80gb"),
+])
+def test_doctor_memory_row_names_the_derived_recipe_that_fits(tmp_path, recipe, gpu, mib, expected):
+    """As train does: a recipe that does not fit these GPUs points at its derived recipe that does."""
+    r = doctor(tmp_path, record(tmp_path / "gpus", 8, name=gpu, mib=mib), "--recipe", recipe)
+    row = rows(r)["memory plan"]
+    assert row["status"] == "fail", row
+    assert f"run `train --recipe {expected}`" in row["fix"], row
+
+
+def test_doctor_memory_row_of_a_fitting_recipe(tmp_path):
+    r = doctor(tmp_path, record(tmp_path / "gpus", 8, name="NVIDIA H200", mib=143771), "--recipe", "fsdp-h200")
+    assert rows(r)["memory plan"]["status"] == "ok"

@@ -114,20 +114,24 @@ def collect(args, environ=None) -> list[Check]:
     warning = tp_cp_warning(flags, recipe.backend)
     if warning:
         checks.append(Check("grad-norm (TP x CP)", WARN, warning))
-    checks.append(_memory_check(recipe, flags, facts))
+    checks.append(_memory_check(recipe, flags, facts, str(locs.base)))
     if args.gpu:
         checks.append(Check("kernel cache", OK, "; ".join(caches.describe())))
         checks += _gpu_kernel_checks(caches)
     return checks
 
 
-def _memory_check(recipe, flags, facts) -> Check:
+def _memory_check(recipe, flags, facts, base_folder: str) -> Check:
     fit = preflight.memory_fit(recipe, flags, facts)
     if fit is None:
         return Check("memory plan", SKIP, "no GPUs seen: run `python -m runner plan --gpu h100` to plan for one")
     ok, reasons, gib = fit
-    return Check("memory plan", OK if ok else FAIL, f"fits {gib:.1f} GiB GPUs" if ok else "; ".join(reasons),
-                 "" if ok else f"see `python -m runner plan --recipe {recipe.name}`")
+    if ok:
+        return Check("memory plan", OK, f"fits {gib:.1f} GiB GPUs")
+    # As train says it: the derived recipe that fits these GPUs, when there is one.
+    derived = preflight.fitting_derived_recipe(recipe, facts, base_folder)
+    return Check("memory plan", FAIL, "; ".join(reasons),
+                 derived or f"see `python -m runner plan --recipe {recipe.name}`")
 
 
 def _gpu_kernel_checks(caches: KernelCache) -> list[Check]:
