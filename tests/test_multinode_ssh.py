@@ -112,3 +112,42 @@ def test_unreachable_worker_is_named(worker_host, tmp_path, short_tmp):
     assert "ENTRY" not in out  # the job never started
     assert not processes_with_marker(short_tmp + "/")
     assert not [p for p in seen if _alive(p)]
+
+
+@pytest.mark.slow
+def test_detached_multinode_run_is_stopped_on_every_node(worker_host, tmp_path, short_tmp):
+    """train --detach with an ssh worker, then `stop RUN`: the job, the head and the worker's Ray all end,
+    found through the run directory (the worker's processes carry the run's temp dir), nothing else."""
+    from tests.conftest import free_port, run_cli
+    from tests.test_runs_ray import ENTRY, _record, _wait
+
+    entry = tmp_path / "entry.py"
+    entry.write_text(ENTRY)
+    runs = tmp_path / "runs"
+    env = {"PATH": worker_host["path"], "PYTHONUNBUFFERED": "1", "NCCL_NVLS_ENABLE": "0",
+           "SLIME_RUNNER_LOCK": str(tmp_path / "runner.lock")}
+    r = run_cli("train", "--recipe", "megatron-multinode", "--test-entrypoint", str(entry),
+                "--ray-temp-dir", short_tmp, "--ray-port", str(free_port()), "--dashboard-port", str(free_port()),
+                "--ready-timeout", "120", "--runs-dir", str(runs), "--kernel-cache", str(tmp_path / "kernels"),
+                "--hostfile", _hostfile(tmp_path, WORKER_IP), "--master-addr", HEAD_IP, "--detach",
+                "--", "--test-sleep", "300", env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run_dir,) = [p for p in runs.iterdir() if (p / "run.json").is_file()]
+    worker_marker = f"{short_tmp}/worker-{WORKER_IP}"
+    try:
+        _wait(lambda: "ENTRY sleeping" in (run_dir / "job.log").read_text(), 180, "the job to start")
+        assert _record(run_dir)["state"] == "running"
+        worker = processes_with_marker(worker_marker)
+        assert worker, "the worker's Ray (in the second host's namespace) should be running"
+        everything = set(processes_with_marker(short_tmp + "/")) | set(worker)
+        stop = run_cli("stop", run_dir.name, "--runs-dir", str(runs), env=env, timeout=300)
+        assert stop.returncode == 0, stop.stderr
+        assert "no process of it is left" in stop.stderr, stop.stderr
+    finally:
+        if processes_with_marker(short_tmp + "/"):  # leave nothing behind for the next test
+            subprocess.run(["pkill", "-9", "-f", short_tmp + "/"], capture_output=True)
+    final = _record(run_dir)
+    assert final["state"] == "stopped", final
+    assert "ENTRY exiting" not in (run_dir / "job.log").read_text()
+    assert not processes_with_marker(short_tmp + "/")
+    assert not [p for p in everything if _alive(p)]
