@@ -28,11 +28,15 @@
 slime_driver_lib_globs=(libcuda.so\* libcudadebugger.so\* libnvidia-\*.so\* libnvcuvid.so\* libdxcore.so\*)
 
 # Print the first libcuda.so.1 of this machine's architecture in the host's
-# linker cache. Never fails and never lets ldconfig die of SIGPIPE: awk reads
-# the whole listing (an awk that exits at the first match makes ldconfig get
-# SIGPIPE, and a wrapper under `set -o pipefail` then exits 141 silently).
+# linker cache. Parsed by bash itself: the wrappers' PATH has nixpkgs'
+# coreutils and nothing else of the host's tools (a minimal container has
+# /sbin/ldconfig but no awk). Never fails and never lets ldconfig die of
+# SIGPIPE: the loop reads the whole listing (stopping at the first match
+# makes ldconfig get SIGPIPE, and a wrapper under `set -o pipefail` then
+# exits 141 silently).
 slime_libcuda_from_ldconfig() {
-  local ldconfig="$1" arch
+  local ldconfig="$1" arch hit="" path
+  local -a fields
   case "$(uname -m 2>/dev/null || true)" in
     x86_64) arch="x86-64" ;;
     aarch64) arch="AArch64" ;;
@@ -40,9 +44,20 @@ slime_libcuda_from_ldconfig() {
   esac
   # "libcuda.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libcuda.so.1";
   # skip the 32-bit "(libc6)" entry that hosts with i386 driver packages list.
-  { "$ldconfig" -p 2>/dev/null || true; } | awk -v arch="$arch" '
-    hit == "" && $1 == "libcuda.so.1" && $NF ~ /^\// && (arch == "" || index($2, arch) > 0) { hit = $NF }
-    END { if (hit != "") print hit }'
+  { "$ldconfig" -p 2>/dev/null || true; } | {
+    while read -r -a fields; do
+      if [ -n "$hit" ] || [ "${#fields[@]}" -lt 2 ] || [ "${fields[0]}" != "libcuda.so.1" ]; then
+        continue # read on to the end: no SIGPIPE for ldconfig
+      fi
+      path="${fields[${#fields[@]} - 1]}"
+      if [ "${path:0:1}" = "/" ] && [[ "${fields[1]}" == *"$arch"* ]]; then
+        hit="$path"
+      fi
+    done
+    if [ -n "$hit" ]; then
+      printf '%s\n' "$hit"
+    fi
+  }
 }
 
 # Fill directory $1 with symlinks to the driver libraries named $3... in host

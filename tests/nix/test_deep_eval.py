@@ -146,27 +146,18 @@ def test_an_app_without_a_description_fails_the_evaluation(tmp_path):
     assert "app new-app: no description in nix/lib.nix appDescriptions" in res.error
 
 
-# What nix/find-libcuda.sh and the test's stand-in python run, all from coreutils.
-COREUTILS_USED = ("dirname", "env", "ln", "mkdir", "mktemp", "mv", "readlink", "rm", "sha256sum", "uname")
+# What nix/find-libcuda.sh, the test's stand-in python and fake ldconfig run,
+# all from coreutils.
+COREUTILS_USED = ("cat", "dirname", "env", "ln", "mkdir", "mktemp", "mv", "readlink", "rm", "sha256sum", "uname")
 
 
-@pytest.mark.parametrize(("app", "args", "runner_args"), [
-    ("train-multinode", ["--dry-run", "--set", "a=b c"], ["train", "--recipe", "megatron-multinode"]),
-    ("runner", ["status", "some-run", "--runs-dir", "/r s"], []),  # the whole CLI: nix run .#runner -- ...
-])
-def test_app_wrapper_runs_the_runner(x86, tmp_path, app, args, runner_args):
-    """The wrapper text the flake generates, run by bash with its store paths
-    pointed at stand-ins here: arguments, exported environment, libcuda.
-    The host PATH it is given has awk and nothing of coreutils: coreutils
-    comes from the wrapper's own PATH entry (this machine's coreutils behind
-    the stand-in's store path)."""
+def standin_wrapper(x86, tmp_path: Path, app: str, env: Path) -> Path:
+    """The wrapper text the flake generates for APP, its store paths pointed
+    at stand-ins here: the Python environment at ENV, coreutils at this
+    machine's (symlinks to COREUTILS_USED only), the libcuda finder at
+    nix/find-libcuda.sh."""
     text = x86["wrapperTexts"][f"slime-{app}"]
     out = lambda name: x86["packages"][name]["out"]  # noqa: E731
-    env = tmp_path / "env"
-    (env / "bin").mkdir(parents=True)
-    py = env / "bin" / "python"
-    py.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$OUT/argv"; env > "$OUT/environ"\n')
-    py.chmod(0o755)
     fakes = {out("env"): str(env), out("megatron"): "/fake/megatron", out("slime"): "/fake/slime"}
     fakes[out("cudaHome")] = "/fake/cuda"
     for path, fake in fakes.items():
@@ -188,19 +179,47 @@ def test_app_wrapper_runs_the_runner(x86, tmp_path, app, args, runner_args):
     text = text.replace(text.split("\n", 1)[0], "#!/usr/bin/env bash")
     wrapper = tmp_path / "wrapper"
     wrapper.write_text(text)
+    return wrapper
+
+
+def recording_python(tmp_path: Path) -> Path:
+    """A stand-in environment whose python records its argv and environment."""
+    env = tmp_path / "env"
+    (env / "bin").mkdir(parents=True)
+    py = env / "bin" / "python"
+    py.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$OUT/argv"; env > "$OUT/environ"\n')
+    py.chmod(0o755)
+    return env
+
+
+def recorded_environ(tmp_path: Path) -> dict:
+    return dict(line.split("=", 1) for line in (tmp_path / "environ").read_text().splitlines() if "=" in line)
+
+
+@pytest.mark.parametrize(("app", "args", "runner_args"), [
+    ("train-multinode", ["--dry-run", "--set", "a=b c"], ["train", "--recipe", "megatron-multinode"]),
+    ("runner", ["status", "some-run", "--runs-dir", "/r s"], []),  # the whole CLI: nix run .#runner -- ...
+])
+def test_app_wrapper_runs_the_runner(x86, tmp_path, app, args, runner_args):
+    """The wrapper text the flake generates, run by bash with its store paths
+    pointed at stand-ins here: arguments, exported environment, libcuda.
+    The host PATH it is given is empty: coreutils comes from the wrapper's
+    own PATH entry (this machine's coreutils behind the stand-in's store
+    path)."""
+    env = recording_python(tmp_path)
+    wrapper = standin_wrapper(x86, tmp_path, app, env)
     root = tmp_path / "root"
     (root / "usr/lib64").mkdir(parents=True)
     (root / "usr/lib64/libcuda.so.1").write_bytes(b"")
-    host_bin = tmp_path / "host-bin"  # the host's PATH: awk, no coreutils
+    host_bin = tmp_path / "host-bin"  # the host's PATH: empty
     host_bin.mkdir()
-    (host_bin / "awk").symlink_to(shutil.which("awk"))
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("SLIME_")}
     run_env.update(OUT=str(tmp_path), SLIME_RUNNER_LIBCUDA_ROOT=str(root), PYTHONPATH="/user/path",
                    XDG_CACHE_HOME=str(tmp_path / "cache"), PATH=str(host_bin))
     subprocess.run([shutil.which("bash"), str(wrapper), *args], env=run_env, check=True)
     argv = (tmp_path / "argv").read_text().splitlines()
     assert argv == ["-m", "runner", *runner_args, *args]
-    got = dict(line.split("=", 1) for line in (tmp_path / "environ").read_text().splitlines() if "=" in line)
+    got = recorded_environ(tmp_path)
     assert got["SLIME_DIR"] == "/fake/slime" and got["MEGATRON_DIR"] == "/fake/megatron"
     assert got["PYTHONPATH"] == "/fake/megatron:/fake/slime:/user/path"
     assert got["SLIME_RUNNER_PINS"] == "/fake/pins.json"
@@ -226,6 +245,39 @@ def test_app_wrapper_runs_the_runner(x86, tmp_path, app, args, runner_args):
     lock = REPO / "flake.lock"
     assert got["SLIME_RUNNER_FLAKE_LOCK"] == nix_eval('"${' + str(lock) + '}"')  # this flake.lock, in the store
     assert got["SLIME_RUNNER_NIX_ENV"] == str(env)
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the fake ldconfig lists an x86-64 libcuda")
+def test_app_wrapper_finds_libcuda_through_ldconfig_on_a_host_with_no_tools(x86, tmp_path):
+    """A minimal container: /sbin/ldconfig, but nothing on the caller's PATH
+    (no awk, no coreutils). The finder parses the listing with what the
+    wrapper brings (bash, nixpkgs' coreutils); parsed with awk, the wrapper
+    exited 127 ("awk: command not found") before the runner started."""
+    env = recording_python(tmp_path)
+    wrapper = standin_wrapper(x86, tmp_path, "doctor", env)
+    driver = tmp_path / "host" / "usr/lib/x86_64-linux-gnu"
+    driver.mkdir(parents=True)
+    (driver / "libcuda.so.570.86.15").write_bytes(b"driver")
+    (driver / "libcuda.so.1").symlink_to("libcuda.so.570.86.15")
+    listing = tmp_path / "ld.so.cache.txt"
+    listing.write_text("\n".join(
+        ["3001 libs found in cache `/etc/ld.so.cache'", f"\tlibcuda.so.1 (libc6) => {tmp_path}/i386/libcuda.so.1",
+         f"\tlibcuda.so.1 (libc6,x86-64) => {driver}/libcuda.so.1"]
+        + [f"\tlibfoo{i}.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libfoo{i}.so.1" for i in range(3000)]
+    ) + "\n")
+    ldconfig = tmp_path / "ldconfig"
+    ldconfig.write_text(f"#!/bin/sh\nexec cat '{listing}'\n")  # cat: from the wrapper's coreutils
+    ldconfig.chmod(0o755)
+    host_bin = tmp_path / "host-bin"  # the host's PATH: empty
+    host_bin.mkdir()
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("SLIME_")}
+    run_env.update(OUT=str(tmp_path), SLIME_RUNNER_LDCONFIG=str(ldconfig), XDG_CACHE_HOME=str(tmp_path / "cache"),
+                   PATH=str(host_bin))
+    r = subprocess.run([shutil.which("bash"), str(wrapper)], env=run_env, capture_output=True, text=True)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    got = recorded_environ(tmp_path)
+    assert (got["SLIME_RUNNER_LIBCUDA_SOURCE"], got["SLIME_RUNNER_LIBCUDA_DIR"]) == ("ldconfig", str(driver))
+    assert os.readlink(Path(got["TRITON_LIBCUDA_PATH"]) / "libcuda.so.1") == str(driver / "libcuda.so.1")
 
 
 def test_wrapper_revision_is_self_rev_or_dirty_rev_or_empty(tmp_path):

@@ -17,6 +17,7 @@ import pytest
 from nixtools import NIX_DIR
 
 SCRIPT = NIX_DIR / "find-libcuda.sh"
+BASH = shutil.which("bash")  # by path: some tests give the script a PATH without it
 EXPORTS = ("SLIME_RUNNER_LIBCUDA_DIR", "SLIME_RUNNER_LIBCUDA_SOURCE", "SLIME_RUNNER_DRIVER_LIBS",
            "LD_LIBRARY_PATH", "TRITON_LIBCUDA_PATH")
 # What a distribution's library directory holds beside the driver: none of it
@@ -41,7 +42,7 @@ def run(tmp_path: Path, root: Path | None = None, then: str = "", **env) -> dict
         env["SLIME_RUNNER_LIBCUDA_ROOT"] = str(root)
     show = "".join(f'printf "%s\\n" "${{{k}:-}}"; ' for k in EXPORTS)
     out = subprocess.run(
-        ["bash", "-c", f'set -euo pipefail; source "{SCRIPT}"; {show}{then}'],
+        [BASH, "-c", f'set -euo pipefail; source "{SCRIPT}"; {show}{then}'],
         env=base_env(tmp_path, **env), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 0, (out.returncode, out.stderr)
@@ -223,6 +224,46 @@ def test_long_ldconfig_listing_under_pipefail_never_kills_the_wrapper(tmp_path):
     for _ in range(25):
         got = run(tmp_path, SLIME_RUNNER_LDCONFIG=str(exe))
         assert (got["SLIME_RUNNER_LIBCUDA_DIR"], got["SLIME_RUNNER_LIBCUDA_SOURCE"]) == (str(host), "ldconfig")
+
+
+# The app wrappers' PATH holds nixpkgs' coreutils before the caller's PATH,
+# which on a minimal container has nothing else: no awk, sed or grep.
+COREUTILS = ("cat", "dirname", "env", "ln", "mkdir", "mktemp", "mv", "readlink", "rm", "sha256sum", "uname")
+
+
+def coreutils_only(tmp_path: Path) -> str:
+    d = tmp_path / "coreutils-bin"
+    d.mkdir()
+    for name in COREUTILS:
+        (d / name).symlink_to(shutil.which(name))
+    return str(d)
+
+
+@pytest.mark.skipif(LDCONFIG_ARCH is None, reason=f"no ldconfig arch tag known for {platform.machine()}")
+def test_ldconfig_listing_is_parsed_with_nothing_but_bash_and_coreutils(tmp_path):
+    # With awk parsing the listing, this exited 127: "awk: command not found".
+    host = host_dir(tmp_path / "host", "/srv/driver")
+    exe = fake_ldconfig(tmp_path, host / "libcuda.so.1")
+    path = coreutils_only(tmp_path)
+    assert not any(shutil.which(tool, path=path) for tool in ("awk", "sed", "grep", "cut"))
+    got = run(tmp_path, SLIME_RUNNER_LDCONFIG=str(exe), PATH=path)
+    assert (got["SLIME_RUNNER_LIBCUDA_DIR"], got["SLIME_RUNNER_LIBCUDA_SOURCE"]) == (str(host), "ldconfig")
+    assert os.readlink(Path(got["TRITON_LIBCUDA_PATH"]) / "libcuda.so.1") == str(host / "libcuda.so.1")
+
+
+@pytest.mark.skipif(LDCONFIG_ARCH is None, reason=f"no ldconfig arch tag known for {platform.machine()}")
+def test_ldconfig_entries_with_an_os_abi_tag_and_other_libraries_named_alike(tmp_path):
+    host = host_dir(tmp_path / "host", "/srv/driver")
+    listing = tmp_path / "listing.txt"
+    listing.write_text("3 libs found in cache `/etc/ld.so.cache'\n"
+                       f"\tlibcuda.so.1.bak (libc6,{LDCONFIG_ARCH}) => /nowhere/libcuda.so.1.bak\n"
+                       f"\tlibcuda.so.1 (libc6,{LDCONFIG_ARCH}, OS ABI: Linux 3.2.0) => {host}/libcuda.so.1\n"
+                       f"\tlibcuda.so.1 (libc6,{LDCONFIG_ARCH}) => /elsewhere/libcuda.so.1\n")
+    exe = tmp_path / "ldconfig"
+    exe.write_text(f"#!/bin/sh\nexec cat '{listing}'\n")
+    exe.chmod(0o755)
+    got = run(tmp_path, SLIME_RUNNER_LDCONFIG=str(exe), PATH=coreutils_only(tmp_path))
+    assert (got["SLIME_RUNNER_LIBCUDA_DIR"], got["SLIME_RUNNER_LIBCUDA_SOURCE"]) == (str(host), "ldconfig")
 
 
 @pytest.mark.skipif(LDCONFIG_ARCH is None, reason=f"no ldconfig arch tag known for {platform.machine()}")
