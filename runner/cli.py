@@ -81,16 +81,36 @@ def unrecognized(p: argparse.ArgumentParser, unknown: list[str]) -> str:
         if not token.startswith("--"):
             continue
         name = token.split("=", 1)[0]
+        slime_hint = _slime_flag_hint(p, token)
+        if slime_hint:
+            hints.append(f"{name}: {slime_hint}")
+            continue
         longer = [o for o in options if o.startswith(name)]
         close = longer if len(longer) == 1 else difflib.get_close_matches(name, options, n=1, cutoff=0.6)
         if close:
             hints.append(f"{name}: did you mean {close[0]}?")
     text = f"unrecognized arguments: {' '.join(unknown)}"
-    if len(hints) == 1 and len(unknown) == 1:
+    if len(hints) == 1 and len(unknown) == 1 and not hints[0].split(": ", 1)[1].startswith("did you mean"):
+        text += f" ({hints[0].split(': ', 1)[1]})"
+    elif len(hints) == 1 and len(unknown) == 1:
         text += f" ({hints[0].split(': ', 1)[1]} options cannot be abbreviated)"
     elif hints:
         text += f" ({'; '.join(hints)})"
     return text
+
+
+def _slime_flag_hint(p: argparse.ArgumentParser, token: str) -> str | None:
+    """For a subcommand that takes slime flags (train, plan): a slime flag given as the runner's own."""
+    if "--set" not in p._option_string_actions:
+        return None
+    from runner.slime_schema import backend_flags
+
+    name, sep, value = token[2:].partition("=")
+    option = backend_flags("megatron").get(name) or backend_flags("fsdp").get(name)
+    if option is None:
+        return None
+    setting = name if option.is_switch else f"{name}={value if sep else 'VALUE'}"
+    return f"--{name} is a slime flag: slime flags go after `--`, or use --set {setting}"
 
 
 def main(argv: list[str] | None = None) -> int:

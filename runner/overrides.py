@@ -64,26 +64,42 @@ def check_overrides(recipe, recipe_flags: FlagSet, *, set_texts: Iterable[str] =
     good_extra = [g for g in extra if _flag_ok(g, schema, own, allow_unknown, problems)]
     _same_option_twice([*good_set, *good_extra], schema, problems)
 
-    present = set(recipe_flags.as_dict()) | {g.name for g in good_set}
-    good_unset = []
+    # Another spelling of an option the recipe already passes replaces it
+    # (e.g. --sglang-expert-parallel-size for the recipe's --sglang-ep-size), so
+    # the runner's own reading of the flags (planner, topology) sees the user's value.
+    # The renderer removes these, and what --low-memory drops, before any --unset.
+    superseded = sorted({other for g in [*good_set, *good_extra] for other in schema.same_option(g.name)
+                         if other in recipe_flags and other != g.name})
+    removed_first = set(superseded) | ({"accumulate-allreduce-grads-in-fp32"} if low_memory else set())
+    present = set(recipe_flags.as_dict()) | {g.name for g in good_set} | ({"grad-reduce-in-bf16"} if low_memory else set())
+    given_dests = {o.dest: g.name for g in [*good_set, *good_extra] if (o := schema.get(g.name)) is not None}
+    good_unset: list[str] = []
+    unset_dests: set[str] = set()
     for raw in unset:
         name = raw.strip().removeprefix("--")
+        if not name or any(c.isspace() for c in name):
+            problems.append(f"--unset {raw!r}: expected a slime flag name, e.g. --unset use-wandb")
+            continue
         option = schema.get(name)
         if option is None and not allow_unknown:
             problems.append(f"--unset {name}: slime ({recipe.backend} backend) has no --{name} flag"
-                            f"{schema.suggestion(name)}")
+                            f"{_missing_flag_hint(name, schema)}")
+            continue
+        if option is not None and option.dest in given_dests:
+            other = given_dests[option.dest]
+            problems.append(f"--unset {name}: this command also sets --{other}, the same slime option "
+                            f"({option.dest}); give one or the other")
             continue
         spelled = name if name in present else next((s for s in schema.same_option(name) if s in present), None)
         if spelled is None:
             problems.append(f"--unset {name}: the recipe {recipe.name} does not pass --{name}; nothing to remove")
             continue
+        dest = option.dest if option is not None else name
+        if dest in unset_dests or spelled in removed_first:
+            continue  # given twice, or already removed (--low-memory): the flag is gone either way
+        unset_dests.add(dest)
         good_unset.append(spelled)
 
-    # Another spelling of an option the recipe already passes replaces it
-    # (e.g. --sglang-expert-parallel-size for the recipe's --sglang-ep-size), so
-    # the runner's own reading of the flags (planner, topology) sees the user's value.
-    superseded = sorted({other for g in [*good_set, *good_extra] for other in schema.same_option(g.name)
-                         if other in recipe_flags and other != g.name})
     return CheckedOverrides(
         Overrides(
             low_memory=low_memory,
@@ -102,13 +118,17 @@ def _parse_set(text: str, schema: BackendFlags, problems: list[str]) -> _Given |
     if not name or any(c.isspace() for c in name):
         problems.append(f"--set {text!r}: expected FLAG=VALUE (e.g. --set lr=2e-6) or FLAG for a switch")
         return None
-    if not sep:
-        return _Given(name, (), "--set")
+    option = schema.get(name)
+    if not sep or (option is None and not raw.strip()):
+        return _Given(name, (), "--set")  # an unknown name is _flag_ok's to explain
+    if option is not None and option.is_switch and not raw.strip():
+        problems.append(f"--set {text!r}: --{name} is a switch and takes no value: write --set {name} "
+                        f"(or --unset {name} to remove it)")
+        return None
     if not raw.strip():
         problems.append(f"--set {text!r}: empty value; give one (--set {name}=VALUE) or remove the flag "
                         f"with --unset {name}")
         return None
-    option = schema.get(name)
     if option is not None and not option.takes_several:
         # One value: taken verbatim, so JSON and other quoted text reach slime intact.
         return _Given(name, (raw,), "--set")
@@ -157,7 +177,8 @@ def _flag_ok(given: _Given, schema: BackendFlags, own: set[str], allow_unknown: 
         if allow_unknown:
             return True
         where = "--set " + given.name if given.where == "--set" else f"{flag} (after '--')"
-        problems.append(f"{where}: slime ({schema.backend} backend) has no {flag} flag{schema.suggestion(given.name)}")
+        problems.append(f"{where}: slime ({schema.backend} backend) has no {flag} flag"
+                        f"{_missing_flag_hint(given.name, schema)}")
         return False
     if option.action in ("help", "version"):
         problems.append(f"{flag} would make slime print its help and exit; see `python {{SLIME_DIR}}/train.py --help` "
@@ -180,3 +201,11 @@ def _same_option_twice(given: list[_Given], schema: BackendFlags, problems: list
         other = seen.setdefault(option.dest, g.name)
         if other != g.name:
             problems.append(f"--{other} and --{g.name} set the same slime option ({option.dest}); give only one")
+
+
+def _missing_flag_hint(name: str, schema: BackendFlags) -> str:
+    """Why `name` is not an option of this backend, and what to do: a Megatron-backend flag on an
+    FSDP recipe, else a near miss ("did you mean") or nothing."""
+    if schema.backend != "megatron" and backend_flags("megatron").get(name) is not None:
+        return ": it is a Megatron-backend flag (use a megatron recipe, or drop it)"
+    return schema.suggestion(name)

@@ -71,8 +71,9 @@ def apply_overrides(flags: FlagSet, recipe: Recipe, overrides: Overrides) -> Fla
     for f in overrides.set_flags:
         out.set(f.name, *f.values)
     for name in overrides.unset:
-        if not out.drop(name):
-            raise OverrideError(f"--unset {name}: the recipe has no --{name.removeprefix('--')} flag")
+        # runner.overrides refuses names the recipe does not pass; one that is already gone here
+        # (dropped by --low-memory, by another spelling, by an earlier layer) stays gone.
+        out.drop(name)
     if overrides.extra_argv:
         try:
             out.update(FlagSet.parse(overrides.extra_argv))

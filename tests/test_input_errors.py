@@ -283,3 +283,74 @@ def test_every_option_a_message_names_exists():
                     if option not in known | OTHER_PROGRAMS:
                         unknown.setdefault(option, str(path.relative_to(REPO)))
     assert not unknown, unknown
+
+
+# ---- --unset and --set: what the renderer already removed, names, switches
+
+def _dry(machine, *extra, recipe="megatron-8gpu"):
+    r = train(machine, *extra, recipe=recipe, dry=True)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    plan = json.loads(r.stdout)
+    errors = [p["message"] for p in plan["problems"] if p["severity"] == "error"]
+    return plan["processes"][-1]["argv"], errors
+
+
+@pytest.mark.parametrize("extra, gone", [
+    # --low-memory drops the flag first; removing it again is a no-op.
+    (["--low-memory", "--unset", "accumulate-allreduce-grads-in-fp32"], "--accumulate-allreduce-grads-in-fp32"),
+    (["--unset", "lr", "--unset", "lr"], "--lr"),
+    (["--unset", "sglang-ep-size", "--unset", "sglang-expert-parallel-size"], "--sglang-ep-size"),
+])
+def test_unset_of_a_flag_already_removed_is_a_no_op(machine, extra, gone):
+    argv, errors = _dry(machine, *extra, recipe="megatron-8gpu-80gb" if "sglang-ep-size" in extra else "megatron-8gpu")
+    assert gone not in argv
+    assert not [e for e in errors if "unset" in e or "the recipe" in e], errors
+
+
+def test_unset_of_an_option_the_command_also_sets_is_one_problem(machine):
+    argv, errors = _dry(machine, "--set", "sglang-expert-parallel-size=2", "--unset", "sglang-ep-size",
+                        recipe="megatron-8gpu-80gb")
+    assert [e for e in errors if "--unset" in e] == [
+        "--unset sglang-ep-size: this command also sets --sglang-expert-parallel-size, the same slime option "
+        "(sglang_expert_parallel_size); give one or the other"]
+    argv, errors = _dry(machine, "--set", "lr=1e-6", "--unset", "lr")
+    assert any(e.startswith("--unset lr: this command also sets --lr") for e in errors), errors
+
+
+def test_plan_with_a_repeated_unset_has_no_traceback(machine):
+    r = run_cli("plan", "--recipe", "megatron-8gpu", "--gpu", "h200", "--unset", "lr", "--unset", "lr",
+                env=machine["env"])
+    assert "Traceback" not in r.stderr and "error" not in r.stderr, r.stderr
+    assert r.returncode in (0, 1) and "topology: ok" in r.stdout
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--unset", ""], "--unset '': expected a slime flag name, e.g. --unset use-wandb"),
+    (["--set", "use-tis="], "--set 'use-tis=': --use-tis is a switch and takes no value: write --set use-tis "
+                            "(or --unset use-tis to remove it)"),
+    (["--set", "no-such-flag="], "--set no-such-flag: slime (megatron backend) has no --no-such-flag flag"),
+])
+def test_names_and_switches_are_checked_before_the_value(machine, extra, expected):
+    line = refused(machine, train(machine, *extra), expected)
+    assert "abbreviates" not in line and "empty value" not in line
+
+
+def test_a_megatron_flag_on_fsdp_is_named_as_such(machine):
+    line = refused(machine, train(machine, "--set", "tensor-model-parallel-size=2", recipe="fsdp"),
+                   "slime (fsdp backend) has no --tensor-model-parallel-size flag: it is a Megatron-backend flag")
+    assert "sglang" not in line
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["--lr=1e-6"], "(--lr is a slime flag: slime flags go after `--`, or use --set lr=1e-6)"),
+    (["--num-rollout", "3"], "(--num-rollout is a slime flag: slime flags go after `--`, or use --set "
+                             "num-rollout=VALUE)"),
+    (["--use-wandb"], "or use --set use-wandb)"),
+])
+def test_a_slime_flag_given_as_a_runner_option(argv, hint):
+    for cmd in (["train", "--recipe", "fsdp", "--dry-run"], ["plan", "--recipe", "fsdp"]):
+        r = run_cli(*cmd, *argv)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        line = r.stderr.strip().splitlines()[-1]
+        assert line.endswith(hint) and "--help" not in line, line

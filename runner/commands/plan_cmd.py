@@ -17,7 +17,7 @@ from runner.commands.common import add_location_arguments, checked_overrides, lo
 from runner.commands.train import add_override_arguments
 from runner.gpus import query_gpus
 from runner.recipes import RECIPES, get_recipe
-from runner.render import train_flags
+from runner.render import OverrideError, train_flags
 from runner.slime_rules import cross_flag_problems
 
 
@@ -40,8 +40,12 @@ def run(args) -> int:
     planned, problems = [], [p for p in [input_checks.base_folder_problem(locs)] if p]
     for recipe in recipes:
         checked = checked_overrides(args, recipe, str(locs.base))
-        flags = train_flags(recipe, str(locs.base), checked.overrides)
         prefix = "" if args.recipe else f"{recipe.name}: "
+        try:
+            flags = train_flags(recipe, str(locs.base), checked.overrides)
+        except OverrideError as exc:  # listed; the recipe is planned without the overrides
+            problems.append(prefix + str(exc))
+            flags = train_flags(recipe, str(locs.base))
         problems += [prefix + p for p in checked.problems + cross_flag_problems(flags, recipe.backend)]
         config = _config_problem(args, flags)
         if config and config not in problems:  # recipes share one checkpoint: say it once
