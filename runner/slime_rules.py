@@ -215,9 +215,32 @@ def _virtual_pipeline(v: Values, backend: str) -> str | None:
 
 def _hidden_heads(v: Values, backend: str) -> str | None:
     hidden, heads = v["hidden-size"], v["num-attention-heads"]
-    if hidden and heads and hidden % heads:
+    # Megatron asserts it only when --kv-channels is not given (it derives kv_channels from it).
+    if hidden and heads and hidden % heads and v["kv-channels"] is None:
         return f"--hidden-size {hidden} is not divisible by --num-attention-heads {heads} (Megatron asserts it)"
     return None
+
+
+def _layer_pattern(name: str, *, length_asserted: bool, zero_means_off: bool = False):
+    """Megatron's layer patterns (int N, or a list with one entry per layer): the layer specs divide by
+    N (i % N), and assert a list's length where `length_asserted`; --no-rope-freq N must divide the layers."""
+    def check(v: Values, backend: str) -> str | None:
+        value, layers = v[name], v["num-layers"]
+        if value is None or not v.given(name):
+            return None
+        if isinstance(value, list):
+            if length_asserted and layers and len(value) != layers:
+                return (f"--{name} lists {len(value)} layers but --num-layers is {layers} (Megatron asserts the "
+                        f"lengths match); give {layers} entries")
+            return None
+        if zero_means_off and value == 0:
+            return None
+        if value < 1:
+            return f"--{name} {value} must be an integer >= 1 (one in every N layers) or a list of {layers} entries"
+        if zero_means_off and layers and layers % value:
+            return f"--{name} {value} does not divide --num-layers {layers} (Megatron asserts it)"
+        return None
+    return check
 
 
 def _overlap_param_gather(v: Values, backend: str) -> str | None:
@@ -272,7 +295,18 @@ RULES: tuple[Rule, ...] = (
     Rule(MEGATRON, "deprecated --batch-size, --warmup, --model-parallel-size, --checkpoint-activations",
          ("megatron",), _deprecated),
     Rule(MEGATRON, "at most one of the virtual-pipeline options", ("megatron",), _virtual_pipeline),
-    Rule(MEGATRON, "hidden_size % num_attention_heads == 0", ("megatron",), _hidden_heads),
+    Rule(MEGATRON, "hidden_size % num_attention_heads == 0 unless --kv-channels is given", ("megatron",),
+         _hidden_heads),
+    Rule("megatron/core/models/gpt/gpt_layer_specs.py", "--moe-layer-freq: N >= 1, or a list of --num-layers entries",
+         ("megatron",), _layer_pattern("moe-layer-freq", length_asserted=True)),
+    Rule("megatron/core/models/gpt/gpt_layer_specs.py",
+         "--linear-attention-freq: N >= 1, or a list of --num-layers entries", ("megatron",),
+         _layer_pattern("linear-attention-freq", length_asserted=True)),
+    Rule("megatron/core/transformer/transformer_config.py",
+         "--no-rope-freq: 0, N dividing --num-layers, or a list of --num-layers entries", ("megatron",),
+         _layer_pattern("no-rope-freq", length_asserted=True, zero_means_off=True)),
+    Rule("megatron/core/transformer/utils.py", "--window-attn-skip-freq: N >= 1, or a list", ("megatron",),
+         _layer_pattern("window-attn-skip-freq", length_asserted=False)),
     Rule(MEGATRON, "--overlap-param-gather needs --overlap-grad-reduce", ("megatron",), _overlap_param_gather),
     Rule(MEGATRON, "--tp-comm-overlap needs sequence parallelism (TP > 1)", ("megatron",), _tp_comm_overlap),
     Rule(MEGATRON, "selective recompute takes no --recompute-method", ("megatron",), _selective_recompute),

@@ -78,6 +78,9 @@ class Option:
         converted, error = convert(self.type, value)
         if error:
             return f"{flag} {value!r}: {error}"
+        shape = _VALUE_SHAPES.get(self.dest)
+        if shape is not None and shape(converted):
+            return f"{flag} {value!r}: {shape(converted)}"
         if self.type == "bool" and value.strip().lower() in ("false", "0", "no", "off"):
             return (f"{flag} {value!r}: slime parses this flag with Python's bool(), so any non-empty value, "
                     f"{value!r} included, means True; leave the flag out (--unset) for False")
@@ -116,7 +119,7 @@ def convert(type_name: str, value: str):  # noqa: ANN201
         if "[" in value:
             if _PATTERN_CHARS.search(value):
                 return None, "a layer pattern may only contain digits and , [ ] ( ) + *"
-            return value, None
+            return _layer_pattern(value)
         try:
             return int(value), None
         except ValueError:
@@ -127,6 +130,59 @@ def convert(type_name: str, value: str):  # noqa: ANN201
         except ValueError:
             return None, "must be integers separated by commas, e.g. 128,0"
     return value, None
+
+
+_PATTERN_MAX = 1_000_000  # entries (or size of an int) a layer pattern may reach: a model has far fewer layers
+
+
+def _layer_pattern(text: str):  # noqa: ANN202
+    """(list of ints, error): Megatron's _eval_pattern evaluates `text` with eval() after its character
+    filter (digits , [ ] ( ) + *). The same grammar is evaluated here from the syntax tree, with sizes
+    bounded, and the result must be the list of ints that Megatron's layer specs index."""
+    import ast
+
+    def ev(node):  # noqa: ANN001, ANN202
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.List):
+            return [ev(e) for e in node.elts]
+        if isinstance(node, ast.Tuple):
+            return tuple(ev(e) for e in node.elts)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult, ast.Pow)):
+            left, right = ev(node.left), ev(node.right)
+            if isinstance(node.op, ast.Pow):
+                if type(left) is not int or type(right) is not int or right < 0 or right * max(abs(left), 2).bit_length() > 64:
+                    raise ValueError("** here must raise a small integer to a small power")
+                return left ** right
+            if isinstance(node.op, ast.Mult):
+                size = [len(x) if isinstance(x, (list, tuple)) else abs(x) for x in (left, right)]
+                if size[0] * size[1] > _PATTERN_MAX:
+                    raise ValueError(f"it would have more than {_PATTERN_MAX} entries")
+            return left + right if isinstance(node.op, ast.Add) else left * right
+        raise ValueError("not a list expression")
+
+    try:
+        result = ev(ast.parse(text.strip(), mode="eval"))
+    except SyntaxError as exc:
+        return None, f"not a valid Python list expression ({exc.msg}); e.g. ([1]*3+[0])*12"
+    except (ValueError, TypeError) as exc:
+        return None, f"not a layer pattern ({exc}); e.g. ([1]*3+[0])*12"
+    if not isinstance(result, list) or not all(type(x) is int for x in result):
+        return None, "must evaluate to a list of integers, e.g. [1,0,1] or ([1]*3+[0])*12"
+    return result, None
+
+
+def _env_object(value) -> str | None:  # noqa: ANN001
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        return ('must be a JSON object of strings (slime passes it to Ray as environment variables), '
+                'e.g. --set \'train-env-vars={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}\'')
+    return None
+
+
+# What a parsed value must look like beyond its type, by destination.
+_VALUE_SHAPES = {"train_env_vars": _env_object}
 
 
 @dataclass(frozen=True)

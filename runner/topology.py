@@ -11,10 +11,35 @@ from runner.recipes.base import Parallelism, TrainingShape
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
 
 
+# Sizes the runner (and Megatron, sglang) divide by; each must be >= 1 when given.
+SIZE_FLAGS = ("actor-num-nodes", "actor-num-gpus-per-node", "rollout-num-gpus-per-engine", "sglang-ep-size",
+              "sglang-expert-parallel-size", "context-parallel-size")
+MEGATRON_SIZE_FLAGS = ("tensor-model-parallel-size", "pipeline-model-parallel-size", "expert-model-parallel-size",
+                       "expert-tensor-parallel-size")
+
+
+def size_problems(flags: FlagSet, backend: str) -> list[str]:
+    """A parallel size below 1 (the arithmetic below, and the planner's, divide by them)."""
+    problems = []
+    for name in SIZE_FLAGS + (MEGATRON_SIZE_FLAGS if backend == "megatron" else ()):
+        if not flags.has(name):
+            continue
+        try:
+            value = flags.int(name, 1)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if value < 1:
+            problems.append(f"--{name} {value}: a parallel size must be >= 1 (e.g. --set {name}=1)")
+    return problems
+
+
 def topology_problems(flags: FlagSet, backend: str, arch: Qwen3NextArchitecture, *, nodes: int,
                       gpus_per_node: int, shape: TrainingShape | None = None) -> list[str]:
     """`shape`: the layout and parallelism already derived from `flags` (the planner passes its own)."""
-    problems: list[str] = []
+    problems = size_problems(flags, backend)
+    if problems:
+        return problems
     if shape is None:
         try:
             shape = TrainingShape.from_flags(flags, backend=backend, nodes=nodes, gpus_per_node=gpus_per_node)

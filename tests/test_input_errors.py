@@ -354,3 +354,105 @@ def test_a_slime_flag_given_as_a_runner_option(argv, hint):
         assert r.returncode == 2 and "Traceback" not in r.stderr
         line = r.stderr.strip().splitlines()[-1]
         assert line.endswith(hint) and "--help" not in line, line
+
+
+# ---- parallel sizes, layer patterns, JSON shapes: refused before the planner or Ray
+
+@pytest.mark.parametrize("flag", ["expert-model-parallel-size", "expert-tensor-parallel-size",
+                                  "tensor-model-parallel-size", "rollout-num-gpus-per-engine"])
+def test_a_parallel_size_of_0_is_one_line_in_train_and_plan(machine, flag):
+    argv, errors = _dry(machine, "--set", f"{flag}=0")
+    assert f"--{flag} 0: a parallel size must be >= 1 (e.g. --set {flag}=1)" in errors, errors
+    assert not any(e.startswith("memory plan") for e in errors), errors  # no estimate on a broken topology
+    plan = ["plan", "--recipe", "megatron-8gpu", "--gpu", "h200", "--set", f"{flag}=0"]
+    r = run_cli(*plan, env=machine["env"])
+    assert r.returncode == 2 and one_error(r) == f"error: --{flag} 0: a parallel size must be >= 1 (e.g. --set {flag}=1)"
+    assert "GiB" not in r.stdout  # the estimate is skipped
+    r = run_cli(*plan, "--dry-run", env=machine["env"])
+    assert r.returncode == 0 and "a parallel size must be >= 1" in one_error(r)
+
+
+def test_plan_checks_the_topology_before_estimating(machine):
+    r = run_cli("plan", "--recipe", "megatron-8gpu", "--gpu", "h200", "--set", "pipeline-model-parallel-size=5",
+                env=machine["env"])
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "error: 48 layers are not divisible by --pipeline-model-parallel-size 5" in r.stderr
+    assert "GiB" not in r.stdout
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("[1,,1]", "--moe-layer-freq '[1,,1]': not a valid Python list expression"),
+    ("0", "--moe-layer-freq 0 must be an integer >= 1"),
+    ("[1]*47", "--moe-layer-freq lists 47 layers but --num-layers is 48 (Megatron asserts the lengths match)"),
+    ("[[1]]*48", "must evaluate to a list of integers"),
+    ("[1]*9**9**9", "not a layer pattern"),  # Megatron's eval would not finish; refused at once
+])
+def test_layer_patterns_are_evaluated_as_megatron_does(machine, value, fragment):
+    argv, errors = _dry(machine, "--set", f"moe-layer-freq={value}")
+    assert any(fragment in e for e in errors), errors
+
+
+@pytest.mark.parametrize("value", ["([1]*3+[0])*12", "[1]*48", "2"])
+def test_layer_patterns_megatron_accepts(machine, value):
+    argv, errors = _dry(machine, "--set", f"moe-layer-freq={value}")
+    assert not [e for e in errors if "moe-layer-freq" in e], errors
+    assert argv[argv.index("--moe-layer-freq") + 1] == value
+
+
+@pytest.mark.parametrize("value", ['["A"]', '{"A": 1}', '"A=1"'])
+def test_train_env_vars_must_be_an_object_of_strings(machine, value):
+    line = refused(machine, train(machine, "--set", f"train-env-vars={value}"),
+                   f"--train-env-vars {value!r}: must be a JSON object of strings")
+    assert "e.g. --set 'train-env-vars={" in line
+
+
+def test_hidden_size_and_heads_are_checked_only_without_kv_channels(machine):
+    # Megatron asserts hidden_size % num_attention_heads == 0 only when kv_channels is None;
+    # the recipes pass --kv-channels 256.
+    _, errors = _dry(machine, "--set", "num-attention-heads=3")
+    assert not [e for e in errors if "--hidden-size" in e], errors
+    _, errors = _dry(machine, "--set", "num-attention-heads=3", "--unset", "kv-channels")
+    assert "--hidden-size 2048 is not divisible by --num-attention-heads 3 (Megatron asserts it)" in errors
+
+
+# One table of odd inputs: each is listed by a dry-run as an `error:` line, exit 0, no traceback.
+ODD_INPUTS = [
+    ["--low-memory", "--unset", "accumulate-allreduce-grads-in-fp32", "--set", "lr=x"],
+    ["--unset", "lr", "--unset", "lr", "--set", "lr=x"],
+    ["--set", "sglang-expert-parallel-size=2", "--unset", "sglang-ep-size"],
+    ["--set", "expert-model-parallel-size=0"],
+    ["--set", "expert-tensor-parallel-size=0"],
+    ["--set", "tensor-model-parallel-size=0"],
+    ["--set", "pipeline-model-parallel-size=0"],
+    ["--set", "context-parallel-size=0"],
+    ["--set", "rollout-num-gpus-per-engine=0"],
+    ["--set", "actor-num-gpus-per-node=0"],
+    ["--set", "actor-num-nodes=-1"],
+    ["--set", "sglang-ep-size=0"],
+    ["--set", "moe-layer-freq=[1,,1]"],
+    ["--set", "moe-layer-freq=0"],
+    ["--set", "moe-layer-freq=[1]*47"],
+    ["--set", "moe-layer-freq=(1,0)"],
+    ["--set", "no-rope-freq=5"],
+    ["--set", "train-env-vars=[\"A\"]"],
+    ["--set", "train-env-vars={\"A\":1}"],
+    ["--set", "train-env-vars=null"],
+    ["--set", "num-attention-heads=3", "--unset", "kv-channels"],
+    ["--unset", ""],
+    ["--unset", " "],
+    ["--set", "use-tis="],
+    ["--set", "k="],
+    ["--set", "="],
+    ["--set", "lr="],
+    ["--", "--lr"],
+    ["--", "3"],
+    ["--set", "sglang-cuda-graph-bs=1 'x"],
+]
+
+
+@pytest.mark.parametrize("extra", ODD_INPUTS, ids=lambda e: " ".join(e))
+def test_odd_inputs_are_listed_by_a_dry_run(machine, extra):
+    r = run_cli("train", "--recipe", "megatron-8gpu", *machine["args"], "--dry-run", *extra, env=machine["env"])
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    assert any(line.startswith("error: ") for line in r.stdout.splitlines()), r.stdout[-2000:]

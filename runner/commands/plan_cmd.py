@@ -50,13 +50,19 @@ def run(args) -> int:
         config = _config_problem(args, flags)
         if config and config not in problems:  # recipes share one checkpoint: say it once
             problems.append(config)
-        planned.append((recipe, flags))
+        # Checked before estimating: the estimate divides by the parallel sizes.
+        topology = planner.topology_check(args, recipe, flags)
+        problems += [prefix + p for p in topology]
+        if not topology:
+            planned.append((recipe, flags))
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if problems and not args.dry_run:
         return 2  # with --dry-run: listed above, and the plan of what is valid below
     if args.recipe is None:
         return _summary(args, planned)
+    if not planned:
+        return 0  # --dry-run: the topology problems are listed above
     recipe, flags = planned[0]
     detected = None
     if getattr(args, "gpu_memory", None) is None and getattr(args, "gpu", None) is None:

@@ -206,8 +206,9 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     if secret_flag:
         problems.append(secret_flag)
     problems += cross_flag_problems(flags, recipe.backend)
-    problems += topology_problems(flags, recipe.backend, QWEN3_NEXT_80B, nodes=recipe.layout.nodes,
-                                  gpus_per_node=recipe.layout.gpus_per_node)
+    topology = topology_problems(flags, recipe.backend, QWEN3_NEXT_80B, nodes=recipe.layout.nodes,
+                                 gpus_per_node=recipe.layout.gpus_per_node)
+    problems += topology
     warning = tp_cp_warning(flags, recipe.backend)
     if warning:
         warnings.append(warning)
@@ -231,7 +232,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         if not base_problem:  # files under a BASE_FOLDER that is a file would only repeat it
             problems += preflight.checkpoint_problems(flags, recipe.backend)
             problems += preflight.dataset_problems(flags)
-        fit = preflight.memory_fit(recipe, flags, facts)
+        fit = None if topology else preflight.memory_fit(recipe, flags, facts)  # it divides by the sizes
         fit_problems = [f"memory plan: {r}" for r in fit[1]] if fit and not fit[0] else []
         if args.force:
             warnings += [f"{p} (--force: starting anyway)" for p in fit_problems]

@@ -19,7 +19,7 @@ from runner.planner.hardware import GPU_PRESETS_GIB, host_memory_gib
 from runner.planner.params import count_params
 from runner.planner.report import PlanReport, render
 
-__all__ = ["add_arguments", "run_plan", "fits", "plan_for", "plan_summary", "CheckpointError", "GPU_PRESETS_GIB",
+__all__ = ["add_arguments", "run_plan", "topology_check", "fits", "plan_for", "plan_summary", "CheckpointError", "GPU_PRESETS_GIB",
            "load_architecture"]
 
 # Planned for when neither --gpu/--gpu-memory nor a local GPU says otherwise: the seed's headline GPU.
@@ -79,6 +79,19 @@ def fits(recipe, flags: FlagSet, gpu_memory_gb: float, host_memory_gb: float | N
     """What doctor and train ask before starting: (fits, one-line reasons when it does not)."""
     report = plan_for(recipe, flags, gpu_memory_gb, host_memory_gib=host_memory_gb)
     return report.fits, report.reasons()
+
+
+def topology_check(args, recipe, flags: FlagSet) -> list[str]:
+    """The topology problems of `flags` on the architecture run_plan would read: plan checks these
+    before estimating, since the estimate divides by the parallel sizes."""
+    from runner.topology import topology_problems
+
+    try:
+        arch = load_architecture(_checkpoint_dir(args, flags))[0]
+    except CheckpointError:
+        arch = load_architecture(None)[0]  # plan lists the config.json problem itself
+    return topology_problems(flags, recipe.backend, arch, nodes=recipe.layout.nodes,
+                             gpus_per_node=recipe.layout.gpus_per_node)
 
 
 def run_plan(args, recipe, flags: FlagSet, gpu_memory_gb_detected: float | None) -> tuple[str, dict, bool]:

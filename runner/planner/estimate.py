@@ -11,7 +11,7 @@ from runner.planner.params import count_params
 from runner.planner.report import PlanReport, Role, Term
 from runner.recipes.base import TrainingShape
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
-from runner.topology import topology_problems, tp_cp_warning
+from runner.topology import size_problems, topology_problems, tp_cp_warning
 
 ASSUMPTIONS = (
     "GiB = 2^30 bytes; GPU capacity is the total NVML reports (H100 79.6, H200 140.4, B200 179.1 GiB).",
@@ -49,6 +49,12 @@ def plan(*, recipe_name: str, recipe_status: str, backend: str, flags: FlagSet, 
          gpus_per_node: int, arch: Qwen3NextArchitecture, mtp_layers: int, gpu_gib: float, gpu_label: str,
          host_gib: float | None = None, checkpoint: dict | None = None) -> PlanReport:
     counts = count_params(arch, mtp_layers)
+    sizes = tuple(size_problems(flags, backend))
+    if sizes:  # every estimate below divides by these sizes: nothing to estimate
+        return PlanReport(
+            recipe=recipe_name, recipe_status=recipe_status, backend=backend, gpu=gpu_label, gpu_memory_gib=gpu_gib,
+            host_memory_gib=host_gib, params=counts.to_json(), topology_problems=sizes, roles=(),
+            assumptions=ASSUMPTIONS, checkpoint=checkpoint or {})
     # The flags are read once here; every estimate below gets this shape.
     shape = TrainingShape.from_flags(flags, backend=backend, nodes=layout_nodes, gpus_per_node=gpus_per_node)
     layout = shape.layout
