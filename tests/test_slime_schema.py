@@ -110,6 +110,11 @@ CASES = [
     ("megatron", ["--onnx-safe", "False"], True, True),
     # sglang's json_list_type takes any JSON; the option is a list of token counts, so the runner wants a list.
     ("megatron", ["--sglang-piecewise-cuda-graph-tokens", "3"], True, True),
+    # Megatron's moe_freq_type evals the pattern: a SyntaxError, which argparse does not catch (a traceback).
+    ("megatron", ["--moe-layer-freq", "[1,,1]"], False, True),
+    # json.loads takes any JSON; slime spreads the value into the Ray actors' env dict (actor_group.py).
+    ("megatron", ["--train-env-vars", '["A"]'], True, True),
+    ("megatron", ["--train-env-vars", '{"A": 1}'], True, True),
     # argparse reads a separate "-1e-6" as an option; the runner renders --lr=-1e-6, which it accepts.
     ("megatron", ["--lr", "-1e-6"], False, False),
 ]
