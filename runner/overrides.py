@@ -71,7 +71,9 @@ def check_overrides(recipe, recipe_flags: FlagSet, *, set_texts: Iterable[str] =
     superseded = sorted({other for g in [*good_set, *good_extra] for other in schema.same_option(g.name)
                          if other in recipe_flags and other != g.name})
     removed_first = set(superseded) | ({"accumulate-allreduce-grads-in-fp32"} if low_memory else set())
-    present = set(recipe_flags.as_dict()) | {g.name for g in good_set} | ({"grad-reduce-in-bf16"} if low_memory else set())
+    present = set(recipe_flags.as_dict()) | {g.name for g in good_set}
+    if low_memory:
+        present.add("grad-reduce-in-bf16")
     given_dests = {o.dest: g.name for g in [*good_set, *good_extra] if (o := schema.get(g.name)) is not None}
     good_unset: list[str] = []
     unset_dests: set[str] = set()

@@ -153,7 +153,8 @@ def _layer_pattern(text: str):  # noqa: ANN202
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult, ast.Pow)):
             left, right = ev(node.left), ev(node.right)
             if isinstance(node.op, ast.Pow):
-                if type(left) is not int or type(right) is not int or right < 0 or right * max(abs(left), 2).bit_length() > 64:
+                small = type(left) is int and type(right) is int and 0 <= right
+                if not small or right * max(abs(left), 2).bit_length() > 64:
                     raise ValueError("** here must raise a small integer to a small power")
                 return left ** right
             if isinstance(node.op, ast.Mult):

@@ -366,7 +366,8 @@ def test_a_parallel_size_of_0_is_one_line_in_train_and_plan(machine, flag):
     assert not any(e.startswith("memory plan") for e in errors), errors  # no estimate on a broken topology
     plan = ["plan", "--recipe", "megatron-8gpu", "--gpu", "h200", "--set", f"{flag}=0"]
     r = run_cli(*plan, env=machine["env"])
-    assert r.returncode == 2 and one_error(r) == f"error: --{flag} 0: a parallel size must be >= 1 (e.g. --set {flag}=1)"
+    assert r.returncode == 2
+    assert one_error(r) == f"error: --{flag} 0: a parallel size must be >= 1 (e.g. --set {flag}=1)"
     assert "GiB" not in r.stdout  # the estimate is skipped
     r = run_cli(*plan, "--dry-run", env=machine["env"])
     assert r.returncode == 0 and "a parallel size must be >= 1" in one_error(r)

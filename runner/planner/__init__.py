@@ -19,8 +19,8 @@ from runner.planner.hardware import GPU_PRESETS_GIB, host_memory_gib
 from runner.planner.params import count_params
 from runner.planner.report import PlanReport, render
 
-__all__ = ["add_arguments", "run_plan", "topology_check", "fits", "plan_for", "plan_summary", "CheckpointError", "GPU_PRESETS_GIB",
-           "load_architecture"]
+__all__ = ["add_arguments", "run_plan", "topology_check", "fits", "plan_for", "plan_summary", "CheckpointError",
+           "GPU_PRESETS_GIB", "load_architecture"]
 
 # Planned for when neither --gpu/--gpu-memory nor a local GPU says otherwise: the seed's headline GPU.
 DEFAULT_GPU = "h100"
