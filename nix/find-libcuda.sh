@@ -62,7 +62,9 @@ slime_libcuda_from_ldconfig() {
 
 # Fill directory $1 with symlinks to the driver libraries named $3... in host
 # directory $2, plus the unversioned libcuda.so that `-lcuda` needs (driver
-# installs and container mounts often have only libcuda.so.1).
+# installs and container mounts often have only libcuda.so.1). Fails unless
+# the result's libcuda.so.1 resolves (a relative $2 would leave links that
+# dangle, since a link's relative target is read from its own directory).
 slime_fill_driver_dir() {
   local dest="$1" host="$2" name
   shift 2
@@ -72,6 +74,7 @@ slime_fill_driver_dir() {
   if [ ! -e "$dest/libcuda.so" ]; then
     ln -s "$host/libcuda.so.1" "$dest/libcuda.so" || return 1
   fi
+  [ -e "$dest/libcuda.so.1" ]
 }
 
 # Set SLIME_RUNNER_DRIVER_LIBS to a directory of links to host directory $1's
@@ -124,9 +127,12 @@ slime_link_driver_libs() {
     fi
   fi
   if [ -z "$SLIME_RUNNER_DRIVER_LIBS" ] &&
-    tmp=$(mktemp -d "${TMPDIR:-/tmp}/slime-runner-driver-libs.XXXXXX" 2>/dev/null) &&
-    slime_fill_driver_dir "$tmp" "$host" "${names[@]}" 2>/dev/null; then
-    SLIME_RUNNER_DRIVER_LIBS="$tmp"
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/slime-runner-driver-libs.XXXXXX" 2>/dev/null); then
+    if slime_fill_driver_dir "$tmp" "$host" "${names[@]}" 2>/dev/null; then
+      SLIME_RUNNER_DRIVER_LIBS="$tmp"
+    else
+      rm -rf -- "$tmp" # ours, and of no use: the caller warns
+    fi
   fi
 }
 
@@ -134,10 +140,13 @@ slime_find_libcuda() {
   local root="${SLIME_RUNNER_LIBCUDA_ROOT:-}" # tests point this at a fake tree
   local dir="" source="" ldconfig hit d
   if [ -n "${SLIME_RUNNER_LIBCUDA_DIR:-}" ]; then
-    if [ -e "${SLIME_RUNNER_LIBCUDA_DIR}/libcuda.so.1" ]; then
+    # Made absolute: the links and the exported directory must not depend
+    # on the directory the wrapper was started from.
+    if [ -e "${SLIME_RUNNER_LIBCUDA_DIR}/libcuda.so.1" ] &&
+      dir=$(CDPATH="" cd -- "$SLIME_RUNNER_LIBCUDA_DIR" && pwd -P); then
       source="environment"
-      dir="$SLIME_RUNNER_LIBCUDA_DIR"
     else
+      dir=""
       echo "warning: SLIME_RUNNER_LIBCUDA_DIR=$SLIME_RUNNER_LIBCUDA_DIR has no libcuda.so.1; searching" >&2
     fi
   fi

@@ -36,14 +36,14 @@ def base_env(tmp_path: Path, **env) -> dict:
     return base
 
 
-def run(tmp_path: Path, root: Path | None = None, then: str = "", **env) -> dict:
+def run(tmp_path: Path, root: Path | None = None, then: str = "", cwd: Path | None = None, **env) -> dict:
     """Source the script the way the app wrappers do and return its exports."""
     if root is not None:
         env["SLIME_RUNNER_LIBCUDA_ROOT"] = str(root)
     show = "".join(f'printf "%s\\n" "${{{k}:-}}"; ' for k in EXPORTS)
     out = subprocess.run(
         [BASH, "-c", f'set -euo pipefail; source "{SCRIPT}"; {show}{then}'],
-        env=base_env(tmp_path, **env), capture_output=True, text=True, timeout=60,
+        env=base_env(tmp_path, **env), capture_output=True, text=True, timeout=60, cwd=cwd,
     )  # fmt: skip
     assert out.returncode == 0, (out.returncode, out.stderr)
     lines = out.stdout.split("\n")
@@ -129,6 +129,42 @@ def test_explicit_dir_wins(tmp_path):
     assert (got["SLIME_RUNNER_LIBCUDA_DIR"], got["SLIME_RUNNER_LIBCUDA_SOURCE"]) == (str(mine), "environment")
     assert not exposed(got) & set(HOST_LIBS)
     assert os.readlink(Path(got["LD_LIBRARY_PATH"]) / "libcuda.so.1") == str(mine / "libcuda.so.1")
+
+
+def test_relative_explicit_dir_is_made_absolute_and_its_links_resolve(tmp_path):
+    # `lib` used to give links to `lib/libcuda.so.1` that dangle (read from
+    # the links' own directory), a broken cache dir left behind, and a new
+    # temporary dir on every later start.
+    work = tmp_path / "work"
+    mine = host_dir(work, "lib")
+    (tmp_path / "tmp").mkdir()
+    dirs = set()
+    for _ in range(2):
+        got = run(tmp_path, cwd=work, SLIME_RUNNER_LIBCUDA_DIR="lib", TMPDIR=str(tmp_path / "tmp"))
+        assert (got["SLIME_RUNNER_LIBCUDA_DIR"], got["SLIME_RUNNER_LIBCUDA_SOURCE"]) == (str(mine), "environment")
+        private = Path(got["SLIME_RUNNER_DRIVER_LIBS"])
+        assert private.parent == tmp_path / "cache" / "slime-runner" / "driver-libs"
+        assert os.readlink(private / "libcuda.so.1") == str(mine / "libcuda.so.1")
+        assert (private / "libcuda.so").read_bytes() == (private / "libnvidia-ml.so.1").read_bytes() == b"driver"
+        dirs.add(private)
+    assert len(dirs) == 1 and os.listdir(private.parent) == [private.name]  # reused, nothing else left
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_a_dir_whose_libcuda_does_not_resolve_is_never_used_or_left_behind(tmp_path):
+    # slime_find_libcuda passes only absolute dirs now; the guard behind it:
+    # links to a relative dir, read from elsewhere, dangle. Neither the cache
+    # dir nor the temporary fallback may be kept, and nothing is exported.
+    host_dir(tmp_path / "work", "lib")
+    (tmp_path / "tmp").mkdir()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for cache in (tmp_path / "cache", blocker / "cache"):
+        got = run(tmp_path, XDG_CACHE_HOME=str(cache), TMPDIR=str(tmp_path / "tmp"), cwd=tmp_path / "work",
+                  then='slime_link_driver_libs lib; printf "[%s]\\n" "$SLIME_RUNNER_DRIVER_LIBS"')
+        assert got["rest"][0] == "[]"
+        assert os.listdir(tmp_path / "tmp") == []
+    assert os.listdir(tmp_path / "cache" / "slime-runner" / "driver-libs") == []
 
 
 def test_nothing_found_says_so_and_exports_no_path(tmp_path):
