@@ -1,4 +1,4 @@
-# Apps: thin wrappers around `python -m runner <subcommand>` with the pinned
+# Apps: thin wrappers around `python -P -m runner <subcommand>` with the pinned
 # environment. Each passes its own arguments through ("$@"), so
 # `nix run .#train-8gpu -- --dry-run` works.
 {
@@ -32,12 +32,17 @@ let
     source ${runtime.findLibcuda}
   '';
 
+  # -P: the current directory is not put first on sys.path, so an app
+  # started from a checkout (its root holds ./runner) runs the flake's
+  # runner, the code SLIME_RUNNER_REVISION names. A flag, not
+  # PYTHONSAFEPATH: processes it starts (slime's train.py) keep their
+  # usual sys.path. The devShell runs the checkout's runner on purpose.
   mkWrapper =
     name: args:
     pkgs.writeShellScriptBin "slime-${name}" ''
       set -euo pipefail
       ${environment}
-      exec ${runtime.env}/bin/python -m runner ${lib.escapeShellArgs args} "$@"
+      exec ${runtime.env}/bin/python -P -m runner ${lib.escapeShellArgs args} "$@"
     '';
 
   wrappers = lib.mapAttrs (name: args: mkWrapper name args) nixLib.appRunnerArgs;

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -218,7 +219,7 @@ def test_app_wrapper_runs_the_runner(x86, tmp_path, app, args, runner_args):
                    XDG_CACHE_HOME=str(tmp_path / "cache"), PATH=str(host_bin))
     subprocess.run([shutil.which("bash"), str(wrapper), *args], env=run_env, check=True)
     argv = (tmp_path / "argv").read_text().splitlines()
-    assert argv == ["-m", "runner", *runner_args, *args]
+    assert argv == ["-P", "-m", "runner", *runner_args, *args]  # -P: not ./runner of the cwd
     got = recorded_environ(tmp_path)
     assert got["SLIME_DIR"] == "/fake/slime" and got["MEGATRON_DIR"] == "/fake/megatron"
     assert got["PYTHONPATH"] == "/fake/megatron:/fake/slime:/user/path"
@@ -278,6 +279,36 @@ def test_app_wrapper_finds_libcuda_through_ldconfig_on_a_host_with_no_tools(x86,
     got = recorded_environ(tmp_path)
     assert (got["SLIME_RUNNER_LIBCUDA_SOURCE"], got["SLIME_RUNNER_LIBCUDA_DIR"]) == ("ldconfig", str(driver))
     assert os.readlink(Path(got["TRITON_LIBCUDA_PATH"]) / "libcuda.so.1") == str(driver / "libcuda.so.1")
+
+
+def test_app_wrapper_started_in_a_checkout_runs_the_installed_runner(x86, tmp_path):
+    """Started from a directory holding a runner/ package (a checkout's root,
+    the usual place), the wrapper imports the environment's runner, not the
+    directory's: run.json's SLIME_RUNNER_REVISION names the code that ran.
+    The stand-in environment is a venv of this machine's python (3.11 has -P
+    as the flake's 3.12 does) with this repository's runner copied into its
+    site-packages, as the flake's environment installs it."""
+    env = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    site = next(env.glob("lib/python3*/site-packages"))
+    shutil.copytree(REPO / "runner", site / "runner", ignore=shutil.ignore_patterns("__pycache__"))
+    wrapper = standin_wrapper(x86, tmp_path, "runner", env)
+    checkout = tmp_path / "checkout"
+    (checkout / "runner").mkdir(parents=True)
+    for name in ("__init__.py", "__main__.py"):
+        (checkout / "runner" / name).write_text(
+            f"import pathlib, sys\npathlib.Path({str(tmp_path / 'decoy-ran')!r}).write_text(__file__)\nsys.exit(3)\n")
+    (tmp_path / "root").mkdir()
+    host_bin = tmp_path / "host-bin"
+    host_bin.mkdir()
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("SLIME_") and k != "PYTHONPATH"}
+    run_env.update(SLIME_RUNNER_LIBCUDA_ROOT=str(tmp_path / "root"), XDG_CACHE_HOME=str(tmp_path / "cache"),
+                   PATH=str(host_bin))
+    r = subprocess.run([shutil.which("bash"), str(wrapper), "--version"], env=run_env, cwd=checkout,
+                       capture_output=True, text=True)
+    assert not (tmp_path / "decoy-ran").exists(), "imported the checkout's ./runner"
+    version = re.search(r'__version__ = "([^"]+)"', (REPO / "runner" / "__init__.py").read_text()).group(1)
+    assert (r.returncode, r.stdout.strip()) == (0, f"python -m runner {version}"), r.stderr
 
 
 def test_wrapper_revision_is_self_rev_or_dirty_rev_or_empty(tmp_path):
