@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -329,3 +330,150 @@ def test_run_from_the_flake_records_its_revision_lock_and_store_paths(tmp_path):
     if (REPO / ".git").exists():
         assert len(plain["runner"]["rev"]) == 40
     assert plain["flake_lock"]["path"] == str(REPO / "flake.lock") and not plain["store_paths"].keys() - {"python"}
+
+
+# --- the run commands on damaged, vanishing, foreign and remote runs (through the real CLI) ---------------------
+
+def _write_raw(root: Path, run_id: str, text: str) -> RunPaths:
+    paths = RunPaths(root / run_id)
+    paths.dir.mkdir(parents=True)
+    paths.record.write_text(text)
+    return paths
+
+
+def test_an_unreadable_run_json_is_one_line_for_a_named_run_and_a_warning_in_listings(tmp_path):
+    good = _make_run(tmp_path, "fsdp-20261129-000000-good", recipe="fsdp", created_at="2026-11-29T00:00:00+0000")
+    cut = _write_raw(tmp_path, "fsdp-20261129-000100-ccut", '{"id": "fsdp-2026')
+    listed = _write_raw(tmp_path, "fsdp-20261129-000200-list", "[]")
+    runs_dir = ["--runs-dir", str(tmp_path)]
+    for bad in (cut, listed):
+        for argv in (["status", bad.id], ["show", bad.id], ["logs", bad.id], ["logs", "-f", bad.id],
+                     ["stop", bad.id], ["stop", "--dry-run", bad.id]):
+            r = run_cli(*argv, *runs_dir)
+            assert r.returncode == 2, (argv, r.stdout, r.stderr)
+            assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, (argv, r.stderr)
+            assert r.stderr.startswith(f"error: run {bad.id}: ") and str(bad.record) in r.stderr
+        assert bad.record.read_text() in ('{"id": "fsdp-2026', "[]")  # nothing rewritten
+    assert "not valid JSON" in run_cli("show", cut.id, *runs_dir).stderr
+    assert "holds a JSON list, not a run record" in run_cli("show", listed.id, *runs_dir).stderr
+    for argv in (["runs"], ["status"], ["status", "--json"]):
+        r = run_cli(*argv, *runs_dir)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (argv, r.stderr)
+        warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: skipped run ")]
+        assert len(warnings) == 2 and str(cut.record) in warnings[0] and str(listed.record) in warnings[1], r.stderr
+    assert good.id in run_cli("runs", *runs_dir).stdout
+    assert [f["id"] for f in json.loads(run_cli("status", "--json", *runs_dir).stdout)] == [good.id]
+
+
+def _runner_env() -> dict:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("SLIME_")}, "PYTHONPATH": str(REPO)}
+
+
+def test_logs_follow_ends_with_a_note_when_the_run_directory_is_removed(tmp_path):
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        paths = _make_run(tmp_path, "fsdp-20261129-000000-gone", state="running",
+                          supervisor=identity.identity(owner.pid))
+        paths.job_log.write_text("step 1\n")
+        follow = subprocess.Popen([sys.executable, "-m", "runner", "logs", "-f", paths.id, "--runs-dir", str(tmp_path),
+                                   "--poll", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=_runner_env(), cwd=REPO)
+        assert follow.stdout.readline() == "step 1\n"
+        subprocess.run(["rm", "-rf", str(paths.dir)], check=True)
+        out, err = follow.communicate(timeout=120)
+    finally:
+        owner.kill()
+        owner.wait()
+    assert follow.returncode == 1 and "Traceback" not in err, err
+    assert err.strip() == f"(stopped following run {paths.id}: its directory was removed)"
+
+
+def _python_for(user: int) -> str | None:
+    """A Python 3.10+ that `user` may run (this one may live under root's home)."""
+    for python in (sys.executable, "/usr/bin/python3"):
+        try:
+            probe = subprocess.run([python, "-c", "import sys; assert sys.version_info >= (3, 10)"], user=user,
+                                   capture_output=True, cwd="/")
+        except OSError:
+            continue
+        if probe.returncode == 0:
+            return python
+    return None
+
+
+def test_stop_of_another_users_run_says_whose_it_is(tmp_path):
+    root = Path(tempfile.mkdtemp(prefix="rs-foreign", dir="/tmp"))
+    owner = None
+    try:
+        os.chmod(root, 0o755)
+        python = sys.executable
+        if os.geteuid() == 0:  # the runner's owner is root (this test); `stop` runs as nobody
+            python, user = _python_for(65534), 65534
+            if python is None:
+                pytest.skip("no Python that user nobody may run")
+            owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            supervisor = identity.identity(owner.pid)
+        else:  # the runner's owner is pid 1's user; `stop` runs as this user
+            if os.stat("/proc/1").st_uid == os.geteuid():
+                pytest.skip("needs root, or a pid 1 of another user")
+            supervisor, user = identity.identity(1), None
+        paths = _make_run(root, "fsdp-20261129-000000-ours", state="running", supervisor=supervisor)
+        r = subprocess.run([python, "-m", "runner", "stop", paths.id, "--runs-dir", str(root)],
+                           capture_output=True, text=True, env={**_runner_env(), "HOME": str(root)}, cwd=REPO,
+                           timeout=120, user=user)
+        if owner is not None:
+            assert owner.poll() is None  # not signalled
+    finally:
+        if owner is not None:
+            owner.kill()
+            owner.wait()
+        subprocess.run(["rm", "-rf", str(root)])
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip() == (f"error: cannot stop run {paths.id}: it belongs to another user "
+                                f"(uid {supervisor['uid']}); run `python -m runner stop` as that user (or root)")
+
+
+def test_status_json_prints_json_only(tmp_path):
+    runs_dir = ["--runs-dir", str(tmp_path)]
+    none = run_cli("status", "--json", *runs_dir)
+    assert none.returncode == 0 and json.loads(none.stdout) == [] and f"no runs under {tmp_path}" in none.stderr
+    ended = _make_run(tmp_path, "fsdp-20261129-000000-done", state="succeeded", exit_code=0)
+    latest = run_cli("status", "--json", *runs_dir)
+    assert [f["id"] for f in json.loads(latest.stdout)] == [ended.id]  # a list without RUN, as ever
+    assert f"no active run under {tmp_path}; the latest:" in latest.stderr
+    me = identity.identity(os.getpid())
+    active = [_make_run(tmp_path, f"fsdp-20261129-00010{i}-act{i}", state="running", supervisor=me) for i in (1, 2)]
+    both = run_cli("status", "--json", *runs_dir)
+    assert [f["id"] for f in json.loads(both.stdout)] == [p.id for p in active] and both.stderr == ""
+    one = json.loads(run_cli("status", active[0].id, "--json", *runs_dir).stdout)
+    assert one["id"] == active[0].id and one["state"] == "running"  # an object for a named run, as ever
+    text = run_cli("status", *runs_dir[:1], str(tmp_path / "empty"))
+    assert text.stdout.strip() == f"no runs under {tmp_path / 'empty'}"  # plain text keeps it on stdout
+
+
+def test_stop_dry_run_of_a_run_owned_elsewhere_shows_only_the_refusal(tmp_path):
+    me = identity.identity(os.getpid())
+    paths = _make_run(tmp_path, "fsdp-20261129-000000-away", state="running", supervisor={**me, "host": "far-host"},
+                      ray={"temp_dir": str(tmp_path / "ray")})
+    dry = run_cli("stop", "--dry-run", paths.id, "--runs-dir", str(tmp_path))
+    real = run_cli("stop", paths.id, "--runs-dir", str(tmp_path))
+    assert real.returncode == 2 and "its runner lives on host far-host" in real.stderr
+    assert dry.returncode == 0 and dry.stdout.strip() == (
+        f"would refuse: cannot stop run {paths.id} from here: its runner lives on host far-host: run "
+        f"`python -m runner stop` there")
+    assert read_record(paths)["state"] == "running"
+
+
+def test_logs_notes_for_a_foreground_run_and_an_ended_run(tmp_path):
+    me = identity.identity(os.getpid())
+    fg = _make_run(tmp_path, "fsdp-20261129-000000-fgnd", state="succeeded", supervisor={**me, "detached": False})
+    for follow in ([], ["-f"]):
+        r = run_cli("logs", "--runner", *follow, fg.id, "--runs-dir", str(tmp_path))
+        assert r.returncode == 0 and r.stderr.strip() == \
+            "(a foreground run has no runner.log: its output went to the terminal that started it)", r.stderr
+    failed = _make_run(tmp_path, "fsdp-20261129-000100-fail", state="failed", supervisor={**me, "detached": True})
+    r = run_cli("logs", failed.id, "--runs-dir", str(tmp_path))
+    assert r.stderr.strip() == "(no job.log; the run is failed)"
+    starting = _make_run(tmp_path, "fsdp-20261129-000200-strt", state="starting", supervisor={**me, "detached": True})
+    r = run_cli("logs", "--runner", starting.id, "--runs-dir", str(tmp_path))
+    assert r.stderr.strip() == "(no runner.log yet; the run is starting)"

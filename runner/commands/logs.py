@@ -15,7 +15,7 @@ import argparse
 import sys
 import time
 
-from runner.runs.arguments import add_lookup_arguments, find_named_run
+from runner.runs.arguments import add_lookup_arguments, load_named_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,27 +35,44 @@ def _read_from(path, offset: int) -> tuple[bytes, int]:  # noqa: ANN001
     return data, offset + len(data)
 
 
+def _missing_note(path, paths, record: dict, runner_log: bool) -> str:  # noqa: ANN001
+    from runner.runs.identity import effective_state
+    from runner.runs.record import ACTIVE
+
+    if runner_log and (record.get("supervisor") or {}).get("detached") is False:
+        return "(a foreground run has no runner.log: its output went to the terminal that started it)"
+    state = effective_state(record)[0]
+    return (f"(no {path.name}{' yet' if state in ACTIVE else ''}; the run is {state}"
+            + ("" if runner_log or not paths.runner_log.exists() else f"; see {paths.runner_log}") + ")")
+
+
 def run(args) -> int:
     from runner.runs.identity import effective_state
-    from runner.runs.record import ACTIVE, read_record
+    from runner.runs.record import ACTIVE, BadRecord, load_record
 
-    paths = find_named_run(args)
-    if paths is None:
+    found = load_named_run(args)
+    if found is None:
         return 2
+    paths, record = found
     path = paths.runner_log if args.runner else paths.job_log
     out = sys.stdout.buffer
     data, offset = _read_from(path, 0)
     out.write(data)
     out.flush()
-    if not args.follow:
+    foreground_runner = args.runner and (record.get("supervisor") or {}).get("detached") is False
+    if not args.follow or foreground_runner:  # a foreground run never gets a runner.log to follow
         if not path.exists():
-            state = effective_state(read_record(paths))[0]
-            print(f"(no {path.name} yet; the run is {state}"
-                  + ("" if args.runner or not paths.runner_log.exists() else f"; see {paths.runner_log}") + ")",
-                  file=sys.stderr)
+            print(_missing_note(path, paths, record, args.runner), file=sys.stderr)
         return 0
     while True:
-        ended = effective_state(read_record(paths))[0] not in ACTIVE
+        try:
+            record = load_record(paths)
+        except BadRecord as exc:
+            # The run directory was removed (or its run.json spoiled) while we followed it.
+            gone = "its directory was removed" if not paths.dir.exists() else str(exc)
+            print(f"(stopped following run {paths.id}: {gone})", file=sys.stderr)
+            return 1
+        ended = effective_state(record)[0] not in ACTIVE
         data, offset = _read_from(path, offset)
         if data:
             out.write(data)
@@ -65,7 +82,10 @@ def run(args) -> int:
             data, offset = _read_from(path, offset)
             out.write(data)
             out.flush()
-            record = read_record(paths)
+            try:
+                record = load_record(paths)
+            except BadRecord:
+                pass  # removed just now: the record read above stands
             print(f"(run {paths.id} {effective_state(record)[0]}, exit code {record.get('exit_code')})",
                   file=sys.stderr)
             return 0

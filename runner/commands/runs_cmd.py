@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from runner.runs.arguments import add_lookup_arguments, runs_root
+from runner.runs.arguments import add_lookup_arguments, readable_runs, runs_root
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,18 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from runner.runs.identity import effective_state
-    from runner.runs.layout import list_runs
-    from runner.runs.record import read_record
     from runner.runs.report import runs_table
 
     root = runs_root(args)
-    rows = []
-    for paths in list_runs(root):
-        try:
-            record = read_record(paths)
-        except (OSError, ValueError):
-            continue
-        rows.append((record, effective_state(record)[0]))
+    rows = [(record, effective_state(record)[0]) for _, record in readable_runs(root)]
     if args.json:
         print(json.dumps([{"id": r.get("id"), "recipe": r.get("recipe"), "state": state,
                            "recorded_state": r.get("state"), "created_at": r.get("created_at"),

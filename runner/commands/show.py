@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from runner.runs.arguments import add_lookup_arguments, find_named_run
+from runner.runs.arguments import add_lookup_arguments, load_named_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,13 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from runner.runs.identity import effective_state
-    from runner.runs.record import read_record
     from runner.runs.report import show_lines
 
-    paths = find_named_run(args)
-    if paths is None:
+    found = load_named_run(args)
+    if found is None:
         return 2
-    record = read_record(paths)
+    _, record = found
     if args.json:
         print(json.dumps(record, indent=2))
         return 0

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from runner.runs.arguments import add_lookup_arguments, find_named_run, runs_root
+from runner.runs.arguments import add_lookup_arguments, load_named_run, readable_runs, runs_root
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,25 +53,28 @@ def _facts(record: dict) -> dict:
 
 def run(args) -> int:
     from runner.runs.identity import effective_state
-    from runner.runs.layout import latest_run, list_runs
-    from runner.runs.record import ACTIVE, read_record
+    from runner.runs.record import ACTIVE
     from runner.runs.report import status_lines
 
     root = runs_root(args)
+    # With --json, stdout carries JSON only: notes go to stderr.
+    note_out = sys.stderr if args.json else sys.stdout
     if args.run:
-        paths = find_named_run(args)
-        if paths is None:
+        found = load_named_run(args)
+        if found is None:
             return 2
-        records = [read_record(paths)]
+        records = [found[1]]
     else:
-        records = [r for r in (read_record(p) for p in list_runs(root)) if effective_state(r)[0] in ACTIVE]
+        readable = [record for _, record in readable_runs(root)]
+        records = [r for r in readable if effective_state(r)[0] in ACTIVE]
         if not records:
-            latest = latest_run(root)
-            if latest is None:
-                print(f"no runs under {root}")
+            if not readable:
+                print(f"no runs under {root}", file=note_out)
+                if args.json:
+                    print("[]")
                 return 0
-            print(f"no active run under {root}; the latest:")
-            records = [read_record(latest)]
+            print(f"no active run under {root}; the latest:", file=note_out)
+            records = [readable[-1]]
     facts = [_facts(r) for r in records]
     if args.json:
         print(json.dumps(facts if not args.run else facts[0], indent=2))

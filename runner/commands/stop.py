@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from runner.runs.arguments import add_lookup_arguments, find_named_run
+from runner.runs.arguments import add_lookup_arguments, load_named_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,9 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from runner.runs.stop import describe_stop, stop_run
 
-    paths = find_named_run(args)
-    if paths is None:
+    found = load_named_run(args)  # an unreadable run.json: one line, exit 2, nothing signalled
+    if found is None:
         return 2
+    paths = found[0]
     if args.dry_run:
         print("\n".join(describe_stop(paths)))
         return 0

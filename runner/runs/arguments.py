@@ -57,3 +57,36 @@ def find_named_run(args):  # noqa: ANN001, ANN201
     except RunNotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
+
+
+def load_named_run(args):  # noqa: ANN001, ANN201
+    """(run directory, its run.json) for args.run, or None once the reason is on stderr (the command exits 2)."""
+    import sys
+
+    from runner.runs.record import BadRecord, load_record
+
+    paths = find_named_run(args)
+    if paths is None:
+        return None
+    try:
+        return paths, load_record(paths)
+    except BadRecord as exc:
+        print(f"error: run {paths.id}: {exc}", file=sys.stderr)
+        return None
+
+
+def readable_runs(root):  # noqa: ANN001, ANN201
+    """(run directory, run.json) of every run under root, oldest first; an unreadable run.json is skipped
+    with a one-line warning on stderr (a listing must not hide it, nor fail over it)."""
+    import sys
+
+    from runner.runs.layout import list_runs
+    from runner.runs.record import BadRecord, load_record
+
+    out = []
+    for paths in list_runs(root):
+        try:
+            out.append((paths, load_record(paths)))
+        except BadRecord as exc:
+            print(f"warning: skipped run {paths.id}: {exc}", file=sys.stderr)
+    return out

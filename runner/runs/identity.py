@@ -34,8 +34,16 @@ def hostname() -> str:
     return socket.gethostname()
 
 
+def uid_of(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
 def identity(pid: int) -> dict:
-    return {"pid": pid, "start_ticks": start_ticks(pid), "boot_id": boot_id(), "host": hostname()}
+    # uid: who may signal it (`stop` by another user is refused by the kernel; say whose run it is).
+    return {"pid": pid, "start_ticks": start_ticks(pid), "boot_id": boot_id(), "host": hostname(), "uid": uid_of(pid)}
 
 
 def same_machine(ident: dict) -> bool:

@@ -52,6 +52,25 @@ def read_record(paths: RunPaths) -> dict:
         return json.load(f)
 
 
+class BadRecord(Exception):
+    """run.json is missing, unreadable, or not a run record (cut short or edited by hand)."""
+
+
+def load_record(paths: RunPaths) -> dict:
+    """run.json as a dict, or BadRecord with a one-line reason naming the file."""
+    try:
+        record = read_record(paths)
+    except OSError as exc:
+        raise BadRecord(f"cannot read {paths.record}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise BadRecord(f"{paths.record} is not valid JSON ({exc}); it was cut short or edited: restore it, "
+                        f"or move {paths.dir} out of the runs dir") from None
+    if not isinstance(record, dict):
+        raise BadRecord(f"{paths.record} holds a JSON {type(record).__name__}, not a run record: restore it, "
+                        f"or move {paths.dir} out of the runs dir")
+    return record
+
+
 def _merge(base: dict, changes: dict) -> dict:
     out = dict(base)
     for key, value in changes.items():

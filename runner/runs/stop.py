@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from runner.execute import run_processes, sweep_run
 from runner.runs import identity
 from runner.runs.layout import RunPaths
-from runner.runs.record import ACTIVE, now_iso, read_record, update_record
+from runner.runs.record import ACTIVE, load_record, now_iso, update_record
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,14 @@ def decide(record: dict) -> StopDecision:
     return StopDecision("gone", None, identity.why_gone(owner))
 
 
+def _owner_uid(owner: dict) -> str:
+    """The uid recorded for the run's runner, else that of the live process."""
+    uid = owner.get("uid")
+    if uid is None:
+        uid = identity.uid_of(int(owner["pid"]))
+    return "unknown" if uid is None else str(uid)
+
+
 def _wait_gone(owner: dict, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -60,7 +68,7 @@ def _wait_gone(owner: dict, timeout: float) -> bool:
 
 
 def stop_run(paths: RunPaths, timeout: float = 180.0, log=sys.stderr) -> int:  # noqa: ANN001
-    record = read_record(paths)
+    record = load_record(paths)
     decision = decide(record)
     temp_dir = (record.get("ray") or {}).get("temp_dir") or ""
     run_id = record.get("id") or paths.id
@@ -69,12 +77,16 @@ def stop_run(paths: RunPaths, timeout: float = 180.0, log=sys.stderr) -> int:  #
         return 2
     if decision.action == "signal":
         owner = record["supervisor"]
-        print(f"[runner] stopping run {run_id}: SIGTERM to its runner (pid {decision.pid}); it stops the job, "
-              f"then its Ray", file=log, flush=True)
         try:
             os.kill(decision.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
+        except PermissionError:
+            print(f"error: cannot stop run {run_id}: it belongs to another user (uid {_owner_uid(owner)}); "
+                  f"run `python -m runner stop` as that user (or root)", file=log)
+            return 2
+        print(f"[runner] stopping run {run_id}: SIGTERM to its runner (pid {decision.pid}); it stops the job, "
+              f"then its Ray", file=log, flush=True)
         if not _wait_gone(owner, timeout):
             print(f"[runner] pid {decision.pid} still running after {timeout:.0f}s: SIGKILL (its Ray and job "
                   f"process die with it)", file=log, flush=True)
@@ -87,7 +99,7 @@ def stop_run(paths: RunPaths, timeout: float = 180.0, log=sys.stderr) -> int:  #
         print(f"[runner] run {run_id} was {record.get('state')}, but {decision.reason}", file=log, flush=True)
     # Whatever is left of this run (nothing, when its runner cleaned up).
     left = sweep_run(temp_dir, run_id, log=log) if temp_dir else []
-    after = read_record(paths)
+    after = load_record(paths)
     if decision.action == "signal" and after.get("state") == "stopped":
         # The runner saw only a SIGTERM; say who sent it.
         after = update_record(paths, {"detail": "stopped by `python -m runner stop`"}) or after
@@ -97,7 +109,7 @@ def stop_run(paths: RunPaths, timeout: float = 180.0, log=sys.stderr) -> int:  #
         if decision.action == "gone" and left:
             detail = f"{decision.reason}; `stop` ended {len(left)} leftover process(es)"
         update_record(paths, {"state": state, "detail": detail, "ended_at": now_iso()}, only_if_state=ACTIVE)
-        after = read_record(paths)
+        after = load_record(paths)
     if decision.action == "ended" and not left:
         print(f"run {run_id}: nothing to stop, {decision.reason}", file=log)
         return 0
@@ -112,10 +124,12 @@ def stop_run(paths: RunPaths, timeout: float = 180.0, log=sys.stderr) -> int:  #
 
 def describe_stop(paths: RunPaths) -> list[str]:
     """--dry-run: what `stop` would do, touching nothing."""
-    record = read_record(paths)
+    record = load_record(paths)
     decision = decide(record)
     temp_dir = (record.get("ray") or {}).get("temp_dir") or ""
     pids = run_processes(temp_dir, record.get("id") or paths.id) if temp_dir else []
+    if decision.action == "elsewhere":  # what the real stop says, and all it does
+        return [f"would refuse: cannot stop run {record.get('id')} from here: {decision.reason}"]
     lines = [f"run {record.get('id')}: {record.get('state')}; {decision.reason}"]
     if decision.action == "signal":
         lines.append(f"would send SIGTERM to pid {decision.pid} and wait for it to stop the job and its Ray")
