@@ -52,16 +52,21 @@ def default_root(environ: Mapping[str, str]) -> str:
 def resolve_kernel_cache(flag_root: str | None, environ: Mapping[str, str], cwd: str | None = None) -> KernelCache:
     env: dict[str, str] = {}
     sources: dict[str, str] = {}
-    if flag_root:
+    cwd = cwd or os.getcwd()
+
+    def absolute(path: str) -> str:
         # Jobs run in another working directory: absolute paths only.
-        root = os.path.normpath(os.path.join(cwd or os.getcwd(), os.path.expanduser(flag_root)))
+        return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
+
+    if flag_root:
+        root = absolute(flag_root)
         for var, sub in CACHE_VARS.items():
             env[var], sources[var] = os.path.join(root, sub), "--kernel-cache"
         return KernelCache(env, sources)
-    root = default_root(environ)
+    root = absolute(default_root(environ))
     for var, sub in CACHE_VARS.items():
         if environ.get(var):
-            env[var], sources[var] = environ[var], f"${var}"
+            env[var], sources[var] = absolute(environ[var]), f"${var}"
         else:
             env[var], sources[var] = os.path.join(root, sub), "default"
     return KernelCache(env, sources)

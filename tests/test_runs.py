@@ -477,3 +477,25 @@ def test_logs_notes_for_a_foreground_run_and_an_ended_run(tmp_path):
     starting = _make_run(tmp_path, "fsdp-20261129-000200-strt", state="starting", supervisor={**me, "detached": True})
     r = run_cli("logs", "--runner", starting.id, "--runs-dir", str(tmp_path))
     assert r.stderr.strip() == "(no runner.log yet; the run is starting)"
+
+
+def test_duration_honours_each_time_stamps_offset():
+    from runner.runs.report import duration
+
+    # 10:00 at +0100 is 09:00 UTC: the run took 30 minutes, though its clock times read 10:00 .. 09:30.
+    mixed = {"started_at": "2026-11-29T10:00:00+0100", "ended_at": "2026-11-29T09:30:00+0000"}
+    assert duration(mixed) == "30m00s"
+    assert duration({"started_at": "2026-11-29T23:30:00-0200", "ended_at": "2026-11-30T03:45:10+0200"}) == "15m10s"
+    assert duration({"created_at": "2026-11-29T00:00:00+0000"}, now=1_795_910_400 + 3723) == "1h02m"
+
+
+def test_kernel_caches_from_the_environment_reach_the_job_as_absolute_paths(ready):
+    cache = resolve_kernel_cache(None, {"HOME": "/home/u", "TRITON_CACHE_DIR": "rel/triton", "XDG_CACHE_HOME": "xdg"},
+                                 cwd="/w")
+    assert cache.env == {"TRITON_CACHE_DIR": "/w/rel/triton",
+                         "FLASHINFER_WORKSPACE_BASE": "/w/xdg/slime-qwen3-next/kernels/flashinfer",
+                         "TORCH_EXTENSIONS_DIR": "/w/xdg/slime-qwen3-next/kernels/torch_extensions"}
+    plan = json.loads(_train(ready, env={"TRITON_CACHE_DIR": "rel/triton", "XDG_CACHE_HOME": "xdg"}).stdout)
+    (runtime_env,) = [json.loads(c) for c in plan["files"].values()]
+    assert runtime_env["env_vars"]["TRITON_CACHE_DIR"] == str(REPO / "rel" / "triton")  # run_cli's cwd
+    assert runtime_env["env_vars"]["TORCH_EXTENSIONS_DIR"] == str(REPO / "xdg/slime-qwen3-next/kernels/torch_extensions")

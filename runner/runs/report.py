@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from datetime import datetime
 
 from runner.runs.manifest import describe_request
 
@@ -12,7 +13,8 @@ def _parse_time(text: str | None) -> float | None:
     if not text:
         return None
     try:
-        return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S%z"))
+        # datetime keeps the offset (time.mktime would read the clock time as local time and drop it).
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp()
     except ValueError:
         return None
 
