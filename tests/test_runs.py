@@ -499,3 +499,34 @@ def test_kernel_caches_from_the_environment_reach_the_job_as_absolute_paths(read
     (runtime_env,) = [json.loads(c) for c in plan["files"].values()]
     assert runtime_env["env_vars"]["TRITON_CACHE_DIR"] == str(REPO / "rel" / "triton")  # run_cli's cwd
     assert runtime_env["env_vars"]["TORCH_EXTENSIONS_DIR"] == str(REPO / "xdg/slime-qwen3-next/kernels/torch_extensions")
+
+
+def test_hints_after_train_name_the_run_from_any_directory(tmp_path):
+    from runner.runs.start import run_ref
+
+    rid = "fsdp-20261129-000000-abcd"
+    for flag, base in (("runs", None), (None, "models"), (None, None)):  # --runs-dir, --base-folder, ./models
+        where = resolve_runs_dir(flag, base, {}, str(tmp_path))
+        assert run_ref(rid, where, {}) == f"{rid} --runs-dir {tmp_path / (flag or 'models/runs')}"
+    assert run_ref(rid, resolve_runs_dir(None, None, {"SLIME_RUNS_DIR": "/shared/runs"}), {"SLIME_RUNS_DIR": "/shared/runs"}) == rid
+    assert run_ref(rid, resolve_runs_dir(None, None, {"BASE_FOLDER": "/m"}), {"BASE_FOLDER": "/m"}) == rid
+    relative = {"BASE_FOLDER": "m"}  # found again only from this directory
+    assert run_ref(rid, resolve_runs_dir(None, None, relative, str(tmp_path)), relative) == \
+        f"{rid} --runs-dir {tmp_path / 'm' / 'runs'}"
+    missing = run_cli("status", "nope", "--base-folder", str(tmp_path))
+    assert missing.returncode == 2 and "--runs-dir, --base-folder, $SLIME_RUNS_DIR or $BASE_FOLDER" in missing.stderr
+
+
+def test_an_unusable_runs_dir_is_refused_before_anything_starts(ready, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for runs_dir, why in (("/proc/x", "cannot create it under /proc"), (str(blocker / "runs"), "is not a directory")):
+        r = _train(ready, "--runs-dir", runs_dir, dry=False)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+        (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith(f"error: runs dir {runs_dir} ")]
+        assert why in line and "(from --runs-dir) is not writable" in line and "--runs-dir DIR" in line
+        assert not ready["temp"].exists()  # no Ray started
+        plan = json.loads(_train(ready, "--runs-dir", runs_dir).stdout)  # a dry-run lists it
+        assert any(p["message"].startswith(f"runs dir {runs_dir} ") for p in plan["problems"]), plan["problems"]
+    assert blocker.read_text() == "" and not any(p.name.startswith(".slime-runner-probe") for p in tmp_path.iterdir())
+    assert not [p for p in ready["base"].iterdir() if p.name == "runs"]

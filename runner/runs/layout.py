@@ -103,7 +103,7 @@ def find_run(root: Path, ref: str) -> RunPaths:
         raise RunNotFound(f"{ref!r} matches {len(matches)} runs under {root} "
                           f"({', '.join(p.id for p in matches[:3])}...): give more of the id")
     raise RunNotFound(f"no run {ref!r} under {root}: `python -m runner runs` lists them "
-                      f"(--runs-dir or $BASE_FOLDER chooses where to look)")
+                      f"(--runs-dir, --base-folder, $SLIME_RUNS_DIR or $BASE_FOLDER choose where to look)")
 
 
 def latest_run(root: Path) -> RunPaths | None:

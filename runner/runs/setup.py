@@ -4,7 +4,8 @@ Its id and directory, the recipe and the override layers (a resumed run
 replays the layers recorded in its run.json, then this invocation's), its
 checkpoint folder and the kernel caches. Reads only: a resumed run's
 run.json and checkpoint trackers. `train` turns the result into flags and
-processes (runner.train_plan); nothing here writes.
+processes (runner.train_plan); nothing here writes (the runs dir probe
+creates and removes one empty directory: it leaves nothing).
 
 Checkpoint folder, as flag layers applied in this order:
   fresh run     recipe -> load/save = <run dir>/checkpoints -> your overrides
@@ -203,7 +204,33 @@ def run_problems(setup: RunSetup, flags, environ: Mapping[str, str]) -> list[str
         problems.append(active)
     if setup.paths.dir.exists():
         problems.append(f"run directory {setup.paths.dir} already exists; start again (a new id is drawn)")
+    problems += filter(None, [runs_dir_problem(setup.runs_dir)])
     return problems
+
+
+def runs_dir_problem(runs_dir: Setting) -> str | None:
+    """Whether a run directory can be made under the runs dir (which may not exist yet).
+
+    Probed by making and removing an empty directory in the runs dir, or in
+    its nearest existing ancestor: access() cannot tell (root passes it, yet
+    /proc and read-only mounts refuse mkdir)."""
+    import tempfile
+
+    path = Path(runs_dir.value)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a directory")
+        os.rmdir(tempfile.mkdtemp(prefix=".slime-runner-probe-", dir=existing))
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if existing != path:
+            why = f"cannot create it under {existing}: {why}"
+        return (f"runs dir {path} (from {runs_dir.source}) is not writable ({why}); choose one with "
+                f"--runs-dir DIR or $SLIME_RUNS_DIR")
+    return None
 
 
 def run_notes(setup: RunSetup, flags, detach: bool) -> list[str]:  # noqa: ANN001 - a FlagSet

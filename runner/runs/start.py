@@ -11,6 +11,7 @@ import sys
 from typing import Mapping
 
 from runner.kernel_cache import cache_entries
+from runner.locations import Setting
 from runner.preflight import other_ray_problem
 from runner.runs import provenance
 from runner.runs.bundle import LaunchBundle
@@ -24,12 +25,13 @@ def _log(msg: str) -> None:
     print(f"[runner] {msg}", file=sys.stderr, flush=True)
 
 
-def run_ref(ctx: RunContext) -> str:
-    """How later commands name this run: its id, plus --runs-dir when that is not the default place."""
-    setup = ctx.setup
-    if setup.runs_dir.source == "--runs-dir":
-        return f"{setup.run_id} --runs-dir {shlex.quote(setup.runs_dir.value)}"
-    return setup.run_id
+def run_ref(run_id: str, runs_dir: Setting, environ: Mapping[str, str]) -> str:
+    """How later commands name this run from any directory: its id, plus --runs-dir (absolute) unless
+    $SLIME_RUNS_DIR or $BASE_FOLDER, absolute, will find it there again."""
+    variable = {"$SLIME_RUNS_DIR": "SLIME_RUNS_DIR", "$BASE_FOLDER": "BASE_FOLDER"}.get(runs_dir.source)
+    if variable and os.path.isabs(os.path.expanduser(environ.get(variable, ""))):
+        return run_id
+    return f"{run_id} --runs-dir {shlex.quote(runs_dir.value)}"
 
 
 def start_run(tp, ctx: RunContext, secrets: list[str], environ: Mapping[str, str] = os.environ) -> int:  # noqa: ANN001
@@ -55,7 +57,7 @@ def start_run(tp, ctx: RunContext, secrets: list[str], environ: Mapping[str, str
     # This process owns the run until a detached supervisor records itself.
     record["supervisor"] = {**identity(os.getpid()), "detached": False}
     create_record(paths, record)
-    ref = run_ref(ctx)
+    ref = run_ref(setup.run_id, setup.runs_dir, environ)
     launch = LaunchBundle.of(tp)
     if ctx.detach:
         from runner.runs.detach import start_supervisor, wait_until_running
