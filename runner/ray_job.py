@@ -48,7 +48,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-class _Stop(Exception):
+class _Stop(BaseException):
+    """SIGINT/SIGTERM: a BaseException, so that no `except Exception` on the way (submission, its retry)
+    swallows it: the signal must reach main(), which stops the job."""
     def __init__(self, signum: int) -> None:
         self.signum = signum
 

@@ -174,3 +174,84 @@ def test_retry_gives_up_at_the_timeout(tmp_path, ray_head):
     assert "gave up after" in r.stderr and "No available agent" in r.stderr
     assert front.passed_submissions == 0 and front.refused >= 2
     assert time.monotonic() - start < 60
+
+
+class HoldingFront:
+    """127.0.0.1:port -> the real job API, except that the reply to the submission POST is held back: the
+    head has the job, the submitter still waits in submit_job (where a SIGTERM can land)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.submitted = threading.Event()
+        self.held: list[socket.socket] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.close()
+        for s in self.held:
+            s.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                conn.close()
+                return
+            data += chunk
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        upstream.sendall(data)
+        if data.startswith(b"POST /api/jobs/ "):
+            self.held += [conn, upstream]
+            threading.Thread(target=_pipe, args=(conn, upstream), daemon=True).start()  # the rest of the body
+            self.submitted.set()  # the head's reply is never passed on
+            return
+        threading.Thread(target=_pipe, args=(upstream, conn), daemon=True).start()
+        _pipe(conn, upstream)
+
+
+@pytest.mark.slow
+def test_sigterm_during_submission_stops_the_job(tmp_path, ray_head):
+    from ray.job_submission import JobSubmissionClient
+
+    entry = tmp_path / "entry.py"
+    entry.write_text("import time\nprint('ENTRY started', flush=True)\ntime.sleep(300)\n")
+    env_file = tmp_path / "runtime_env.json"
+    env_file.write_text(json.dumps({"env_vars": {"PYTHONUNBUFFERED": "1"}}))
+    job_id = f"sigterm-{time.monotonic_ns()}"
+    front = HoldingFront(ray_head.dashboard_port)
+    head = JobSubmissionClient(f"http://127.0.0.1:{ray_head.dashboard_port}")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runner.ray_job", "--address", f"http://127.0.0.1:{front.port}", "--submission-id",
+             job_id, "--runtime-env-file", str(env_file), "--", sys.executable, str(entry)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(tmp_path), "RAY_AUTH_MODE": "disabled"})
+        assert front.submitted.wait(120), "the submission never reached the front"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the head has the job (its reply is held back)
+            try:
+                head.get_job_status(job_id)
+                break
+            except RuntimeError:
+                time.sleep(0.2)
+        proc.send_signal(15)
+        _, err = proc.communicate(timeout=180)
+        status = str(head.get_job_status(job_id)).split(".")[-1]
+        if status not in ("STOPPED", "FAILED", "SUCCEEDED"):
+            head.stop_job(job_id)  # the job would otherwise sleep on in the shared head
+    finally:
+        front.close()
+    assert proc.returncode == 143, err[-3000:]
+    assert "could not submit" not in err and f"stopping job {job_id}" in err, err[-3000:]
+    assert status == "STOPPED", err[-3000:]
