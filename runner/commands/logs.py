@@ -69,7 +69,7 @@ def run(args) -> int:
             record = load_record(paths)
         except BadRecord as exc:
             # The run directory was removed (or its run.json spoiled) while we followed it.
-            gone = "its directory was removed" if not paths.dir.exists() else str(exc)
+            gone = "its directory was removed" if not paths.record.exists() else str(exc)
             print(f"(stopped following run {paths.id}: {gone})", file=sys.stderr)
             return 1
         ended = effective_state(record)[0] not in ACTIVE
