@@ -362,6 +362,9 @@ def test_an_unreadable_run_json_is_one_line_for_a_named_run_and_a_warning_in_lis
         warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: skipped run ")]
         assert len(warnings) == 2 and str(cut.record) in warnings[0] and str(listed.record) in warnings[1], r.stderr
     assert good.id in run_cli("runs", *runs_dir).stdout
+    resume = run_cli("train", "--resume", listed.id, *runs_dir, "--dry-run")
+    assert resume.returncode == 2 and "Traceback" not in resume.stderr, resume.stderr
+    assert f"error: --resume {listed.id}: {listed.record} holds a JSON list, not a run record" in resume.stderr
     assert [f["id"] for f in json.loads(run_cli("status", "--json", *runs_dir).stdout)] == [good.id]
 
 

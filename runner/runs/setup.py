@@ -30,7 +30,7 @@ from runner.render import Overrides
 from runner.runs import identity
 from runner.runs.checkpoints import latest_iteration
 from runner.runs.layout import RunNotFound, RunPaths, find_run, new_run_id, resolve_runs_dir
-from runner.runs.record import ACTIVE, read_record
+from runner.runs.record import ACTIVE, BadRecord, load_record
 
 
 class SetupError(ValueError):
@@ -117,9 +117,9 @@ def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given_layer: 
             raise SetupError(f"--resume {ref}: {exc}") from None
         return _resume_folder(ref, folder, recipe, runs_dir, given_layer, caches, now=now, suffix=suffix)
     try:
-        record = read_record(previous)
-    except (OSError, ValueError) as exc:
-        raise SetupError(f"--resume {ref}: cannot read {previous.record} ({exc})") from None
+        record = load_record(previous)
+    except BadRecord as exc:
+        raise SetupError(f"--resume {ref}: {exc}") from None
     request = record.get("request") or {}
     recorded_recipe = request.get("recipe")
     recorded_layers = list(request.get("overrides") or [])
