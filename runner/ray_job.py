@@ -51,6 +51,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 class _Stop(BaseException):
     """SIGINT/SIGTERM: a BaseException, so that no `except Exception` on the way (submission, its retry)
     swallows it: the signal must reach main(), which stops the job."""
+
     def __init__(self, signum: int) -> None:
         self.signum = signum
 

@@ -501,7 +501,8 @@ def test_kernel_caches_from_the_environment_reach_the_job_as_absolute_paths(read
     plan = json.loads(_train(ready, env={"TRITON_CACHE_DIR": "rel/triton", "XDG_CACHE_HOME": "xdg"}).stdout)
     (runtime_env,) = [json.loads(c) for c in plan["files"].values()]
     assert runtime_env["env_vars"]["TRITON_CACHE_DIR"] == str(REPO / "rel" / "triton")  # run_cli's cwd
-    assert runtime_env["env_vars"]["TORCH_EXTENSIONS_DIR"] == str(REPO / "xdg/slime-qwen3-next/kernels/torch_extensions")
+    assert runtime_env["env_vars"]["TORCH_EXTENSIONS_DIR"] == \
+        str(REPO / "xdg/slime-qwen3-next/kernels/torch_extensions")
 
 
 def test_hints_after_train_name_the_run_from_any_directory(tmp_path):
@@ -511,7 +512,8 @@ def test_hints_after_train_name_the_run_from_any_directory(tmp_path):
     for flag, base in (("runs", None), (None, "models"), (None, None)):  # --runs-dir, --base-folder, ./models
         where = resolve_runs_dir(flag, base, {}, str(tmp_path))
         assert run_ref(rid, where, {}) == f"{rid} --runs-dir {tmp_path / (flag or 'models/runs')}"
-    assert run_ref(rid, resolve_runs_dir(None, None, {"SLIME_RUNS_DIR": "/shared/runs"}), {"SLIME_RUNS_DIR": "/shared/runs"}) == rid
+    shared = {"SLIME_RUNS_DIR": "/shared/runs"}
+    assert run_ref(rid, resolve_runs_dir(None, None, shared), shared) == rid
     assert run_ref(rid, resolve_runs_dir(None, None, {"BASE_FOLDER": "/m"}), {"BASE_FOLDER": "/m"}) == rid
     relative = {"BASE_FOLDER": "m"}  # found again only from this directory
     assert run_ref(rid, resolve_runs_dir(None, None, relative, str(tmp_path)), relative) == \
