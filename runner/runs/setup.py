@@ -217,6 +217,8 @@ def runs_dir_problem(runs_dir: Setting) -> str | None:
     import tempfile
 
     path = Path(runs_dir.value)
+    if runs_dir.source in ("--base-folder", "$BASE_FOLDER", "default") and path.parent.is_file():
+        return None  # BASE_FOLDER is a file: its own problem says so (input_checks.base_folder_problem)
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
