@@ -147,7 +147,7 @@ rec {
     train-multinode = "Megatron, 4 nodes x 8 GPUs over Ray";
     train-fsdp = "FSDP backend, one node (slime's script as written)";
     train-fsdp-h200 = "FSDP on 8 x H200: the script's layout with CPU offload (derived)";
-    train-fsdp-80gb = "FSDP on 8 x 80 GB: colocated with CPU offload (derived)";
+    train-fsdp-80gb = "FSDP on 8 x 80 GB: 4 training with CPU offload + 4 rollout (derived)";
     convert = "HF checkpoint -> Megatron torch_dist";
     doctor = "Is this machine ready for a recipe? What is missing?";
     smoke = "Train a tiny Qwen3-Next on this machine's GPUs with the pinned kernels";

@@ -34,8 +34,7 @@ def report(recipe, gib, host=None):
 def test_derived_recipes_differ_from_the_script_only_where_declared():
     assert changed_flags(FAITHFUL, H200_RECIPE) == {"fsdp-cpu-offload"}
     assert changed_flags(FAITHFUL, GB80_RECIPE) == {
-        "fsdp-cpu-offload", "colocate", "actor-num-gpus-per-node", "rollout-num-gpus",
-        "rollout-num-gpus-per-engine", "sglang-ep-size", "rollout-batch-size", "global-batch-size",
+        "fsdp-cpu-offload", "actor-num-gpus-per-node", "rollout-num-gpus", "rollout-num-gpus-per-engine",
     }
     for r in (H200_RECIPE, GB80_RECIPE):
         assert r.status == "derived" and r.derived_from == "fsdp" and r.source == FAITHFUL.source
@@ -49,8 +48,8 @@ def test_faithful_fsdp_still_does_not_fit():
         assert any("training GPU (fsdp)" in r for r in rep.reasons())
 
 
-@pytest.mark.parametrize("recipe,gib,host", [(H200_RECIPE, H200, 1551.7), (GB80_RECIPE, H100, 1304.9),
-                                             (GB80_RECIPE, H200, 1304.9)])
+@pytest.mark.parametrize("recipe,gib,host", [(H200_RECIPE, H200, 1551.7), (GB80_RECIPE, H100, 1256.9),
+                                             (GB80_RECIPE, H200, 1256.9)])
 def test_derived_recipe_fits_with_the_host_memory_it_states(recipe, gib, host):
     rep = report(recipe, gib, host=2000)
     assert rep.fits, rep.reasons()
@@ -69,23 +68,53 @@ def test_h200_recipe_does_not_fit_80gb_and_says_why():
 
 def test_offloaded_state_is_on_the_host_not_the_gpu():
     rep = report(GB80_RECIPE, H100, host=2000)
-    train = next(r for r in rep.roles if r.name == "colocated GPU, training phase")
-    load = next(r for r in rep.roles if r.name == "colocated GPU, model load")
+    train = next(r for r in rep.roles if r.name == "training GPU (fsdp)")
+    load = next(r for r in rep.roles if r.name == "training GPU (fsdp), model load")
     host = next(r for r in rep.roles if r.kind == "host")
     assert next(t for t in train.terms if t.name.startswith("sharded")).gib == 0
     params = rep.params["total"]
     assert next(t for t in host.terms if t.name.startswith("CPU-offloaded")).gib == pytest.approx(
         16 * params / 2**30)
-    # While slime loads the checkpoint every rank holds its fp32 shard on the GPU, offload or not.
-    assert next(t for t in load.terms if t.name.startswith("fp32 shard")).gib == pytest.approx(
-        4 * params / 8 / 2**30)
+    # While slime loads the checkpoint, CPUOffloadPolicy sends each shard back to pinned host memory as
+    # FSDP moves it (reset_sharded_param): one tensor's shard at a time, not the rank's whole fp32 shard.
+    biggest = 512 * 2 * 512 * 2048  # a layer's fused gate/up experts
+    assert next(t for t in load.terms if t.name == "fp32 shard in transit").gib == pytest.approx(
+        4 * biggest / 4 / 2**30)
+    assert load.total_gib < 10
+    # Without offload the whole fp32 shard is on the GPU while the checkpoint is broadcast.
+    faithful = report(FAITHFUL, H200, host=2000)
+    load = next(r for r in faithful.roles if r.name == "training GPU (fsdp), model load")
+    assert next(t for t in load.terms if t.name == "fp32 shard of the model").gib == pytest.approx(
+        4 * params / 6 / 2**30)
+
+
+def test_colocated_offload_keeps_the_trainer_cache_through_the_weight_sync():
+    """slime 3d7599aa: under --fsdp-cpu-offload the actor turns offload-train off, the driver still calls
+    offload() (a no-op then) instead of clear_memory(), so sglang reloads its weights beside the trainer's
+    cache at its training peak. The colocated layout that fits 80 GB otherwise fails there."""
+    flags = train_flags(GB80_RECIPE, "/root")
+    flags.set("colocate")
+    for name in ("actor-num-gpus-per-node", "rollout-num-gpus-per-engine"):
+        flags.set(name, "8")
+    flags.drop("rollout-num-gpus")
+    for name, value in (("sglang-ep-size", "8"), ("rollout-batch-size", "8"), ("global-batch-size", "24")):
+        flags.set(name, value)
+    rep = planner.plan_for(GB80_RECIPE, flags, H100, host_memory_gib=2000)
+    roles = {r.name: r for r in rep.roles}
+    assert roles["colocated GPU, training phase"].fits and roles["colocated GPU, rollout phase"].fits
+    sync = roles["colocated GPU, weight sync"]
+    train = roles["colocated GPU, training phase"]
+    cache = next(t for t in sync.terms if t.name.startswith("trainer's CUDA cache"))
+    assert cache.gib == pytest.approx(train.total_gib - 1.5)  # the training terms, without paused sglang
+    assert not sync.fits and not rep.fits
+    assert any("weight sync" in r for r in rep.reasons())
 
 
 def test_fsdp_batch_must_divide_over_the_ranks():
     flags = train_flags(GB80_RECIPE, "/root")
-    flags.set("global-batch-size", "12")
+    flags.set("global-batch-size", "6")
     rep = planner.plan_for(GB80_RECIPE, flags, H100)
-    assert any("--global-batch-size 12 is not divisible by the 8 FSDP" in t for t in rep.topology_problems)
+    assert any("--global-batch-size 6 is not divisible by the 4 FSDP" in t for t in rep.topology_problems)
 
 
 def test_plan_cli_shows_the_derived_recipes():
@@ -140,13 +169,13 @@ def test_slime_parser_accepts_the_fsdp_recipes(tmp_path):
                                                  "rollout_num_gpus_per_engine", "global_batch_size")} == {
         "fsdp_cpu_offload": True, "colocate": False, "offload_train": False, "actor_num_gpus_per_node": 6,
         "rollout_num_gpus": 2, "rollout_num_gpus_per_engine": 2, "global_batch_size": 12}
-    # --colocate turns slime's offload-train on in the parser; the FSDP actor turns it off again
-    # when --fsdp-cpu-offload is set (FSDPTrainRayActor.init), which the planner assumes.
+    # Not colocated: slime's parser leaves offload-train off, so the driver never calls offload() between
+    # phases (the colocated variant's weight-sync problem does not arise).
     assert {k: parsed["fsdp-80gb"][k] for k in ("fsdp_cpu_offload", "colocate", "offload_train", "offload_rollout",
                                                  "actor_num_gpus_per_node", "rollout_num_gpus",
                                                  "rollout_num_gpus_per_engine", "sglang_ep_size",
                                                  "rollout_batch_size", "global_batch_size")} == {
-        "fsdp_cpu_offload": True, "colocate": True, "offload_train": True, "offload_rollout": True,
-        "actor_num_gpus_per_node": 8, "rollout_num_gpus": 8, "rollout_num_gpus_per_engine": 8,
-        "sglang_ep_size": 8, "rollout_batch_size": 8, "global_batch_size": 24}
+        "fsdp_cpu_offload": True, "colocate": False, "offload_train": False, "offload_rollout": False,
+        "actor_num_gpus_per_node": 4, "rollout_num_gpus": 4, "rollout_num_gpus_per_engine": 4,
+        "sglang_ep_size": 1, "rollout_batch_size": 4, "global_batch_size": 12}
     json.dumps(parsed)  # plain values only

@@ -38,8 +38,9 @@ ASSUMPTIONS = (
     "FSDP (slime 3d7599aa): from_pretrained without dtype loads fp32; params, grads and AdamW moments are "
     "sharded fp32 (16 B/param / ranks; on the CPU with --fsdp-cpu-offload, where each tensor's padded param "
     "shard and its grad shard take a pinned block rounded up to a power of two); compute in bf16; at load each rank "
-    f"holds its fp32 shard on the GPU; the policy loss keeps {fs.SLIME_LOGIT_BYTES} B per token x vocab around "
-    "the logits.",
+    "holds its fp32 shard on the GPU (with offload only one tensor's at a time); colocated with offload, the "
+    "trainer's CUDA cache stays at its training peak through the weight sync (slime never empties it there); "
+    f"the policy loss keeps {fs.SLIME_LOGIT_BYTES} B per token x vocab around the logits.",
     "The MTP block in the checkpoint is trained only with --enable-mtp-training and served only as the "
     "speculative draft.",
 )
@@ -99,6 +100,9 @@ def plan(*, recipe_name: str, recipe_status: str, backend: str, flags: FlagSet, 
         if load_terms:  # slime pauses the engines before the trainer loads
             roles.append(Role("colocated GPU, model load", "gpu", layout.training_gpus,
                               tuple(load_terms) + paused_sglang, gpu_gib))
+        if backend == "fsdp" and setup.cpu_offload:
+            roles.append(Role("colocated GPU, weight sync", "gpu", layout.training_gpus,
+                              fs.weight_sync_terms(arch, flags, train_terms, roll_terms), gpu_gib))
     else:
         roles.append(Role(f"training GPU ({backend})", "gpu", layout.training_gpus, tuple(train_terms), gpu_gib,
                           info=train_info))

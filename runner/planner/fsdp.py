@@ -104,19 +104,53 @@ def fsdp_gpu_terms(arch: Qwen3NextArchitecture, s: FsdpSetup) -> list[Term]:
 def load_gpu_terms(arch: Qwen3NextArchitecture, s: FsdpSetup) -> list[Term]:
     """A training GPU while slime loads the weights (_fsdp2_load_full_state_dict), before any step.
 
-    The fp32 shard sits on the GPU even with --fsdp-cpu-offload (moved to the
-    CPU only after set_model_state_dict), next to the full tensor that rank 0
-    is broadcasting.
+    slime moves the sharded model to the GPU (`model.to(cuda)` on rank 0,
+    `to_empty(cuda)` on the others), then broadcasts each full tensor from
+    rank 0. Without offload every rank's fp32 shard sits there. With
+    --fsdp-cpu-offload it does not: FSDPModule._apply re-checks each shard
+    (reset_sharded_param) and moves it straight back to pinned host memory
+    (`local_tensor.cpu().pin_memory()`, torch _fsdp_param.py), so the GPU
+    holds one tensor's shard at a time (measured on 1 x H200, torch 2.11: a
+    704 MiB model under CPUOffloadPolicy peaked at one 64 MiB tensor).
     """
     p = count_params(arch, mtp_layers=0).total
     big = largest_tensor_params(arch)
+    if s.cpu_offload:
+        shard = Term("fp32 shard in transit", gib(4 * big / s.ranks),
+                     "--fsdp-cpu-offload: each shard returns to pinned host memory as it is moved; "
+                     "one tensor's at a time")
+    else:
+        shard = Term("fp32 shard of the model", gib(4 * p / s.ranks),
+                     f"4 B/param / {s.ranks} ranks: model.to(cuda) before set_model_state_dict")
     return [
-        Term("fp32 shard of the model", gib(4 * p / s.ranks),
-             f"4 B/param / {s.ranks} ranks: model.to(cuda) before set_model_state_dict"
-             + (", moved to the CPU after it" if s.cpu_offload else "")),
+        shard,
         Term("tensor being broadcast", gib(4 * big), "largest fp32 tensor, full size, from rank 0"),
         Term("CUDA context, NCCL, workspaces", CUDA_CONTEXT_GIB, "fixed allowance"),
     ]
+
+
+def weight_sync_terms(arch: Qwen3NextArchitecture, flags, train_terms: list[Term],
+                      rollout_terms: list[Term]) -> tuple[Term, ...]:
+    """A colocated GPU while slime syncs weights after a step, with --fsdp-cpu-offload (slime 3d7599aa).
+
+    The actor turns its own offload-train off under --fsdp-cpu-offload
+    (actor.py 74-75), but the driver still calls offload(), not
+    clear_memory() (train.py 47-56), and sleep() returns at once (actor.py
+    304-307): nothing empties the trainer's CUDA cache before sglang reloads
+    its weights (train.py onload_rollout) and update_weights gathers full
+    tensors (update_weight_utils.py: param.cuda(), redistribute to
+    Replicate); clear_memory() comes only after the update (actor.py 832).
+    """
+    trainer = sum(t.gib for t in train_terms)
+    sglang = [t for t in rollout_terms if t.name in ("CUDA context (sglang)", "weights (bf16)")]
+    buffer = flags.int("update-weight-buffer-size", 512 * 1024**2)
+    return (
+        Term("trainer's CUDA cache, still at its training peak", trainer,
+             "offload() is a no-op under --fsdp-cpu-offload and nothing calls clear_memory() before the sync"),
+        *sglang,
+        Term("full tensors gathered for the update", gib(4 * largest_tensor_params(arch) + buffer),
+             "the largest fp32 tensor gathered whole, plus --update-weight-buffer-size"),
+    )
 
 
 def estimate_peak_allocated_bytes(arch: Qwen3NextArchitecture, s: FsdpSetup) -> float:
