@@ -104,8 +104,3 @@ def find_run(root: Path, ref: str) -> RunPaths:
                           f"({', '.join(p.id for p in matches[:3])}...): give more of the id")
     raise RunNotFound(f"no run {ref!r} under {root}: `python -m runner runs` lists them "
                       f"(--runs-dir, --base-folder, $SLIME_RUNS_DIR or $BASE_FOLDER choose where to look)")
-
-
-def latest_run(root: Path) -> RunPaths | None:
-    runs = list_runs(root)
-    return runs[-1] if runs else None
