@@ -34,14 +34,12 @@ pytest.importorskip("ray.job_submission", reason="needs ray[default] (pip instal
 NO_AGENT = "No available agent to submit job, please try again later."
 
 
-class FlakyFront:
-    """127.0.0.1:port -> the real job API, except the first `failures`
-    submission POSTs, which get `status` and `text` (and the connection closed)."""
+class _Front:
+    """127.0.0.1:port in front of the real job API: accepts connections and reads each request's head;
+    subclasses decide what to pass on (`_forward`)."""
 
-    def __init__(self, upstream_port: int, failures: int, status: int = 500, text: str = NO_AGENT) -> None:
-        self.upstream_port, self.failures, self.status, self.text = upstream_port, failures, status, text
-        self.refused = 0
-        self.passed_submissions = 0
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -65,6 +63,23 @@ class FlakyFront:
                 conn.close()
                 return
             data += chunk
+        self._forward(conn, data)
+
+    def _forward(self, conn: socket.socket, data: bytes) -> None:
+        raise NotImplementedError
+
+
+class FlakyFront(_Front):
+    """127.0.0.1:port -> the real job API, except the first `failures`
+    submission POSTs, which get `status` and `text` (and the connection closed)."""
+
+    def __init__(self, upstream_port: int, failures: int, status: int = 500, text: str = NO_AGENT) -> None:
+        self.failures, self.status, self.text = failures, status, text
+        self.refused = 0
+        self.passed_submissions = 0
+        super().__init__(upstream_port)
+
+    def _forward(self, conn: socket.socket, data: bytes) -> None:
         head, _, body = data.partition(b"\r\n\r\n")
         request_line = head.split(b"\r\n", 1)[0]
         submission = request_line.startswith(b"POST /api/jobs/ ")
@@ -176,39 +191,21 @@ def test_retry_gives_up_at_the_timeout(tmp_path, ray_head):
     assert time.monotonic() - start < 60
 
 
-class HoldingFront:
+class HoldingFront(_Front):
     """127.0.0.1:port -> the real job API, except that the reply to the submission POST is held back: the
     head has the job, the submitter still waits in submit_job (where a SIGTERM can land)."""
 
     def __init__(self, upstream_port: int) -> None:
-        self.upstream_port = upstream_port
         self.submitted = threading.Event()
         self.held: list[socket.socket] = []
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(upstream_port)
 
     def close(self) -> None:
-        self.server.close()
+        super().close()
         for s in self.held:
             s.close()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(65536)
-            if not chunk:
-                conn.close()
-                return
-            data += chunk
+    def _forward(self, conn: socket.socket, data: bytes) -> None:
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
         upstream.sendall(data)
         if data.startswith(b"POST /api/jobs/ "):
