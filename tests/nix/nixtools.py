@@ -19,9 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 NIX_DIR = REPO / "nix"
 PINS = json.loads((NIX_DIR / "pins.json").read_text())
 
-# Where a snapshot of an upstream repository may be found on a developer's
-# machine: an env var naming a git dir or a source tree, then the mirror this
-# project's sessions use. CI has neither, and the tests that need them skip.
+# Where a snapshot of an upstream repository may be found: the folder of
+# pinned tarballs that SLIME_UPSTREAM_SOURCES names (CI sets it, see
+# tools/upstream_sources.py), an env var naming a git dir or a source tree,
+# then the mirror this project's sessions use.
 _MIRROR = Path("/work/.mirror")
 
 
@@ -61,14 +62,21 @@ def upstream_tree(
 ) -> Path:
     """A source tree of an upstream repository at `rev`, or skip.
 
-    `env_var` may name a source tree (used as is) or a git dir (archived at
-    rev). Else the project mirror /work/.mirror/<owner>+<repo>/repo is used.
+    First the pinned tarball from SLIME_UPSTREAM_SOURCES (a shared, extracted
+    tree: callers that modify it copy it first). Else `env_var` may name a
+    source tree (used as is) or a git dir (archived at rev into `dest`). Else
+    the project mirror /work/.mirror/<owner>+<repo>/repo is used.
     """
+    src = PINS["sources"].get(name)
+    owner_repo = mirror.replace("+", "/", 1) if mirror else (f"{src['owner']}/{src['repo']}" if src else None)
+    if owner_repo and rev != "HEAD":
+        sources = load_tool("upstream_sources", REPO / "tools" / "upstream_sources.py")
+        if sources.find_archive(owner_repo, rev) is not None:
+            return sources.tree(owner_repo, rev)
     given = os.environ.get(env_var)
     candidates = []
     if given:
         candidates.append(Path(given))
-    src = PINS["sources"].get(name)
     if mirror:
         candidates.append(_MIRROR / mirror / "repo")
     elif src:
@@ -98,4 +106,7 @@ def upstream_tree(
             subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
             return dest
         return cand
-    pytest.skip(f"no snapshot of {name} at {rev[:8]} here (set {env_var} to a clone or tree)")
+    pytest.skip(
+        f"no snapshot of {name} at {rev[:8]} here (set SLIME_UPSTREAM_SOURCES to a folder of pinned tarballs, "
+        f"or {env_var} to a clone or tree)"
+    )

@@ -10,6 +10,8 @@ error is printed), 2 when the sources or Nix are missing.
 
 Where the sources come from, in order, for each of pyproject-nix, uv2nix,
 pyproject-build-systems and the nixpkgs lib:
+  0. SLIME_UPSTREAM_SOURCES: a folder of `git archive` tarballs named
+     OWNER+REPO-REV.tar.gz (tools/upstream_sources.py; CI sets it);
   1. SLIME_NIX_<NAME>_SRC (a source tree, or a git dir/clone archived at the
      revision): SLIME_NIX_PYPROJECT_NIX_SRC, SLIME_NIX_UV2NIX_SRC,
      SLIME_NIX_BUILD_SYSTEM_PKGS_SRC, SLIME_NIX_NIXPKGS_LIB_SRC;
@@ -35,6 +37,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+import upstream_sources  # noqa: E402  (tools/ is not a package)
 MIRROR = Path("/work/.mirror")
 
 # nixpkgs lib: the nix-community/nixpkgs.lib mirror has no nixos-25.11
@@ -114,6 +118,9 @@ def _extract(git_dir: Path, rev: str, dest: Path) -> Path:
 
 def locate(src: Source) -> Path:
     """A source tree of `src` at its revision, extracting from git if needed."""
+    owner_repo = src.mirror_name.replace("+", "/", 1)
+    if upstream_sources.find_archive(owner_repo, src.rev) is not None:
+        return upstream_sources.tree(owner_repo, src.rev)
     candidates: list[Path] = []
     if os.environ.get(src.env_var):
         candidates.append(Path(os.environ[src.env_var]))
@@ -135,7 +142,8 @@ def locate(src: Source) -> Path:
             return _extract(git_dir, src.rev, dest)
     raise SourcesMissing(
         f"no source of {src.mirror_name} at {src.rev[:12]} here "
-        f"(set {src.env_var} to a clone or source tree, or SLIME_NIX_SOURCES to a directory of clones)"
+        f"(set SLIME_UPSTREAM_SOURCES to a folder of pinned tarballs, {src.env_var} to a clone or source tree, "
+        "or SLIME_NIX_SOURCES to a directory of clones)"
     )
 
 
