@@ -26,6 +26,16 @@ let
   # cuDNN is the nvidia-cudnn-cu12 wheel (9.16, slime's pin), for the TE
   # build and at run time (CUDNN_PATH): CUDA_HOME has no cuDNN.
   cudnnPathOf = set: "${set.nvidia-cudnn-cu12}/${set.python.sitePackages}/nvidia/cudnn";
+  # NCCL's header (nccl.h) for Transformer Engine's build: the
+  # nvidia-nccl-cu12 wheel (2.27.5) that torch loads; CUDA_HOME has no NCCL.
+  # The lock has that wheel for x86_64 only (PyPI's aarch64 torch 2.9.1 is a
+  # CPU build without NCCL): null there.
+  ncclPathOf =
+    set:
+    if set ? nvidia-nccl-cu12 then
+      "${set.nvidia-nccl-cu12}/${set.python.sitePackages}/nvidia/nccl"
+    else
+      null;
 
   # Packages that are not (or not as slime uses them) on PyPI, and the
   # source builds of sdist-only packages from the lock.
@@ -77,6 +87,7 @@ let
         // {
           base = prev.transformer-engine-torch;
           cudnnPath = cudnnPathOf final;
+          ncclPath = ncclPathOf final;
         }
       );
 

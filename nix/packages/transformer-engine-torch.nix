@@ -10,6 +10,7 @@
   which,
   cudaHome,
   cudnnPath,
+  ncclPath,
   autoAddDriverRunpath,
   resolveBuildSystem,
   nixLib,
@@ -42,6 +43,17 @@ base.overrideAttrs (old: {
     # cuDNN headers and library of the nvidia-cudnn-cu12 wheel (9.16): the
     # one torch loads at run time; CUDA_HOME has none.
     CUDNN_PATH = cudnnPath;
+    # The extension is a C++-only CppExtension: its include dirs are
+    # $CUDA_HOME/include and TE's own (build_tools), and torch adds
+    # CUDNN_PATH only for CUDAExtensions. Yet csrc/common.h includes
+    # <cudnn.h> (also through ATen/cudnn/Handle.h) and common/util/logging.h
+    # "nccl.h" (NVIDIA/TransformerEngine#2331): without these two dirs every
+    # csrc/*.cpp fails to compile. g++ reads CPLUS_INCLUDE_PATH itself, as
+    # -isystem dirs after the command line's -I dirs, so nothing of TE's
+    # build changes. The headers are the wheels' that torch loads at run time.
+    CPLUS_INCLUDE_PATH = lib.concatStringsSep ":" (
+      [ "${cudnnPath}/include" ] ++ lib.optional (ncclPath != null) "${ncclPath}/include"
+    );
   };
 
   preBuild = (old.preBuild or "") + nixLib.maxJobsFromBuildCores 1;

@@ -508,6 +508,13 @@ def test_source_builds_of_lock_packages(x86):
     assert fa["FLASH_ATTENTION_FORCE_BUILD"] == "TRUE" and fa["FLASH_ATTN_CUDA_ARCHS"] == "90;100"
     te = py["transformer-engine-torch"]["attrs"]
     assert te["NVTE_FRAMEWORK"] == "pytorch" and te["NVTE_CUDA_ARCHS"] == "90;100"
+    # TE's C++-only extension includes <cudnn.h> and "nccl.h" but gets neither
+    # dir from its build_tools or torch (CppExtension): g++ reads them here.
+    site = "lib/python3.12/site-packages/nvidia"
+    assert te["CPLUS_INCLUDE_PATH"].split(":") == [
+        f'{py["nvidia-cudnn-cu12"]["out"]}/{site}/cudnn/include',
+        f'{py["nvidia-nccl-cu12"]["out"]}/{site}/nccl/include',
+    ]
     sg = py["sglang"]
     assert sg["format"] == "pyproject", "sglang is rebuilt from its sdist to take slime's patch"
     assert sg["attrs"]["patches"] == [x86["packages"]["slime"]["out"] + "/docker/patch/latest/sglang.patch"]
