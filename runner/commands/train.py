@@ -24,19 +24,19 @@ import argparse
 import importlib.metadata
 import os
 import secrets as _secrets
-import shutil
-import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from runner import input_checks, preflight
 from runner.cluster.hostfile import HostfileError, read_workers
-from runner.cluster.slurm import expand_nodelist
+from runner.cluster import slurm_cli
 from runner.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, ClusterSpec, supports_token_auth
 from runner.commands.common import add_location_arguments, checked_overrides, locations_from_args, print_plan
 from runner.flags import FlagSet
 from runner.gpus import GpuFacts, nccl_nvls_value, query_gpus
+from runner.locations import Setting
 from runner.plan import Plan
 from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
@@ -89,8 +89,9 @@ def add_override_arguments(p: argparse.ArgumentParser) -> None:
                    help="the seed's OOM advice: drop --accumulate-allreduce-grads-in-fp32, add --grad-reduce-in-bf16")
 
 
-def _workers(args, recipe, master_addr: str, environ, problems: list[str]) -> tuple[tuple[str, ...], str, str]:
-    """(worker hosts, launcher, head node name)."""
+def _workers(args, recipe, master_addr: str, allocation, environ,
+             problems: list[str]) -> tuple[tuple[str, ...], str, str]:
+    """(worker hosts, launcher, head node name). allocation: the Slurm allocation this runs in, if any."""
     nodes = recipe.layout.nodes
     if args.test_entrypoint and args.hostfile:
         # Launch test across hosts: every hostfile worker joins with 0 GPUs.
@@ -99,6 +100,9 @@ def _workers(args, recipe, master_addr: str, environ, problems: list[str]) -> tu
         except HostfileError as exc:
             problems.append(str(exc))
             return (), "ssh", ""
+    if args.test_entrypoint and allocation is not None:
+        # Launch test inside a Slurm allocation: its other nodes join with 0 GPUs.
+        return allocation.others, "slurm", allocation.this_node
     if args.test_entrypoint or nodes == 1:
         if args.hostfile:
             problems.append(f"--hostfile is for multinode recipes; {recipe.name} runs on one node")
@@ -110,15 +114,10 @@ def _workers(args, recipe, master_addr: str, environ, problems: list[str]) -> tu
             problems.append(str(exc))
             return (), "ssh", ""
         launcher, head = "ssh", ""
+    elif allocation is not None:
+        workers, launcher, head = list(allocation.others), "slurm", allocation.this_node
     elif environ.get("SLURM_JOB_NODELIST"):
-        nodelist = environ["SLURM_JOB_NODELIST"]
-        head = environ.get("SLURMD_NODENAME") or os.uname().nodename
-        if shutil.which("scontrol") is None:
-            problems.append("SLURM_JOB_NODELIST is set but scontrol is not on PATH; pass --hostfile instead")
-            return (), "slurm", head
-        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True).stdout
-        workers = [n for n in expand_nodelist(nodelist, out) if n != head]
-        launcher = "slurm"
+        return (), "slurm", ""  # the allocation could not be read: that problem is listed
     else:
         problems.append(f"{recipe.name} needs {nodes} nodes: pass --hostfile (one worker address per line) "
                         f"or run inside a Slurm allocation (SLURM_JOB_NODELIST)")
@@ -127,6 +126,17 @@ def _workers(args, recipe, master_addr: str, environ, problems: list[str]) -> tu
         problems.append(f"{recipe.name} needs {nodes - 1} worker node(s) besides MASTER_ADDR {master_addr}; "
                         f"found {len(workers)}: {', '.join(workers) or 'none'}")
     return tuple(workers), launcher, head
+
+
+def _allocation(args, recipe, environ, problems: list[str]):  # noqa: ANN001, ANN202
+    """The Slurm allocation a multinode run (or launch test) runs in; None outside one, or with --hostfile."""
+    if not environ.get("SLURM_JOB_NODELIST") or args.hostfile or (recipe.layout.nodes == 1 and not args.test_entrypoint):
+        return None
+    try:
+        return slurm_cli.read_allocation(environ)
+    except slurm_cli.SlurmError as exc:
+        problems.append(str(exc))
+        return None
 
 
 def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[TrainPlan | None, Plan]:
@@ -139,9 +149,17 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     except SetupError as exc:
         return None, _failed(str(exc))
     recipe = get_recipe(setup.recipe)
-    # A launch test is multinode when it is given a hostfile.
-    multinode = bool(args.hostfile) if args.test_entrypoint else recipe.layout.nodes > 1
+    allocation = _allocation(args, recipe, environ, problems)
+    # A launch test is multinode when it is given a hostfile, or runs in an allocation of several nodes.
+    if args.test_entrypoint:
+        multinode = bool(args.hostfile) or bool(allocation and len(allocation.nodes) > 1)
+    else:
+        multinode = recipe.layout.nodes > 1
     locs = locations_from_args(args, environ, default_master_addr=None if multinode else "127.0.0.1")
+    head_address = slurm_cli.node_address(allocation) if allocation and multinode else None
+    if locs.master_addr.value is None and head_address:
+        # In an allocation the head is this node: its address as Slurm reaches it.
+        locs = replace(locs, master_addr=Setting(head_address, f"Slurm, NodeAddr of {allocation.this_node}"))
     master_addr = locs.master_addr.value
     if master_addr is None:
         problems.append(f"{recipe.name} needs MASTER_ADDR: the head node's address that the workers reach; "
@@ -156,7 +174,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     before, replay_problems = override_layers(setup, recipe, str(locs.base), allow_unknown=bool(args.test_entrypoint))
     problems += replay_problems
 
-    workers, launcher, head_node = _workers(args, recipe, master_addr, environ, problems)
+    workers, launcher, head_node = _workers(args, recipe, master_addr, allocation, environ, problems)
     test = bool(args.test_entrypoint)
     facts = GpuFacts(source="skipped (launch test)") if test else (gpu_facts or query_gpus(environ))
     nvls, nvls_source = nccl_nvls_value(facts, environ)
@@ -197,7 +215,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     plan = tp.plan
     plan.notes[:0] = locs.describe() + [f"NCCL_NVLS_ENABLE = {nvls} (from {nvls_source})"]
     tp.run = RunContext(setup, locs, facts, detach=args.detach, ready_timeout=args.ready_timeout,
-                        test_entrypoint=tp.inputs.test_entrypoint)
+                        test_entrypoint=tp.inputs.test_entrypoint,
+                        slurm=allocation.to_record() if allocation and launcher == "slurm" else None)
     plan.notes += run_notes(setup, tp.flags, detach=args.detach)
     problems += run_problems(setup, tp.flags, environ)
 
