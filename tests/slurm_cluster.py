@@ -7,7 +7,8 @@ Debian 12's slurm-wlm 22.05 (slurmctld, slurmd, slurm-client) and munge:
   - slurmd `-N n1` here and slurmd `-N n2` inside the namespace (its own
     address), with %n in their spool, pid and log paths;
   - proctrack/linuxproc and task/none (no cgroups), select/cons_tres with
-    CR_CPU, one partition "debug" of both nodes.
+    CR_CPU; partition "debug" (default) of both nodes, and "short" of n1
+    alone with a 10-minute limit.
 Every daemon runs in the foreground as a child of the test (its pid is ours);
 ports are free ones, paths live in the test's own directory. On exit, every
 job is cancelled and waited for, then the daemons stop.
@@ -32,6 +33,8 @@ DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "srun", "squeue", "scontrol", "scancel", "sinfo")
 NODES = ("n1", "n2")
 PARTITION = "debug"
+# A partition of one node with a 10-minute limit, for the checks of what a run asks of Slurm.
+SHORT_PARTITION, SHORT_PARTITION_MINUTES = "short", 10
 
 
 def unavailable() -> str | None:
@@ -78,6 +81,7 @@ class SlurmCluster:
         return dict(word.split("=", 1) for word in line.split() if "=" in word)
 
     def jobs(self) -> list[str]:
+        """Jobs slurmctld has not finished yet (pending, running, completing)."""
         return self.run("squeue", "-h", "-o", "%i", check=False).stdout.split()
 
     def node_states(self) -> dict[str, str]:
@@ -125,6 +129,7 @@ AccountingStorageType=accounting_storage/none
 NodeName={NODES[0]} NodeAddr={host.head_ip} CPUs={cpus} State=UNKNOWN
 NodeName={NODES[1]} NodeAddr={host.worker_ip} CPUs={cpus} State=UNKNOWN
 PartitionName={PARTITION} Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State=UP
+PartitionName={SHORT_PARTITION} Nodes={NODES[0]} MaxTime={SHORT_PARTITION_MINUTES} State=UP
 """
 
 
@@ -178,7 +183,9 @@ def _wait_for(ok, timeout: float, what: str, cluster: SlurmCluster) -> None:  # 
 def _take_down(cluster: SlurmCluster) -> None:
     """Cancel every job and wait until slurmd reaped them, then stop the daemons, newest first."""
     if "slurmctld" in cluster.daemons and cluster.daemons["slurmctld"].poll() is None:
-        cluster.run("scancel", "--full", "--partition", PARTITION, check=False)
+        jobs = cluster.jobs()
+        if jobs:
+            cluster.run("scancel", "--full", *jobs, check=False)
         deadline = time.monotonic() + 90  # KillWait (30 s) + UnkillableStepTimeout's first round
         while time.monotonic() < deadline and (cluster.jobs() or _steps_left(cluster)):
             time.sleep(0.5)
