@@ -223,3 +223,23 @@ def test_the_state_of_a_run_in_a_slurm_job_is_what_slurm_says_when_the_record_ca
     assert state_from_slurm(record, job, live) == expected
     assert state_from_slurm(record, None, live, error="squeue is not on PATH") == (
         recorded, "cannot ask Slurm about job 7: squeue is not on PATH")
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (("--partition", "gpu"), "--partition is for `train --slurm`; add --slurm to submit the run as a batch job"),
+    (("--slurm", "--hostfile", "hosts"),
+     "--slurm starts the Ray workers with srun on the allocation's nodes; drop --hostfile"),
+    (("--slurm", "--master-addr", "10.0.0.1"),
+     "--slurm: the Ray head is the allocation's first node, so Slurm picks MASTER_ADDR; drop --master-addr"),
+    (("--slurm", "--detach"), "--slurm runs never depend on this terminal (Slurm runs them); drop --detach"),
+    (("--slurm", "--nodes", "2"),
+     "--nodes is for launch tests (--test-entrypoint); a recipe's run gets the recipe's nodes"),
+    (("--slurm", "--prepared-run", "x"),
+     "--prepared-run is what a --slurm run's batch script passes; it does not go with --slurm"),
+])
+def test_options_that_do_not_go_with_slurm_are_one_line_and_exit_2(tmp_path, args, error):
+    from tests.conftest import run_cli
+
+    r = run_cli("train", "--recipe", "megatron-multinode", "--runs-dir", str(tmp_path / "runs"), *args)
+    assert (r.returncode, r.stderr) == (2, f"error: {error}\n")
+    assert not (tmp_path / "runs").exists()
