@@ -1,6 +1,6 @@
 """The batch script of a Slurm run, rendered from a template. Pure.
 
-templates/sbatch.sh holds the script's shape; this module fills in the
+templates/sbatch.sh.tmpl holds the script's shape; this module fills in the
 #SBATCH options (from the recipe's nodes and GPUs per node, and the user's
 partition, account, time and QOS), the pinned environment and the runner's
 own command, each quoted for its reader (sbatch's option parser, bash).
@@ -15,7 +15,7 @@ from string import Template
 
 from runner.cluster.slurm_request import SlurmRequest
 
-TEMPLATE = Path(__file__).parent / "templates" / "sbatch.sh"
+TEMPLATE = Path(__file__).parent / "templates" / "sbatch.sh.tmpl"
 # The runner gets SIGTERM this long before the time limit: it stops the job,
 # then its Ray, and records the run as stopped, before Slurm kills what is left.
 STOP_BEFORE_LIMIT_S = 120
