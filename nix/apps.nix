@@ -32,6 +32,14 @@ let
     source ${runtime.findLibcuda}
   '';
 
+  # The same environment as a file in the store: the batch script of
+  # `train --slurm` (runner/cluster/sbatch.py) sources it on the node Slurm
+  # starts it on, where libcuda is looked for again.
+  environmentScript = pkgs.writeTextFile {
+    name = "slime-environment.sh";
+    text = environment;
+  };
+
   # -P: the current directory is not put first on sys.path, so an app
   # started from a checkout (its root holds ./runner) runs the flake's
   # runner, the code SLIME_RUNNER_REVISION names. A flag, not
@@ -42,6 +50,7 @@ let
     pkgs.writeShellScriptBin "slime-${name}" ''
       set -euo pipefail
       ${environment}
+      export SLIME_RUNNER_ENV_SCRIPT=${environmentScript}
       exec ${runtime.env}/bin/python -P -m runner ${lib.escapeShellArgs args} "$@"
     '';
 
@@ -60,5 +69,5 @@ in
   apps = lib.mapAttrs mkApp wrappers // {
     default = mkApp nixLib.defaultApp wrappers.${nixLib.defaultApp};
   };
-  inherit environment;
+  inherit environment environmentScript;
 }

@@ -98,6 +98,7 @@ in
       runtime
       ;
     inherit (python) editableEnv;
+    inherit (apps) environmentScript;
   };
 
   checks = import ./checks.nix {

@@ -6,6 +6,7 @@
   nixLib,
   runtime,
   editableEnv,
+  environmentScript,
 }:
 let
   inherit (nixLib) pins;
@@ -47,6 +48,8 @@ pkgs.mkShell {
     export CXX=${runtime.cc}/bin/c++
     export PYTHONPATH=${runtime.megatron}:${runtime.slime}
     source ${runtime.findLibcuda}
+    # What a `train --slurm` batch script sources on its node (nix/apps.nix).
+    export SLIME_RUNNER_ENV_SCRIPT=${environmentScript}
     cat <<BANNER
     slime Qwen3-Next stack (nix develop)
       python ${pins.python.version}, CUDA ${pins.cuda.version} (capabilities ${lib.concatStringsSep " " pins.cuda.capabilities})

@@ -7,6 +7,9 @@
 # them the tests that need them skip, saying why:
 #   iproute2 + openssh-server (and root): tests/test_multinode_ssh.py, a
 #     second host in a network namespace joining over ssh from a hostfile;
+#   slurmctld + slurmd + slurm-client + munge (and root): tests/test_slurm*.py,
+#     a two-node Slurm cluster (tests/slurm_cluster.py), its second node in a
+#     network namespace;
 #   nix-bin: the Nix evaluation tests in tests/nix/ (every .nix file parses,
 #     nix/lib.nix evaluates, the flake evaluated deeply with the real uv2nix).
 set -euo pipefail

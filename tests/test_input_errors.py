@@ -246,6 +246,9 @@ OTHER_PROGRAMS = {
     "--address", "--block", "--disable-usage-stats", "--head", "--node-ip-address", "--num-gpus", "--port",
     "--temp-dir",  # ray start
     "--exclude", "--kill-on-bad-exit", "--nodelist", "--nodes", "--ntasks", "--ntasks-per-node", "--overlap",  # srun
+    "--job-name", "--exclusive", "--gres", "--output", "--chdir", "--no-requeue", "--parsable", "--test-only",  # sbatch
+    "--batch", "--signal",  # scancel (and sbatch's --signal)
+    "--states",  # squeue
     "--format", "--query-gpu",  # nvidia-smi
     "--standalone",  # torchrun
     "--extra",  # uv sync --extra stack

@@ -8,6 +8,7 @@ when ssh hangs up. Needs root, iproute2 and openssh-server (.ci/run installs
 them); skipped otherwise.
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -16,12 +17,10 @@ import time
 import pytest
 
 from runner.execute import processes_with_marker
+from tests import netns_host
 from tests.test_ray_launch import _alive, _launch
 
 pytest.importorskip("ray.job_submission", reason="needs ray[default]")
-
-SUBNET = "10.231.77"
-HEAD_IP, WORKER_IP, NOBODY_IP = f"{SUBNET}.1", f"{SUBNET}.2", f"{SUBNET}.9"
 
 
 def _run(*argv: str) -> None:
@@ -30,31 +29,25 @@ def _run(*argv: str) -> None:
 
 @pytest.fixture(scope="module")
 def worker_host(tmp_path_factory):
-    if os.geteuid() != 0 or not shutil.which("ip") or not os.path.exists("/usr/sbin/sshd"):
-        pytest.skip("needs root, iproute2 and openssh-server (installed by .ci/run)")
-    ns, host_if, ns_if = f"slt{os.getpid() % 10000}", f"vsh{os.getpid() % 10000}", f"vsw{os.getpid() % 10000}"
+    why = netns_host.unavailable() or (None if os.path.exists("/usr/sbin/sshd") else "needs openssh-server")
+    if why:
+        pytest.skip(f"{why} (installed by .ci/run)")
     lab = tmp_path_factory.mktemp("sshlab")
-    try:
-        _run("ip", "netns", "add", ns)
-    except subprocess.CalledProcessError as exc:
-        pytest.skip(f"cannot create a network namespace here: {exc.stderr.strip()}")
-    try:
-        _run("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
-        _run("ip", "link", "set", ns_if, "netns", ns)
-        _run("ip", "addr", "add", f"{HEAD_IP}/24", "dev", host_if)
-        _run("ip", "link", "set", host_if, "up")
-        _run("ip", "netns", "exec", ns, "ip", "addr", "add", f"{WORKER_IP}/24", "dev", ns_if)
-        _run("ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up")
-        _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+    with contextlib.ExitStack() as stack:
+        try:
+            host = stack.enter_context(netns_host.namespace_host("slt"))
+        except subprocess.CalledProcessError as exc:
+            pytest.skip(f"cannot create a network namespace here: {exc.stderr.strip()}")
+        stack.callback(_kill_from_pid_file, lab / "sshd.pid")
         for key in ("hostkey", "userkey"):
             _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(lab / key))
         shutil.copy(lab / "userkey.pub", lab / "authorized_keys")
         (lab / "sshd_config").write_text(
-            f"ListenAddress {WORKER_IP}\nHostKey {lab}/hostkey\nAuthorizedKeysFile {lab}/authorized_keys\n"
+            f"ListenAddress {host.worker_ip}\nHostKey {lab}/hostkey\nAuthorizedKeysFile {lab}/authorized_keys\n"
             f"PermitRootLogin prohibit-password\nPasswordAuthentication no\nStrictModes no\nUsePAM no\n"
             f"PidFile {lab}/sshd.pid\n")
         os.makedirs("/run/sshd", exist_ok=True)
-        _run("ip", "netns", "exec", ns, "/usr/sbin/sshd", "-f", str(lab / "sshd_config"), "-E", str(lab / "sshd.log"))
+        _run(*host.inside("/usr/sbin/sshd", "-f", str(lab / "sshd_config"), "-E", str(lab / "sshd.log")))
         # The runner calls plain `ssh`: a wrapper first on PATH adds this lab's key and host policy.
         (lab / "ssh_config").write_text(f"Host *\n  IdentityFile {lab}/userkey\n  StrictHostKeyChecking no\n"
                                         f"  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
@@ -63,34 +56,36 @@ def worker_host(tmp_path_factory):
         wrapper.write_text(f"#!/bin/sh\nexec {shutil.which('ssh')} -F {lab}/ssh_config \"$@\"\n")
         wrapper.chmod(0o755)
         for _ in range(50):
-            if subprocess.run([str(wrapper), "-o", "BatchMode=yes", WORKER_IP, "true"], capture_output=True).returncode == 0:
+            if subprocess.run([str(wrapper), "-o", "BatchMode=yes", host.worker_ip, "true"],
+                              capture_output=True).returncode == 0:
                 break
             time.sleep(0.2)
         else:
             pytest.skip("sshd in the namespace did not come up")
-        yield {"lab": lab, "path": f"{lab}/bin:{os.environ['PATH']}"}
-    finally:
-        pid_file = lab / "sshd.pid"
-        if pid_file.exists():
-            subprocess.run(["kill", pid_file.read_text().strip()], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        yield {"lab": lab, "path": f"{lab}/bin:{os.environ['PATH']}", "head_ip": host.head_ip,
+               "worker_ip": host.worker_ip, "nobody_ip": host.address(9)}
 
 
-def _hostfile(tmp_path, *hosts):
+def _kill_from_pid_file(pid_file):
+    if pid_file.exists():
+        subprocess.run(["kill", pid_file.read_text().strip()], capture_output=True)
+
+
+def _hostfile(tmp_path, head_ip, *hosts):
     path = tmp_path / "hosts"
-    path.write_text("".join(f"{h} slots=8\n" for h in (HEAD_IP, *hosts)))
+    path.write_text("".join(f"{h} slots=8\n" for h in (head_ip, *hosts)))
     return str(path)
 
 
 @pytest.mark.slow
 def test_worker_over_ssh_joins_runs_and_cleans_up(worker_host, tmp_path, short_tmp):
+    h = worker_host
     rc, out, seen = _launch(
         tmp_path, short_tmp, probe=True, recipe="megatron-multinode",
-        runner_args=("--hostfile", _hostfile(tmp_path, WORKER_IP), "--master-addr", HEAD_IP),
+        runner_args=("--hostfile", _hostfile(tmp_path, h["head_ip"], h["worker_ip"]), "--master-addr", h["head_ip"]),
         env_extra={"PATH": worker_host["path"]})
     assert rc == 0, out[-4000:]
-    assert f"copy the Ray auth token to {WORKER_IP}" in out and f"Ray worker on {WORKER_IP}" in out
+    assert f"copy the Ray auth token to {h['worker_ip']}" in out and f"Ray worker on {h['worker_ip']}" in out
     assert "cluster ready: 2 node(s)" in out
     assert "ENTRY probe status 401" in out  # multinode: token authentication is on
     assert "leftover" not in out  # the worker stopped itself when ssh hung up; nothing had to be swept
@@ -101,14 +96,15 @@ def test_worker_over_ssh_joins_runs_and_cleans_up(worker_host, tmp_path, short_t
 
 @pytest.mark.slow
 def test_unreachable_worker_is_named(worker_host, tmp_path, short_tmp):
+    h = worker_host
     rc, out, seen = _launch(
         tmp_path, short_tmp, recipe="megatron-multinode",
-        runner_args=("--hostfile", _hostfile(tmp_path, WORKER_IP, NOBODY_IP), "--master-addr", HEAD_IP,
-                     "--ready-timeout", "25"),
+        runner_args=("--hostfile", _hostfile(tmp_path, h["head_ip"], h["worker_ip"], h["nobody_ip"]),
+                     "--master-addr", h["head_ip"], "--ready-timeout", "25"),
         env_extra={"PATH": worker_host["path"]})
     assert rc == 1, out[-4000:]
     error = [line for line in out.splitlines() if "error:" in line]
-    assert error and "only 2 of 3 node(s)" in error[-1] and f"missing: {NOBODY_IP}" in error[-1], error
+    assert error and "only 2 of 3 node(s)" in error[-1] and f"missing: {h['nobody_ip']}" in error[-1], error
     assert "ENTRY" not in out  # the job never started
     assert not processes_with_marker(short_tmp + "/")
     assert not [p for p in seen if _alive(p)]
@@ -118,6 +114,7 @@ def test_unreachable_worker_is_named(worker_host, tmp_path, short_tmp):
 def test_detached_multinode_run_is_stopped_on_every_node(worker_host, tmp_path, short_tmp):
     """train --detach with an ssh worker, then `stop RUN`: the job, the head and the worker's Ray all end,
     found through the run directory (the worker's processes carry the run's temp dir), nothing else."""
+    h = worker_host
     from tests.conftest import free_port, run_cli
     from tests.test_runs_ray import ENTRY, _record, _wait
 
@@ -129,11 +126,12 @@ def test_detached_multinode_run_is_stopped_on_every_node(worker_host, tmp_path, 
     r = run_cli("train", "--recipe", "megatron-multinode", "--test-entrypoint", str(entry),
                 "--ray-temp-dir", short_tmp, "--ray-port", str(free_port()), "--dashboard-port", str(free_port()),
                 "--ready-timeout", "120", "--runs-dir", str(runs), "--kernel-cache", str(tmp_path / "kernels"),
-                "--hostfile", _hostfile(tmp_path, WORKER_IP), "--master-addr", HEAD_IP, "--detach",
+                "--hostfile", _hostfile(tmp_path, h["head_ip"], h["worker_ip"]), "--master-addr", h["head_ip"],
+                "--detach",
                 "--", "--test-sleep", "300", env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     (run_dir,) = [p for p in runs.iterdir() if (p / "run.json").is_file()]
-    worker_marker = f"{short_tmp}/worker-{WORKER_IP}"
+    worker_marker = f"{short_tmp}/worker-{h['worker_ip']}"
     try:
         _wait(lambda: "ENTRY sleeping" in (run_dir / "job.log").read_text(), 180, "the job to start")
         assert _record(run_dir)["state"] == "running"

@@ -1,10 +1,36 @@
-"""Ray workers under Slurm: one `srun` that starts a worker on every other node."""
+"""Ray under Slurm, pure: the allocation a run is inside, and one `srun` that
+starts a Ray worker on every other node of it.
+
+What Slurm itself says (scontrol, squeue, ...) is read by
+runner.cluster.slurm_cli; this module only plans and parses.
+"""
 
 from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
 
 from runner.cluster.spec import ClusterSpec
 from runner.cluster.head import NO_DRAIN
 from runner.plan import Process
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """The Slurm job this runner runs in (the batch script runs on its first node)."""
+
+    job_id: str
+    nodes: tuple[str, ...]
+    this_node: str
+    # This node's NodeAddr as slurmctld knows it (an address or a host name).
+    this_node_addr: str | None = None
+
+    @property
+    def others(self) -> tuple[str, ...]:
+        return tuple(n for n in self.nodes if n != self.this_node)
+
+    def to_record(self) -> dict:
+        return {"job_id": self.job_id, "nodes": list(self.nodes), "head_node": self.this_node}
 
 
 def worker_processes(spec: ClusterSpec, head_node: str) -> list[Process]:
@@ -29,3 +55,23 @@ def worker_processes(spec: ClusterSpec, head_node: str) -> list[Process]:
 def expand_nodelist(nodelist: str, scontrol_output: str) -> list[str]:
     """`scontrol show hostnames $SLURM_JOB_NODELIST` prints one node per line."""
     return [line.strip() for line in scontrol_output.splitlines() if line.strip()] or [nodelist]
+
+
+def parse_one_line_record(text: str) -> dict[str, str]:
+    """One entity of `scontrol show ... -o` (KEY=VALUE words on one line)."""
+    out = {}
+    for word in text.split():
+        key, sep, value = word.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+def literal_address(addr: str | None) -> str | None:
+    """`addr` if it is an IP address (not a host name), else None."""
+    if not addr:
+        return None
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        return None

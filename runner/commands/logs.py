@@ -2,7 +2,8 @@
 
 The job log (job.log in the run directory) holds everything slime's train.py
 printed, as Ray streamed it. --runner shows the runner's own output instead
-(detached runs: Ray head start-up, node registration, clean-up).
+(detached runs: Ray head start-up, node registration, clean-up; a `train
+--slurm` run: the Slurm job's output file).
 
 examples:
   python -m runner logs -f megatron-8gpu-20261129-013012-a3f2
@@ -39,11 +40,21 @@ def _missing_note(path, paths, record: dict, runner_log: bool) -> str:  # noqa: 
     from runner.runs.identity import effective_state
     from runner.runs.record import ACTIVE
 
-    if runner_log and (record.get("supervisor") or {}).get("detached") is False:
+    runner_path = _runner_log(paths, record)
+    if runner_log and (record.get("supervisor") or {}).get("detached") is False and runner_path == paths.runner_log:
         return "(a foreground run has no runner.log: its output went to the terminal that started it)"
     state = effective_state(record)[0]
     return (f"(no {path.name}{' yet' if state in ACTIVE else ''}; the run is {state}"
-            + ("" if runner_log or not paths.runner_log.exists() else f"; see {paths.runner_log}") + ")")
+            + ("" if runner_log or not runner_path.exists() else f"; see {runner_path}") + ")")
+
+
+def _runner_log(paths, record: dict):  # noqa: ANN001, ANN202
+    """runner.log, or for a run `train --slurm` submitted, the Slurm job's output file (the runner's output)."""
+    from pathlib import Path
+
+    output = (record.get("slurm") or {}).get("output")
+    return Path(output) if output and (record.get("slurm") or {}).get("script") and "%j" not in output \
+        else paths.runner_log
 
 
 def run(args) -> int:
@@ -54,12 +65,13 @@ def run(args) -> int:
     if found is None:
         return 2
     paths, record = found
-    path = paths.runner_log if args.runner else paths.job_log
+    path = _runner_log(paths, record) if args.runner else paths.job_log
     out = sys.stdout.buffer
     data, offset = _read_from(path, 0)
     out.write(data)
     out.flush()
-    foreground_runner = args.runner and (record.get("supervisor") or {}).get("detached") is False
+    foreground_runner = (args.runner and (record.get("supervisor") or {}).get("detached") is False
+                         and path == paths.runner_log)
     if not args.follow or foreground_runner:  # a foreground run never gets a runner.log to follow
         if not path.exists():
             print(_missing_note(path, paths, record, args.runner), file=sys.stderr)

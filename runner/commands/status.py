@@ -2,7 +2,9 @@
 
 Without RUN: every active run under the runs dir (else the latest run). A run
 recorded as starting/running whose runner is gone shows as "lost", with why:
-killed, or the machine rebooted since it started.
+killed, or the machine rebooted since it started. A run in a Slurm job (`train
+--slurm`, or started inside an allocation) whose runner is not on this machine
+shows what Slurm says of the job (squeue, else sacct): queued, running, ended.
 
 examples:
   python -m runner status
@@ -51,6 +53,13 @@ def _facts(record: dict) -> dict:
             "exit_code": record.get("exit_code"), "dir": record.get("dir")}
 
 
+def _slurm_line(slurm: dict) -> str:
+    asked = ", ".join(f"{k} {slurm[k]}" for k in ("partition", "account", "time", "qos") if slurm.get(k))
+    return (f"  Slurm:      job {slurm.get('job_id') or '(not submitted)'}"
+            + (f" on {', '.join(slurm['nodes'])}" if slurm.get("nodes") else "") + (f" ({asked})" if asked else "")
+            + (f"; script {slurm['script']}" if slurm.get("script") else ""))
+
+
 def run(args) -> int:
     from runner.runs.identity import effective_state
     from runner.runs.record import ACTIVE
@@ -82,4 +91,6 @@ def run(args) -> int:
     for record, f in zip(records, facts):
         print("\n".join(status_lines(record, f["state"], f["note"], iteration=f["iteration"],
                                      ray_processes=f["ray_processes"], last_log_line=f["last_log_line"])))
+        if record.get("slurm"):
+            print(_slurm_line(record["slurm"]))
     return 0

@@ -6,7 +6,8 @@ plan, ports. Then a Ray head on MASTER_ADDR (job API on 127.0.0.1), workers
 (multinode: --hostfile over ssh, or srun under Slurm), slime's train.py as a
 Ray job whose logs stream here; the exit code is the job's. On exit, error,
 Ctrl-C or SIGTERM the job is stopped, then the Ray processes this run started,
-and nothing else.
+and nothing else. With --slurm, all of that runs in a Slurm batch job instead
+(runner.commands.train_slurm).
 
 examples:
   python -m runner train --recipe megatron-8gpu --dry-run     # what would run
@@ -16,6 +17,7 @@ examples:
   python -m runner train --recipe fsdp -- --num-rollout 10    # raw slime flags
   python -m runner train --recipe megatron-8gpu --detach      # outlives the terminal (status, logs -f, stop)
   python -m runner train --resume RUN                         # continue RUN from its latest checkpoint
+  python -m runner train --recipe megatron-multinode --slurm --partition gpu --time 2-00:00:00   # sbatch it
 """
 
 from __future__ import annotations
@@ -24,19 +26,20 @@ import argparse
 import importlib.metadata
 import os
 import secrets as _secrets
-import shutil
-import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from runner import input_checks, preflight
 from runner.cluster.hostfile import HostfileError, read_workers
-from runner.cluster.slurm import expand_nodelist
+from runner.cluster import slurm_cli
 from runner.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, ClusterSpec, supports_token_auth
+from runner.commands import train_slurm
 from runner.commands.common import add_location_arguments, checked_overrides, locations_from_args, print_plan
 from runner.flags import FlagSet
 from runner.gpus import GpuFacts, nccl_nvls_value, query_gpus
+from runner.locations import Setting
 from runner.plan import Plan
 from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
@@ -44,6 +47,7 @@ from runner.render import OverrideError
 from runner.runs.arguments import add_run_arguments
 from runner.runs.manifest import RunContext
 from runner.runs.setup import SetupError, override_layers, prepare_run, run_notes, run_problems
+from runner.runs.slurm_run import adopt as adopt_prepared_run
 from runner.secrets import secret_flag_error, secret_values
 from runner.slime_rules import cross_flag_problems
 from runner.topology import topology_problems, tp_cp_warning
@@ -75,6 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="launch-path test: Ray with 0 GPUs (head, plus --hostfile workers if given), run PY_FILE "
                         "with the recipe's arguments in place of slime's train.py; skips GPU, checkpoint and data "
                         "checks")
+    train_slurm.add_arguments(p)
     p.add_argument("slime_args", nargs="*", metavar="-- SLIME_ARGS",
                    help="extra slime/Megatron flags after `--`; they override the recipe's (last one wins)")
 
@@ -89,8 +94,9 @@ def add_override_arguments(p: argparse.ArgumentParser) -> None:
                    help="the seed's OOM advice: drop --accumulate-allreduce-grads-in-fp32, add --grad-reduce-in-bf16")
 
 
-def _workers(args, recipe, master_addr: str, environ, problems: list[str]) -> tuple[tuple[str, ...], str, str]:
-    """(worker hosts, launcher, head node name)."""
+def _workers(args, recipe, master_addr: str, allocation, environ,
+             problems: list[str]) -> tuple[tuple[str, ...], str, str]:
+    """(worker hosts, launcher, head node name). allocation: the Slurm allocation this runs in, if any."""
     nodes = recipe.layout.nodes
     if args.test_entrypoint and args.hostfile:
         # Launch test across hosts: every hostfile worker joins with 0 GPUs.
@@ -99,6 +105,9 @@ def _workers(args, recipe, master_addr: str, environ, problems: list[str]) -> tu
         except HostfileError as exc:
             problems.append(str(exc))
             return (), "ssh", ""
+    if args.test_entrypoint and allocation is not None:
+        # Launch test inside a Slurm allocation: its other nodes join with 0 GPUs.
+        return allocation.others, "slurm", allocation.this_node
     if args.test_entrypoint or nodes == 1:
         if args.hostfile:
             problems.append(f"--hostfile is for multinode recipes; {recipe.name} runs on one node")
@@ -110,15 +119,10 @@ def _workers(args, recipe, master_addr: str, environ, problems: list[str]) -> tu
             problems.append(str(exc))
             return (), "ssh", ""
         launcher, head = "ssh", ""
+    elif allocation is not None:
+        workers, launcher, head = list(allocation.others), "slurm", allocation.this_node
     elif environ.get("SLURM_JOB_NODELIST"):
-        nodelist = environ["SLURM_JOB_NODELIST"]
-        head = environ.get("SLURMD_NODENAME") or os.uname().nodename
-        if shutil.which("scontrol") is None:
-            problems.append("SLURM_JOB_NODELIST is set but scontrol is not on PATH; pass --hostfile instead")
-            return (), "slurm", head
-        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True).stdout
-        workers = [n for n in expand_nodelist(nodelist, out) if n != head]
-        launcher = "slurm"
+        return (), "slurm", ""  # the allocation could not be read: that problem is listed
     else:
         problems.append(f"{recipe.name} needs {nodes} nodes: pass --hostfile (one worker address per line) "
                         f"or run inside a Slurm allocation (SLURM_JOB_NODELIST)")
@@ -127,6 +131,17 @@ def _workers(args, recipe, master_addr: str, environ, problems: list[str]) -> tu
         problems.append(f"{recipe.name} needs {nodes - 1} worker node(s) besides MASTER_ADDR {master_addr}; "
                         f"found {len(workers)}: {', '.join(workers) or 'none'}")
     return tuple(workers), launcher, head
+
+
+def _allocation(args, recipe, environ, problems: list[str]):  # noqa: ANN001, ANN202
+    """The Slurm allocation a multinode run (or launch test) runs in; None outside one, or with --hostfile."""
+    if not environ.get("SLURM_JOB_NODELIST") or args.hostfile or (recipe.layout.nodes == 1 and not args.test_entrypoint):
+        return None
+    try:
+        return slurm_cli.read_allocation(environ)
+    except slurm_cli.SlurmError as exc:
+        problems.append(str(exc))
+        return None
 
 
 def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[TrainPlan | None, Plan]:
@@ -138,16 +153,32 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         setup = prepare_run(args, environ, now=time.time(), suffix=_secrets.token_hex(2))
     except SetupError as exc:
         return None, _failed(str(exc))
+    if getattr(args, "prepared_run", None):
+        setup = adopt_prepared_run(setup, args.prepared_run)
+    # `train --slurm` plans here, on a login node, for nodes Slurm picks later: what only those can
+    # tell (GPUs, ports, MASTER_ADDR) is checked there, by the batch script's own `train`.
+    submitting = bool(getattr(args, "slurm", False))
     recipe = get_recipe(setup.recipe)
-    # A launch test is multinode when it is given a hostfile.
-    multinode = bool(args.hostfile) if args.test_entrypoint else recipe.layout.nodes > 1
+    allocation = None if submitting else _allocation(args, recipe, environ, problems)
+    nodes = (getattr(args, "nodes", None) or recipe.layout.nodes) if submitting else recipe.layout.nodes
+    # A launch test is multinode when it is given a hostfile, or runs in an allocation of several nodes.
+    if args.test_entrypoint and not submitting:
+        multinode = bool(args.hostfile) or bool(allocation and len(allocation.nodes) > 1)
+    else:
+        multinode = nodes > 1
     locs = locations_from_args(args, environ, default_master_addr=None if multinode else "127.0.0.1")
+    if submitting:
+        locs = replace(locs, master_addr=Setting("<NodeAddr of the allocation's first node>", "Slurm, at start"))
+    head_address = slurm_cli.node_address(allocation) if allocation and multinode else None
+    if locs.master_addr.value is None and head_address:
+        # In an allocation the head is this node: its address as Slurm reaches it.
+        locs = replace(locs, master_addr=Setting(head_address, f"Slurm, NodeAddr of {allocation.this_node}"))
     master_addr = locs.master_addr.value
     if master_addr is None:
         problems.append(f"{recipe.name} needs MASTER_ADDR: the head node's address that the workers reach; "
                         f"export MASTER_ADDR or pass --master-addr")
         master_addr = "<MASTER_ADDR>"
-    elif multinode:
+    elif multinode and not submitting:
         problems += filter(None, [input_checks.multinode_master_problem(master_addr, locs.master_addr.source)])
     base_problem = input_checks.base_folder_problem(locs)
     problems += filter(None, [base_problem])
@@ -156,9 +187,18 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     before, replay_problems = override_layers(setup, recipe, str(locs.base), allow_unknown=bool(args.test_entrypoint))
     problems += replay_problems
 
-    workers, launcher, head_node = _workers(args, recipe, master_addr, environ, problems)
+    if submitting:
+        workers = tuple(f"<node {i} of the allocation>" for i in range(2, nodes + 1))
+        launcher, head_node = "slurm", "<node 1 of the allocation>"
+    else:
+        workers, launcher, head_node = _workers(args, recipe, master_addr, allocation, environ, problems)
     test = bool(args.test_entrypoint)
-    facts = GpuFacts(source="skipped (launch test)") if test else (gpu_facts or query_gpus(environ))
+    if test:
+        facts = GpuFacts(source="skipped (launch test)")
+    elif submitting:
+        facts = GpuFacts(source="not seen from here: checked on the allocation's nodes when the job starts")
+    else:
+        facts = gpu_facts or query_gpus(environ)
     nvls, nvls_source = nccl_nvls_value(facts, environ)
 
     ray_version = _ray_version()
@@ -197,9 +237,10 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     plan = tp.plan
     plan.notes[:0] = locs.describe() + [f"NCCL_NVLS_ENABLE = {nvls} (from {nvls_source})"]
     tp.run = RunContext(setup, locs, facts, detach=args.detach, ready_timeout=args.ready_timeout,
-                        test_entrypoint=tp.inputs.test_entrypoint)
+                        test_entrypoint=tp.inputs.test_entrypoint,
+                        slurm=allocation.to_record() if allocation and launcher == "slurm" else None)
     plan.notes += run_notes(setup, tp.flags, detach=args.detach)
-    problems += run_problems(setup, tp.flags, environ)
+    problems += run_problems(setup, tp.flags, environ, this_machine=not submitting)
 
     flags: FlagSet = tp.flags
     secret_flag = secret_flag_error(f.name for f in flags)
@@ -217,7 +258,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     if args.dashboard_host not in ("127.0.0.1", "localhost"):
         warnings.append(f"--dashboard-host {args.dashboard_host}: the Ray job API accepts code from anyone who "
                         f"reaches {args.dashboard_host}:{args.dashboard_port}")
-    if master_addr != "<MASTER_ADDR>":
+    if master_addr != "<MASTER_ADDR>" and not submitting:
         for port, what, flag in ((args.ray_port, "Ray GCS", "--ray-port"),
                                  (args.dashboard_port, "Ray dashboard/job API", "--dashboard-port")):
             host = master_addr if what == "Ray GCS" else args.dashboard_host
@@ -229,7 +270,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         problems += checkouts or (preflight.megatron_patch_problems(recipe, locs.slime_dir.value,
                                                                      locs.megatron_dir.value, environ)
                                   + preflight.slime_resume_problems(locs.slime_dir.value))
-        problems += preflight.gpu_problems(recipe, facts, recipe.layout.gpus_per_node)
+        if not submitting:
+            problems += preflight.gpu_problems(recipe, facts, recipe.layout.gpus_per_node)
         if not base_problem:  # files under a BASE_FOLDER that is a file would only repeat it
             problems += preflight.checkpoint_problems(flags, recipe.backend)
             problems += preflight.dataset_problems(flags)
@@ -263,19 +305,34 @@ def _failed(message: str) -> Plan:
 
 
 def run(args) -> int:
+    usage = train_slurm.usage_problem(args)
+    if usage:
+        print(f"error: {usage}", file=sys.stderr)
+        return 2
+    if args.slurm:
+        return train_slurm.run(args)
     tp, plan = gather(args)
     secrets = secret_values(os.environ)
     if tp is not None and tp.cluster.token:
         secrets.append(tp.cluster.token)
     if tp is None:  # a usage error (bad --set/--unset): fails even in a dry-run
         print(f"error: {plan.errors[0].message}", file=sys.stderr)
-        return 2
+        return _refused(args, 2, plan.errors[0].message)
     if args.dry_run:
         return print_plan(plan, args, secrets)
     if plan.errors:
-        return print_plan(plan, args, secrets, problems_only=True)
+        return _refused(args, print_plan(plan, args, secrets, problems_only=True), plan.errors[0].message)
     print_plan(plan, args, secrets, problems_only=True)
     assert tp is not None
     from runner.runs.start import start_run
 
-    return start_run(tp, tp.run, secrets)
+    return _refused(args, start_run(tp, tp.run, secrets))
+
+
+def _refused(args, rc: int, reason: str | None = None) -> int:  # noqa: ANN001
+    """A `train --slurm` run whose batch job refuses to start it (exit 2) is recorded as failed, with why."""
+    if rc == 2 and getattr(args, "prepared_run", None):
+        from runner.runs.slurm_run import mark_refused
+
+        mark_refused(Path(args.prepared_run), reason)
+    return rc

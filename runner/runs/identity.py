@@ -84,12 +84,18 @@ def is_alive_pid(pid: int) -> bool:
 
 
 def effective_state(record: dict) -> tuple[str, str]:
-    """(state, note): the recorded state, except an active run whose owner is gone is "lost"."""
+    """(state, note): the recorded state, except an active run whose owner is gone is "lost"; a run
+    in a Slurm job whose runner is not alive here is what Slurm says of that job."""
     state = record.get("state") or "unknown"
-    if state not in ("starting", "running"):
+    if state not in ("queued", "starting", "running"):
         return state, ""
     owner = record.get("supervisor")
     live = alive(owner)
+    if live is not True and (record.get("slurm") or {}).get("job_id"):
+        # Its runner is elsewhere (or not started yet): the Slurm job says.
+        from runner.runs.slurm_run import effective
+
+        return effective(record, live)
     if live is False:
         return "lost", why_gone(owner)
     if live is None:

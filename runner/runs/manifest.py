@@ -28,6 +28,8 @@ class RunContext:
     detach: bool
     ready_timeout: float
     test_entrypoint: str | None = None
+    # The Slurm job the run's Ray runs in ({"job_id", "nodes", "head_node"}), or None.
+    slurm: dict | None = None
 
 
 def _process(p: Process) -> dict:
@@ -82,6 +84,7 @@ def build_record(tp, ctx: RunContext, software: dict, secrets: list[str], host: 
         "kernel_caches": caches,
         "hosts": {"head": host, "master_addr": spec.master_addr, "workers": list(spec.workers),
                   "worker_launcher": spec.worker_launcher, "nodes": spec.nodes},
+        "slurm": ctx.slurm,
         "gpus": _gpus(ctx.gpu_facts),
         "software": software,
         "supervisor": None,

@@ -19,11 +19,12 @@ from typing import Iterable
 from runner.runs.layout import RunPaths
 
 SCHEMA = 1
+# queued: submitted to Slurm, its batch script not yet started (runner.runs.slurm_run);
 # starting: the runner is bringing Ray up; running: Ray accepted the job;
 # then one of the terminal states. "lost" is what `status` and `runs` show,
 # and `stop` records, when the process that owned the run is gone without
 # having recorded an end (killed, or the machine rebooted).
-ACTIVE = ("starting", "running")
+ACTIVE = ("queued", "starting", "running")
 TERMINAL = ("succeeded", "failed", "stopped", "lost")
 
 

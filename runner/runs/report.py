@@ -45,7 +45,9 @@ def runs_table(rows: list[tuple[dict, str]]) -> str:
 def status_lines(record: dict, state: str, note: str, *, iteration: str | None, ray_processes: int | None,
                  last_log_line: str | None) -> list[str]:
     sup = record.get("supervisor") or {}
-    owner = f"pid {sup.get('pid')} on {sup.get('host')}" + (", detached" if sup.get("detached") else "")
+    owner = "none yet"  # a run queued in Slurm
+    if sup:
+        owner = f"pid {sup.get('pid')} on {sup.get('host')}" + (", detached" if sup.get("detached") else "")
     lines = [f"run {record.get('id')}: {state}" + (f" ({note})" if note else ""),
              f"  recipe:     {describe_request(record.get('request') or {})}"]
     if record.get("resumed_from"):

@@ -53,6 +53,9 @@ class RunSetup:
     resumed_from: dict | None = None
     changes: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default_factory=tuple)
+    # The run directory and its queued run.json exist already: `train --slurm` made them
+    # (runner.runs.slurm_run.adopt).
+    prepared: bool = False
 
 
 def layer_from_args(args: argparse.Namespace) -> dict:
@@ -188,9 +191,11 @@ def override_layers(setup: RunSetup, recipe, base_folder: str,
     return tuple(layers), problems
 
 
-def run_problems(setup: RunSetup, flags, environ: Mapping[str, str]) -> list[str]:  # noqa: ANN001 - a FlagSet
+def run_problems(setup: RunSetup, flags, environ: Mapping[str, str],  # noqa: ANN001 - a FlagSet
+                 this_machine: bool = True) -> list[str]:
     """What stops this run from starting: the setup's own, a fresh start over an
-    existing checkpoint, another active run on this machine. Reads only."""
+    existing checkpoint, another active run on this machine (unless it runs on
+    another: `train --slurm`). Reads only."""
     from runner.runs.checkpoints import fresh_start_problem
     from runner.runs.machine_lock import active_run_problem
 
@@ -199,10 +204,10 @@ def run_problems(setup: RunSetup, flags, environ: Mapping[str, str]) -> list[str
         problem = fresh_start_problem(flags.value("load"), flags.value("save"), setup.recipe)
         if problem:
             problems.append(problem)
-    active = active_run_problem(environ)
+    active = active_run_problem(environ) if this_machine else None
     if active:
         problems.append(active)
-    if setup.paths.dir.exists():
+    if setup.paths.dir.exists() and not setup.prepared:
         problems.append(f"run directory {setup.paths.dir} already exists; start again (a new id is drawn)")
     problems += filter(None, [runs_dir_problem(setup.runs_dir)])
     return problems

@@ -56,7 +56,16 @@ def start_run(tp, ctx: RunContext, secrets: list[str], environ: Mapping[str, str
     record = build_record(tp, ctx, software, secrets, hostname(), entries)
     # This process owns the run until a detached supervisor records itself.
     record["supervisor"] = {**identity(os.getpid()), "detached": False}
-    create_record(paths, record)
+    if setup.prepared:  # `train --slurm` made the directory and a queued run.json: take them over
+        from runner.runs.slurm_run import claim
+
+        problem = claim(paths, record)
+        if problem:
+            os.close(lock_fd)
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+    else:
+        create_record(paths, record)
     ref = run_ref(setup.run_id, setup.runs_dir, environ)
     launch = LaunchBundle.of(tp)
     if ctx.detach:

@@ -10,6 +10,7 @@ Decide first (pure apart from reading /proc), then act:
   its owner is gone           (killed, or the machine rebooted) what is left of
                               the run is stopped and the run recorded as such
   owned by another host       refused: run `stop` there
+  submitted with --slurm      through Slurm (runner.runs.slurm_run.stop)
 Then whatever still carries the run's markers (runner.execute.run_processes:
 its run id in the environment, its Ray temp dir in the command line) gets
 SIGTERM, then SIGKILL. Nothing is ever matched by name.
@@ -24,7 +25,7 @@ import time
 from dataclasses import dataclass
 
 from runner.execute import run_processes, sweep_run
-from runner.runs import identity
+from runner.runs import identity, slurm_run
 from runner.runs.layout import RunPaths
 from runner.runs.record import ACTIVE, load_record, now_iso, update_record
 
@@ -69,6 +70,8 @@ def _wait_gone(owner: dict, timeout: float) -> bool:
 
 def stop_run(paths: RunPaths, timeout: float = 180.0, log=sys.stderr) -> int:  # noqa: ANN001
     record = load_record(paths)
+    if record.get("state") in ACTIVE and slurm_run.submitted(record):
+        return slurm_run.stop(paths, record, timeout, log=log)
     decision = decide(record)
     temp_dir = (record.get("ray") or {}).get("temp_dir") or ""
     run_id = record.get("id") or paths.id
@@ -125,6 +128,8 @@ def stop_run(paths: RunPaths, timeout: float = 180.0, log=sys.stderr) -> int:  #
 def describe_stop(paths: RunPaths) -> list[str]:
     """--dry-run: what `stop` would do, touching nothing."""
     record = load_record(paths)
+    if record.get("state") in ACTIVE and slurm_run.submitted(record):
+        return slurm_run.describe_stop(record)
     decision = decide(record)
     temp_dir = (record.get("ray") or {}).get("temp_dir") or ""
     pids = run_processes(temp_dir, record.get("id") or paths.id) if temp_dir else []
