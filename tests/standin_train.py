@@ -91,11 +91,22 @@ def configure_logger() -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt=DATE_FORMAT, force=True)
 
 
-def log(key: str, **fields) -> None:  # noqa: ANN003
-    """One logging record as slime's line `key` makes it: its file name and line number, its text."""
+def record(key: str, **fields) -> logging.LogRecord:  # noqa: ANN003
+    """The logging record slime's line `key` makes: its file name and line number, its text."""
     path, lineno, text = MESSAGES[key]
-    record = logging.LogRecord("slime", logging.INFO, path, lineno, text.format(**fields), None, None)
-    logging.getLogger().handle(record)
+    return logging.LogRecord("slime", logging.INFO, path, lineno, text.format(**fields), None, None)
+
+
+def format_line(key: str, created: float | None = None, **fields) -> str:  # noqa: ANN003
+    """The line as slime's configure_logger prints it (for tests that write a job log themselves)."""
+    rec = record(key, **fields)
+    if created is not None:
+        rec.created, rec.msecs = created, 0
+    return logging.Formatter(LOG_FORMAT, DATE_FORMAT).format(rec)
+
+
+def log(key: str, **fields) -> None:  # noqa: ANN003
+    logging.getLogger().handle(record(key, **fields))
 
 
 class Timer:

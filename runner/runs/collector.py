@@ -193,6 +193,7 @@ class RunCollector:
         """Consume what the job log gained; returns the new records (already appended unless read-only)."""
         records: list[dict] = []
         collector = self.collector
+        events = collector.progress["events"]
         try:
             with open(self.job_log, "rb") as log:
                 log.seek(collector.offset + len(collector._pending))
@@ -206,7 +207,7 @@ class RunCollector:
             return []
         if not self.read_only:
             self._append(records)
-            self._save(force=final or bool(records))
+            self._save(force=final or bool(records) or collector.progress["events"] != events)
         return records
 
     def _append(self, records: list[dict]) -> None:
@@ -222,8 +223,8 @@ class RunCollector:
             self.metrics_size = f.tell()
 
     def _save(self, force: bool) -> None:
-        """State and progress.json: at each new record, and at least every 30 s while the offset moves
-        (a restart re-reads at most that much of the log)."""
+        """State and progress.json: at each new record or Timer line, and at least every 30 s while the
+        offset moves (a restart re-reads at most that much of the log)."""
         now = time.time()
         moved = self.collector.offset != self._saved_offset
         if not force and not (moved and now - self._saved_at > 30):

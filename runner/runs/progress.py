@@ -11,12 +11,14 @@ outermost open timer, mapped below, and otherwise inferred from train.py's
 loop (slime 3d7599aa):
 
     startup         until the first weight update starts
-    update_weights  Timer update_weights
+    update_weights  Timer update_weights, and the time between the trainer's last timer and the
+                    weight update (colocated: sglang onloads its memory)
     eval            after a weight update when train.py evaluates next (rollout 0 before
                     training, unless --skip-eval-before-train; then every --eval-interval)
                     and until that `eval N` line
     rollout         after a weight update otherwise, until training starts
-    train           Timer train / data_preprocess / log_probs / actor_train / wake_up ...
+    train           Timer train / data_preprocess / log_probs / actor_train / wake_up ..., and
+                    what follows until the trainer's next timer (its perf line, freeing memory)
     save_model      Timer save_model
     offload         Timer sleep (colocated recipes: training hands the GPUs back)
 
@@ -28,6 +30,7 @@ timeouts that calibrate themselves.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass
 
@@ -94,7 +97,12 @@ class RunShape:
 
     @classmethod
     def from_record(cls, record: dict) -> "RunShape":
-        return cls.from_argv(list(((record.get("job") or {}).get("entrypoint")) or []))
+        shape = cls.from_argv(list(((record.get("job") or {}).get("entrypoint")) or []))
+        if record.get("resumed_from"):
+            # Where a resume starts is slime's decision (at the pin: rollout 0 again; patched: the
+            # checkpoint's next rollout), so an eval before the first rollout is not expected.
+            shape = dataclasses.replace(shape, eval_before_train=False)
+        return shape
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -117,6 +125,8 @@ def new_progress(shape: RunShape, attempt: int = 1) -> dict:
         "phase_since": None,
         "open_timers": {},
         "weights_synced": False,  # a weight update ended in this attempt
+        "trained_since_sync": False,  # training ended after the last weight update
+        "in_training": False,  # from the trainer's first timer of a rollout until its next other timer
         "first_rollout": None,  # the first rollout id this attempt logged
         "last_rollout": None,  # the last rollout whose training ended (trainer's perf line)
         "num_rollout": shape.num_rollout,
@@ -135,7 +145,7 @@ def begin_attempt(progress: dict, attempt: int) -> dict:
     """A new attempt of the same run (a restart in the same run directory): the phase and what this
     attempt has seen start over; the rollouts, rewards and evals of earlier attempts stay."""
     progress.update(attempt=attempt, phase="startup", phase_since=None, open_timers={}, weights_synced=False,
-                    first_rollout=None, rollout_ends=[])
+                    trained_since_sync=False, in_training=False, first_rollout=None, rollout_ends=[])
     return progress
 
 
@@ -155,8 +165,12 @@ def _inferred_phase(progress: dict, shape: RunShape) -> str:
     if open_timers:
         outermost = min(open_timers, key=lambda n: progress["open_timers"][n] or 0)
         return TIMER_PHASE.get(outermost, outermost)
+    if progress["in_training"]:
+        return "train"
     if not progress["weights_synced"]:
         return "startup"
+    if progress["trained_since_sync"]:
+        return "update_weights"
     return "eval" if eval_due(progress, shape) else "rollout"
 
 
@@ -181,11 +195,19 @@ def apply(progress: dict, shape: RunShape, event: MetricLine | TimerLine) -> dic
     if isinstance(event, TimerLine):
         if event.edge == "start":
             progress["open_timers"][event.name] = at
+            # Training lasts from its first timer (Megatron: data_preprocess) until the trainer
+            # starts something else (save_model, sleep, update_weights): its tail (the perf line,
+            # freeing memory) is training's.
+            if event.name not in INVERSE_TIMERS:
+                progress["in_training"] = TIMER_PHASE.get(event.name, event.name) == "train"
         else:
             progress["open_timers"].pop(event.name, None)
             progress["last_progress"] = at
             if event.name == "update_weights":
                 progress["weights_synced"] = True
+                progress["trained_since_sync"] = False
+            elif event.name == "train":
+                progress["trained_since_sync"] = True
     else:
         _metric(progress, shape, event)
         progress["last_progress"] = at
