@@ -78,7 +78,8 @@ def slime_log_format(root: Path) -> tuple[str, str]:
     for call in ast.walk(tree):
         if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "basicConfig":
             kwargs = {k.arg: k.value for k in call.keywords}
-            fmt = eval(compile(ast.Expression(body=kwargs["format"]), str(path), "eval"), {"prefix": ""})  # noqa: S307 - slime's own pinned source
+            # slime's own pinned source: its f-string, with configure_logger's default prefix ""
+            fmt = eval(compile(ast.Expression(body=kwargs["format"]), str(path), "eval"), {"prefix": ""})  # noqa: S307
             datefmt = ast.literal_eval(kwargs["datefmt"])
             return fmt, datefmt
     raise AssertionError(f"no logging.basicConfig call in {path}")

@@ -277,4 +277,6 @@ def summary(progress: dict, now_log_time: float | None = None) -> dict:
         "attempt": progress.get("attempt"),
         "first_rollout": progress.get("first_rollout"),
         "last_progress": progress.get("last_progress"),
+        # The ETA counts from here: the log time the last rollout's training ended.
+        "last_rollout_end": (progress.get("rollout_ends") or [[None, None]])[-1][1],
     }

@@ -1,0 +1,72 @@
+"""Listing many runs quickly: the few fields of run.json that `runs` and `status` need, and progress.json.
+
+A run.json is 10-20 KB (argv, environment, processes, software); `runs` and
+`status` over 2,000 runs spent most of their time decoding them whole. Here
+only the top-level fields a listing shows are decoded: run.json is written
+with indent=2 (runner.runs.record), so a top-level key is a line that starts
+with exactly two spaces and a quote, and json's raw_decode reads its value
+where it starts, leaving the rest of the file undecoded. A file not in that
+layout, or cut short, is decoded whole by load_record, which names what is
+wrong with it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from runner.runs.collector import PROGRESS_FILE
+from runner.runs.layout import RunPaths, list_runs
+from runner.runs.record import BadRecord, load_record
+
+LISTED = ("id", "recipe", "state", "created_at", "started_at", "ended_at", "exit_code", "dir", "supervisor",
+          "resumed_from")
+_DECODER = json.JSONDecoder()
+
+
+def summary(paths: RunPaths) -> dict:
+    """The LISTED fields of a run's run.json (BadRecord as load_record raises it)."""
+    try:
+        text = paths.record.read_text(encoding="utf-8")
+    except OSError:
+        return load_record(paths)  # raises BadRecord naming the file
+    if not (text.startswith("{\n") and text.rstrip().endswith("}")):
+        return _listed(load_record(paths))
+    out = {}
+    try:
+        for key in LISTED:
+            needle = f'\n  "{key}": '
+            at = text.find(needle)
+            if at >= 0:
+                out[key], _ = _DECODER.raw_decode(text, at + len(needle))
+    except ValueError:
+        return _listed(load_record(paths))
+    if "id" not in out:
+        return _listed(load_record(paths))
+    return out
+
+
+def _listed(record: dict) -> dict:
+    return {k: record[k] for k in LISTED if k in record}
+
+
+def summaries(root: Path, warn) -> list[tuple[RunPaths, dict]]:  # noqa: ANN001 - warn: print to stderr
+    """(run directory, listed fields) of every run under root, oldest first; an unreadable run.json is
+    skipped with a one-line warning, as runner.runs.arguments.readable_runs does."""
+    out = []
+    for paths in list_runs(root):
+        try:
+            out.append((paths, summary(paths)))
+        except BadRecord as exc:
+            warn(f"warning: skipped run {paths.id}: {exc}")
+    return out
+
+
+def read_progress(paths: RunPaths) -> dict | None:
+    """progress.json as the run's collector last wrote it, or None (none yet, or an older run)."""
+    try:
+        with open(paths.dir / PROGRESS_FILE, "rb") as f:
+            data = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
