@@ -278,3 +278,10 @@ class CollectorThread:
         self._stop.set()
         self._thread.join(timeout=30)
         self._poll(final=True)
+
+
+def start_for_run(run_dir: Path, record: dict, log=None) -> CollectorThread:  # noqa: ANN001
+    """The collector thread of the process that owns a run (runner.runs.supervisor.supervise)."""
+    attempts = record.get("attempts")
+    attempt = len(attempts) if isinstance(attempts, list) and attempts else 1
+    return CollectorThread(RunCollector(Path(run_dir), RunShape.from_record(record), attempt), log=log).start()
