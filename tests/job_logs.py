@@ -28,12 +28,14 @@ def standin():
     return module
 
 
-def reward(rollout_id: int) -> float:
-    return round(0.2 + 0.5 * (1 - math.exp(-rollout_id / 60)), 6)
+def reward(rollout_id: int, speed: float = 1.0) -> float:
+    """A learning curve; `speed` stands for another learning rate."""
+    return round(0.2 + 0.5 * (1 - math.exp(-rollout_id * speed / 60)) + 0.015 * math.sin(rollout_id * 0.9), 6)
 
 
 def job_log(rollouts: range, *, start: float = 1_765_000_000.0, seconds: float = 100.0, backend: str = "megatron",
-            steps: int = 1, eval_interval: int | None = None, noise: int = 0, eval_first: bool = True) -> str:
+            steps: int = 1, eval_interval: int | None = None, noise: int = 0, eval_first: bool = True,
+            speed: float = 1.0) -> str:
     """The job log of `rollouts`, one every `seconds` from `start`; `noise` sglang lines per rollout."""
     s = standin()
     trainer = FSDP_TRAINER if backend == "fsdp" else TRAINER
@@ -54,18 +56,19 @@ def job_log(rollouts: range, *, start: float = 1_765_000_000.0, seconds: float =
         t += seconds * 0.6
         add(ROLLOUT_MANAGER, "rollout_perf", rollout_id=rid, log_dict={
             "perf/rollout_time": seconds * 0.6, "perf/tokens_per_gpu_per_sec": 1500.0 + rid,
-            "rollout/response_len/mean": 2000.0 + 10 * rid, "rollout/truncated_ratio": 0.1})
+            "rollout/response_len/mean": 2000.0 + 10 * rid * speed, "rollout/truncated_ratio": 0.1 + rid / 2000})
         add(trainer, "timer_end", name="train_wait", elapsed_time=seconds * 0.6)
         add(trainer, "timer_start", name="train")
         t += seconds * 0.1
-        values = {"rollout/raw_reward": reward(rid), "rollout/log_probs": -0.3}
+        values = {"rollout/raw_reward": reward(rid, speed), "rollout/log_probs": -0.3}
         if backend == "fsdp":
             add(trainer, "fsdp_rollout", rollout_id=rid, log_dict=values)
         else:
             add(trainer, "megatron_metric", metric_name="rollout", rollout_id=rid, reduced_log_dict=values)
         for i in range(steps):
-            loss = {"train/loss": 0.01 * math.sin(rid + i), "train/grad_norm": 0.3, "train/ppo_kl": 0.001,
-                    "train/entropy_loss": 0.4}
+            r = reward(rid, speed)
+            loss = {"train/loss": 0.01 * math.sin(rid + i), "train/grad_norm": 0.3 - 0.1 * r,
+                    "train/ppo_kl": 0.001 + 0.0005 * math.sin(rid / 3), "train/entropy_loss": 0.45 - 0.2 * r}
             t += seconds * 0.2 / steps
             if backend == "fsdp":
                 add(trainer, "fsdp_step", self=type("Actor", (), {"global_step": global_step}), log_dict=loss)
@@ -82,6 +85,6 @@ def job_log(rollouts: range, *, start: float = 1_765_000_000.0, seconds: float =
         t += seconds * 0.1
         add(trainer, "timer_end", name="update_weights", elapsed_time=seconds * 0.1)
         if eval_interval and (rid + 1) % eval_interval == 0:
-            add(ROLLOUT_MANAGER, "eval", rollout_id=rid, log_dict={"eval/aime": 0.1 + rid / 1000,
-                                                                   "eval/aime-truncated_ratio": 0.2})
+            add(ROLLOUT_MANAGER, "eval", rollout_id=rid, log_dict={"eval/aime": 0.1 + rid * speed / 1000,
+                                                                   "eval/aime-truncated_ratio": 0.2 - rid / 2000})
     return "".join(line + "\n" for line in out)

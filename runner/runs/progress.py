@@ -238,10 +238,11 @@ def _metric(progress: dict, shape: RunShape, event: MetricLine) -> None:
 
 
 def is_eval_score(key: str) -> bool:
-    """eval/<dataset>: the mean reward on one eval set (ray/rollout.py), not its truncation
-    ratio, pass rates or response-length statistics."""
+    """eval/<dataset>: the mean reward on one eval set (ray/rollout.py), not its truncation ratio
+    (eval/<dataset>-truncated_ratio), pass rates (eval/<dataset>-pass@k) or response-length statistics."""
     name = key.removeprefix("eval/")
-    return key.startswith("eval/") and "/" not in name and not name.endswith("truncated_ratio")
+    return (key.startswith("eval/") and "/" not in name and not name.endswith("-truncated_ratio")
+            and "-pass@" not in name)
 
 
 def seconds_per_rollout(progress: dict) -> float | None:

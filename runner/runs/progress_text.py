@@ -21,6 +21,8 @@ def sparkline(values: list) -> str:
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if 0 < seconds < 10:
+        return f"{seconds:.1f}s"
     seconds = int(max(0, seconds))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
