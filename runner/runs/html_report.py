@@ -56,8 +56,8 @@ def _eval_truncation(key: str) -> bool:
 
 
 CHARTS: tuple[tuple[str, tuple[Metric, ...]], ...] = (
-    ("Raw reward (rollout/raw_reward)", (Metric("rollout/raw_reward", kinds=("rollout",)),)),
-    ("Eval score (eval/<dataset>)", (Metric(is_eval_score, kinds=("eval",)),)),
+    ("Raw reward", (Metric("rollout/raw_reward", kinds=("rollout",)),)),
+    ("Eval score", (Metric(is_eval_score, kinds=("eval",)),)),
     ("Train loss", (Metric("train/loss", kinds=("step",)), Metric("train/pg_loss", kinds=("step",)))),
     ("Grad norm", (Metric("train/grad_norm", kinds=("step",)),)),
     ("KL", (Metric("train/ppo_kl", kinds=("step",)), Metric("train/kl_loss", kinds=("step",)))),
@@ -232,7 +232,8 @@ def _legend(chart: Chart) -> str:
     for s in chart.series:
         seen.setdefault(s.label.split(": ", 1)[1], s.dash)
     if len(seen) < 2:
-        return ""
+        return f'<div class="legend">{escape(next(iter(seen), ""))}</div>'
+
     items = []
     for label, dash in seen.items():
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
