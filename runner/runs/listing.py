@@ -19,8 +19,9 @@ from runner.runs.collector import PROGRESS_FILE
 from runner.runs.layout import RunPaths, list_runs
 from runner.runs.record import BadRecord, load_record
 
-LISTED = ("id", "recipe", "state", "created_at", "started_at", "ended_at", "exit_code", "dir", "supervisor",
-          "resumed_from")
+LISTED = ("id", "recipe", "state", "created_at", "started_at", "ended_at", "exit_code", "dir")
+# Read only for a run recorded as active: whether its owner is still alive (runner.runs.identity).
+ACTIVE_ONLY = ("supervisor",)
 _DECODER = json.JSONDecoder()
 
 
@@ -35,10 +36,10 @@ def summary(paths: RunPaths) -> dict:
     out = {}
     try:
         for key in LISTED:
-            needle = f'\n  "{key}": '
-            at = text.find(needle)
-            if at >= 0:
-                out[key], _ = _DECODER.raw_decode(text, at + len(needle))
+            _decode(text, key, out)
+        if out.get("state") in ("starting", "running"):
+            for key in ACTIVE_ONLY:
+                _decode(text, key, out)
     except ValueError:
         return _listed(load_record(paths))
     if "id" not in out:
@@ -46,8 +47,15 @@ def summary(paths: RunPaths) -> dict:
     return out
 
 
+def _decode(text: str, key: str, out: dict) -> None:
+    needle = f'\n  "{key}": '
+    at = text.find(needle)
+    if at >= 0:
+        out[key], _ = _DECODER.raw_decode(text, at + len(needle))
+
+
 def _listed(record: dict) -> dict:
-    return {k: record[k] for k in LISTED if k in record}
+    return {k: record[k] for k in LISTED + ACTIVE_ONLY if k in record}
 
 
 def summaries(root: Path, warn) -> list[tuple[RunPaths, dict]]:  # noqa: ANN001 - warn: print to stderr
