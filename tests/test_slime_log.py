@@ -222,6 +222,35 @@ def test_what_is_not_a_metric_dict_is_refused(text):
         parse_metric_dict(text)
 
 
+def test_the_fast_path_agrees_with_the_syntax_tree():
+    """Random dicts as slime prints them (repr: floats of any size, ints, nan/inf, numpy scalars,
+    bools, None, odd keys): the regex path, where it answers, gives what the syntax tree gives."""
+    import random
+
+    from runner.runs import literal
+
+    rng = random.Random(20)
+    answered = 0
+    for _ in range(3000):
+        d = {}
+        for _ in range(rng.randint(0, 12)):
+            key = rng.choice(["rollout/raw_reward", "eval/aime-pass@2", "train/lr-pg_0", "eval/数学", "it's", 'q"', "a\\b"])
+            value = rng.choice([rng.uniform(-1, 1) * 10 ** rng.randint(-12, 22), rng.randint(-10**12, 10**12),
+                                float("nan"), float("inf"), -float("inf"), numpy.float64(rng.random()),
+                                numpy.int64(rng.randint(0, 99)), True, False, None, 1e-06, 0.0, -0.0])
+            d[key + str(rng.randint(0, 3))] = value
+        text = repr(d)
+        fast = literal._fast(text)
+        slow = literal.from_tree(text)
+        if fast is not None:
+            answered += 1
+            assert fast == slow, text
+        elif not any(c in k for k in d for c in "'\"\\"):
+            raise AssertionError(f"the fast path refused a dict with plain keys: {text}")
+        assert parse_metric_dict(text) == slow
+    assert answered > 500
+
+
 def test_numbers_as_slime_prints_them():
     values = parse_metric_dict("{'a': nan, 'b': inf, 'c': -inf, 'd': np.float64(0.5), 'e': np.float32(1.5), "
                                "'f': np.int64(3), 'g': 1e-06, 'h': -2, 'i': True, 'j': None, "

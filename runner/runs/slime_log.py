@@ -88,7 +88,7 @@ def is_candidate(line: bytes) -> bool:
 
 
 def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
+    return _ANSI.sub("", text) if "\x1b" in text else text
 
 
 def parse_line(raw: str) -> MetricLine | TimerLine | None:
@@ -101,7 +101,8 @@ def parse_line(raw: str) -> MetricLine | TimerLine | None:
         pid = int(prefix.group("pid")) if prefix.group("pid").isdigit() else None
         ip = prefix.group("ip")
         text = text[prefix.end():]
-    text = _DEDUP.sub("", text)
+    if "[repeated " in text:
+        text = _DEDUP.sub("", text)
     # search, not match: a progress bar that slime's rank 0 draws on stderr (tqdm, e.g. FSDP's
     # "actor_train" bar) has no newline of its own, so a logging record can follow it on one line.
     logged = _LOGGING.search(text)
@@ -133,18 +134,22 @@ def parse_line(raw: str) -> MetricLine | TimerLine | None:
     return None
 
 
-_last_stamp: tuple[str, float | None] = ("", None)
+_stamps: dict[str, float | None] = {}
 
 
 def _epoch(asctime: str) -> float | None:
-    """slime's asctime (local time, whole seconds) as seconds since the epoch. Consecutive lines
-    mostly share one stamp: the last conversion is kept."""
-    global _last_stamp
-    if asctime == _last_stamp[0]:
-        return _last_stamp[1]
+    """slime's asctime (YYYY-MM-DD HH:MM:SS, local time, whole seconds; the regex checked its shape) as
+    seconds since the epoch. Lines share stamps: recent conversions are kept."""
+    value = _stamps.get(asctime, "unknown")
+    if value != "unknown":
+        return value
     try:
-        value = time.mktime(time.strptime(asctime, "%Y-%m-%d %H:%M:%S"))
+        fields = (int(asctime[0:4]), int(asctime[5:7]), int(asctime[8:10]), int(asctime[11:13]),
+                  int(asctime[14:16]), int(asctime[17:19]), 0, 0, -1)
+        value = time.mktime(fields) if 1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 else None
     except (ValueError, OverflowError):
         value = None
-    _last_stamp = (asctime, value)
+    if len(_stamps) > 4096:
+        _stamps.clear()
+    _stamps[asctime] = value
     return value
