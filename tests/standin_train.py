@@ -445,6 +445,7 @@ def train(args) -> None:  # noqa: ANN001 - the shape of slime's train.py, step f
             if args.standin_no_data_state == rollout_id:
                 print(f"standin: the save of rollout {rollout_id} ends before the data state", file=sys.stderr,
                       flush=True)
+                time.sleep(1.0)  # let Ray forward the actors' last lines first, as at any other end
                 os._exit(1)
             if args.rollout_global_dataset:
                 ray.get(rollout_manager.save.remote(rollout_id))
