@@ -3,6 +3,7 @@
     python3 bench/watch_scale.py collector [--seconds 60] [--rate-mb 10]   # collector CPU vs a growing log
     python3 bench/watch_scale.py commands [--runs 7]                       # metrics/report, 300 x 8 lines
     python3 bench/watch_scale.py listing [--runs 7] [--count 2000]         # status/runs over 2,000 runs
+    ... --keep DIR                                 # keep the run directories (commands, listing)
 
 collector: a writer appends a job log at --rate-mb MB per minute while the
 collector (runner.runs.collector's thread, as the supervisor runs it, in a
@@ -154,13 +155,20 @@ def _software() -> dict:
                               environ=os.environ)
 
 
-def bench_commands(runs: int) -> None:
+def _root(keep: str | None, prefix: str) -> Path:
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=False)
+        return Path(keep) / "runs"
+    return Path(tempfile.mkdtemp(prefix=prefix)) / "runs"
+
+
+def bench_commands(runs: int, keep: str | None = None) -> None:
     from runner.runs.collector import RunCollector
     from runner.runs.progress import RunShape
     from runner.runs.record import write_json_atomic
     from tests.job_logs import job_log
 
-    root = Path(tempfile.mkdtemp(prefix="watch-commands-")) / "runs"
+    root = _root(keep, "watch-commands-")
     run_id = "megatron-8gpu-20261205-010000-a0a0"
     run_dir = root / run_id
     run_dir.mkdir(parents=True)
@@ -177,6 +185,9 @@ def bench_commands(runs: int) -> None:
                        ("metrics RUN --csv", ["metrics", run_id, "--csv"]),
                        ("report RUN", ["report", run_id, "-o", str(root / "r.html")])):
         show(name, timed(base + argv + where, runs, env_for_runner()))
+    if keep:
+        print(f"kept: {root} (run {run_id})")
+        return
     for name in ("metrics.jsonl", "progress.json", ".collector.json"):
         (run_dir / name).unlink()
     show("metrics RUN --json, from the job log alone", timed(base + ["metrics", run_id, "--json"] + where, runs,
@@ -188,13 +199,13 @@ def bench_commands(runs: int) -> None:
 
 # ---------------------------------------------------------------------------------------------- listing
 
-def bench_listing(runs: int, count: int) -> None:
+def bench_listing(runs: int, count: int, keep: str | None = None) -> None:
     from runner.runs.collector import RunCollector
     from runner.runs.progress import RunShape
     from runner.runs.record import write_json_atomic
     from tests.job_logs import job_log
 
-    root = Path(tempfile.mkdtemp(prefix="watch-listing-")) / "runs"
+    root = _root(keep, "watch-listing-")
     root.mkdir(parents=True)
     template = _record("x", root / "x", root, "succeeded", _software())
     progress_dir = root.parent / "progress-source"
@@ -219,6 +230,9 @@ def bench_listing(runs: int, count: int) -> None:
     base = [sys.executable, "-m", "runner"]
     for name, argv in (("runs", ["runs"]), ("status", ["status"]), ("runs --json", ["runs", "--json"])):
         show(f"{name} ({count} runs)", timed(base + argv + ["--runs-dir", str(root)], runs, env_for_runner()))
+    if keep:
+        print(f"kept: {root}")
+        return
     shutil.rmtree(root.parent)
 
 
@@ -233,15 +247,17 @@ def main() -> None:
     p.add_argument("--count", type=int, default=2000, help="listing: run directories")
     p.add_argument("--seconds", type=float, default=60.0, help="collector: how long the log grows")
     p.add_argument("--rate-mb", type=float, default=10.0, help="collector: MB per minute")
+    p.add_argument("--keep", metavar="DIR", help="commands, listing: make the run directories under DIR (new) "
+                                                 "and keep them, to time the commands with other tools")
     args = p.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     if args.what in ("collector", "all"):
         bench_collector(args.seconds, args.rate_mb)
     if args.what in ("commands", "all"):
-        bench_commands(args.runs)
+        bench_commands(args.runs, args.keep if args.what == "commands" else None)
     if args.what in ("listing", "all"):
-        bench_listing(args.runs, args.count)
+        bench_listing(args.runs, args.count, args.keep if args.what == "listing" else None)
 
 
 if __name__ == "__main__":
