@@ -35,12 +35,12 @@ import time
 from pathlib import Path
 
 from runner.runs import progress as progress_mod
+from runner.runs.listing import PROGRESS_FILE  # named where the listings read it
 from runner.runs.progress import RunShape
 from runner.runs.slime_log import MetricLine, TimerLine, is_candidate, parse_line
 
 STATE_SCHEMA = 1
 METRICS_FILE = "metrics.jsonl"
-PROGRESS_FILE = "progress.json"
 STATE_FILE = ".collector.json"
 # Read at most this much per poll, so one poll over a huge backlog stays short.
 READ_CHUNK = 8 << 20

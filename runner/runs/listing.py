@@ -13,11 +13,14 @@ wrong with it.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from runner.runs.collector import PROGRESS_FILE
-from runner.runs.layout import RunPaths, list_runs
+from runner.runs.layout import RUN_JSON, RunPaths, _stamp
 from runner.runs.record import BadRecord, load_record
+
+# Written by the collector (runner.runs.collector); named here so that a listing imports no parser.
+PROGRESS_FILE = "progress.json"
 
 LISTED = ("id", "recipe", "state", "created_at", "started_at", "ended_at", "exit_code", "dir")
 # Read only for a run recorded as active: whether its owner is still alive (runner.runs.identity).
@@ -28,7 +31,10 @@ _DECODER = json.JSONDecoder()
 def summary(paths: RunPaths) -> dict:
     """The LISTED fields of a run's run.json (BadRecord as load_record raises it)."""
     try:
-        text = paths.record.read_text(encoding="utf-8")
+        with open(os.path.join(paths.dir, RUN_JSON), encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise
     except OSError:
         return load_record(paths)  # raises BadRecord naming the file
     if not (text.startswith("{\n") and text.rstrip().endswith("}")):
@@ -58,13 +64,26 @@ def _listed(record: dict) -> dict:
     return {k: record[k] for k in LISTED + ACTIVE_ONLY if k in record}
 
 
+def run_dirs(root: Path) -> list[RunPaths]:
+    """The run directories under root (those holding a run.json), oldest first: runner.runs.layout.list_runs,
+    with one scandir and no stat per entry (a missing run.json is found when it is read)."""
+    try:
+        with os.scandir(root) as entries:
+            names = [e.name for e in entries if e.is_dir()]
+    except OSError:
+        return []
+    return [RunPaths(root / name) for name in sorted(names, key=lambda n: (_stamp(n), n))]
+
+
 def summaries(root: Path, warn) -> list[tuple[RunPaths, dict]]:  # noqa: ANN001 - warn: print to stderr
     """(run directory, listed fields) of every run under root, oldest first; an unreadable run.json is
     skipped with a one-line warning, as runner.runs.arguments.readable_runs does."""
     out = []
-    for paths in list_runs(root):
+    for paths in run_dirs(root):
         try:
             out.append((paths, summary(paths)))
+        except FileNotFoundError:
+            continue  # not a run directory
         except BadRecord as exc:
             warn(f"warning: skipped run {paths.id}: {exc}")
     return out
@@ -73,7 +92,7 @@ def summaries(root: Path, warn) -> list[tuple[RunPaths, dict]]:  # noqa: ANN001 
 def read_progress(paths: RunPaths) -> dict | None:
     """progress.json as the run's collector last wrote it, or None (none yet, or an older run)."""
     try:
-        with open(paths.dir / PROGRESS_FILE, "rb") as f:
+        with open(os.path.join(paths.dir, PROGRESS_FILE), "rb") as f:
             data = json.loads(f.read())
     except (OSError, ValueError):
         return None
