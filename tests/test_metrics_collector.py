@@ -45,6 +45,29 @@ def test_a_growing_log_read_in_pieces_across_restarts(tmp_path):
     assert progress["last_eval"]["rollout_id"] == 9
 
 
+def test_last_progress_seen_moves_with_progress_only(tmp_path):
+    """For hang checks: this machine's clock when the last metric or Timer-end line was read; noise
+    (sglang's lines, health checks) does not move it."""
+    from tests.job_logs import NOISE
+
+    log = tmp_path / "job.log"
+    log.write_text(job_log(range(0, 2)))
+    before = time.time()
+    collector = RunCollector(tmp_path, SHAPE)
+    collector.poll()
+    seen = json.loads((tmp_path / "progress.json").read_text())["last_progress_seen"]
+    assert before <= seen <= time.time()
+    time.sleep(0.05)
+    with open(log, "a") as f:
+        f.write((NOISE + "\n") * 50)
+    collector.poll()
+    assert collector.collector.progress["last_progress_seen"] == seen
+    with open(log, "a") as f:
+        f.write(job_log(range(2, 3), start=1_765_000_200.0))
+    collector.poll()
+    assert json.loads((tmp_path / "progress.json").read_text())["last_progress_seen"] > seen
+
+
 def test_a_collector_killed_after_appending_but_before_recording_its_offset(tmp_path):
     text = job_log(range(0, 6)).encode()
     (tmp_path / "job.log").write_bytes(text[: len(text) // 2])

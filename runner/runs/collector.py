@@ -193,7 +193,7 @@ class RunCollector:
         """Consume what the job log gained; returns the new records (already appended unless read-only)."""
         records: list[dict] = []
         collector = self.collector
-        events = collector.progress["events"]
+        events, progressed = collector.progress["events"], collector.progress["last_progress"]
         try:
             with open(self.job_log, "rb") as log:
                 log.seek(collector.offset + len(collector._pending))
@@ -205,6 +205,10 @@ class RunCollector:
                         break
         except FileNotFoundError:
             return []
+        if collector.progress["last_progress"] != progressed:
+            # This machine's clock when progress was last seen: the log's stamps are the logging
+            # node's clock, to the second; a hang check compares with now.
+            collector.progress["last_progress_seen"] = time.time()
         if not self.read_only:
             self._append(records)
             self._save(force=final or bool(records) or collector.progress["events"] != events)

@@ -137,6 +137,7 @@ def new_progress(shape: RunShape, attempt: int = 1) -> dict:
         "last_eval": None,  # {"rollout_id": N, "values": {key: value}}
         "phase_durations": {},
         "last_progress": None,  # log time of the last metric line or Timer end
+        "last_progress_seen": None,  # the collector's clock when it read that line
         "events": 0,
     }
 
@@ -278,6 +279,7 @@ def summary(progress: dict, now_log_time: float | None = None) -> dict:
         "attempt": progress.get("attempt"),
         "first_rollout": progress.get("first_rollout"),
         "last_progress": progress.get("last_progress"),
+        "last_progress_seen": progress.get("last_progress_seen"),
         # The ETA counts from here: the log time the last rollout's training ended.
         "last_rollout_end": (progress.get("rollout_ends") or [[None, None]])[-1][1],
     }
