@@ -4,6 +4,7 @@
     python3 bench/watch_scale.py commands [--runs 7]                       # metrics/report, 300 x 8 lines
     python3 bench/watch_scale.py listing [--runs 7] [--count 2000]         # status/runs over 2,000 runs
     ... --keep DIR                                 # keep the run directories (commands, listing)
+    python3 bench/watch_scale.py listing --reuse DIR --pythonpath OLD     # another runner, same directories
 
 collector: a writer appends a job log at --rate-mb MB per minute while the
 collector (runner.runs.collector's thread, as the supervisor runs it, in a
@@ -45,7 +46,9 @@ def timed(argv: list[str], runs: int, env: dict) -> dict:
     walls, cpus = [], []
     for i in range(runs + 1):
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO)
+        # Not from the checkout: `python -m` would import ./runner first, whatever PYTHONPATH says.
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                                cwd=tempfile.gettempdir())
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -63,8 +66,11 @@ def show(name: str, t: dict) -> None:
           flush=True)
 
 
+RUNNER_PATH = [str(REPO)]  # --pythonpath: time another checkout's runner over the same directories
+
+
 def env_for_runner() -> dict:
-    return {**os.environ, "PYTHONPATH": str(REPO)}
+    return {**os.environ, "PYTHONPATH": RUNNER_PATH[0]}
 
 
 # ---------------------------------------------------------------------------------------------- collector
@@ -199,7 +205,15 @@ def bench_commands(runs: int, keep: str | None = None) -> None:
 
 # ---------------------------------------------------------------------------------------------- listing
 
-def bench_listing(runs: int, count: int, keep: str | None = None) -> None:
+def bench_listing(runs: int, count: int, keep: str | None = None, reuse: str | None = None) -> None:
+    if reuse:
+        root = Path(reuse) / "runs"
+        print(f"{len(os.listdir(root))} run directories kept in {root}; runner from {RUNNER_PATH[0]}")
+        base = [sys.executable, "-m", "runner"]
+        for name, argv in (("runs", ["runs"]), ("status", ["status"])):
+            show(f"{name} ({len(os.listdir(root))} runs)", timed(base + argv + ["--runs-dir", str(root)], runs,
+                                                                 env_for_runner()))
+        return
     from runner.runs.collector import RunCollector
     from runner.runs.progress import RunShape
     from runner.runs.record import write_json_atomic
@@ -247,9 +261,14 @@ def main() -> None:
     p.add_argument("--count", type=int, default=2000, help="listing: run directories")
     p.add_argument("--seconds", type=float, default=60.0, help="collector: how long the log grows")
     p.add_argument("--rate-mb", type=float, default=10.0, help="collector: MB per minute")
+    p.add_argument("--pythonpath", metavar="DIR", help="the runner to time (default: this checkout); e.g. "
+                                                       "`git archive REV runner | tar -x -C DIR` for an older one")
+    p.add_argument("--reuse", metavar="DIR", help="listing: time over run directories kept by --keep before")
     p.add_argument("--keep", metavar="DIR", help="commands, listing: make the run directories under DIR (new) "
                                                  "and keep them, to time the commands with other tools")
     args = p.parse_args()
+    if args.pythonpath:
+        RUNNER_PATH[0] = str(Path(args.pythonpath).resolve())
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     if args.what in ("collector", "all"):
@@ -257,7 +276,7 @@ def main() -> None:
     if args.what in ("commands", "all"):
         bench_commands(args.runs, args.keep if args.what == "commands" else None)
     if args.what in ("listing", "all"):
-        bench_listing(args.runs, args.count, args.keep if args.what == "listing" else None)
+        bench_listing(args.runs, args.count, args.keep if args.what == "listing" else None, args.reuse)
 
 
 if __name__ == "__main__":
