@@ -29,7 +29,8 @@ Knobs of its own (all --standin-*):
   --standin-oom-at K                CUDA's out-of-memory error in training at rollout K
   --standin-hang PHASE              hang in PHASE (startup, update_weights, eval, rollout, train,
                                     save_model) while an sglang engine keeps answering health checks
-  --standin-hang-at K               ... at rollout K (default: the first rollout of the run)
+  --standin-hang-at K               ... at rollout K (the weight update after rollout K counts as K's;
+                                    default: the first time PHASE comes)
   --standin-half-checkpoint K       the save of rollout K dies (SIGKILL) with iter_K half written
                                     and the tracker not updated, as a host OOM kill does
   --standin-no-data-state K         the save of rollout K ends after the actor's save: the tracker
