@@ -16,6 +16,7 @@ from html import escape
 from typing import Callable
 
 from runner.runs.progress import is_eval_score
+from runner.runs.progress_text import duration
 from runner.runs.svg_chart import DASHES, PALETTE, Chart, Series, fmt_number, render_chart
 
 TRAIN_SIDE = "train_metric_utils.py"
@@ -123,30 +124,18 @@ def series_index(runs: list[RunView]) -> list[dict]:
             for c in charts(runs) for s in c.series]
 
 
-def _ago(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(max(0, seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days:
-        return f"{days}d{hours:02d}h"
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds % 60:02d}s"
-
-
 def _summary_row(run: RunView, color: str) -> str:
     p = run.progress or {}
     done, total = p.get("rollouts_done"), p.get("num_rollout")
     progress = "-" if done is None else f"{done}" + (f" / {total}" if total else "")
     last_eval = (p.get("last_eval") or {}).get("values") or {}
     evals = ", ".join(f"{k.removeprefix('eval/')} {fmt_number(v)}" for k, v in last_eval.items() if v is not None)
-    eta = _ago(p.get("eta_seconds")) if run.state in ("running", "starting") and p.get("eta_seconds") else "-"
+    eta = duration(p.get("eta_seconds")) if run.state in ("running", "starting") and p.get("eta_seconds") else "-"
     cells = [f'<span class="swatch" style="background:{color}"></span>{escape(run.id)}',
              escape(str(run.record.get("recipe") or "?")), escape(run.state),
              escape(str(p.get("phase") or "-")) if run.state in ("running", "starting") else "-",
              progress, fmt_number(p["last_reward"]) if p.get("last_reward") is not None else "-", escape(evals or "-"),
-             _ago(p.get("seconds_per_rollout")) if p.get("seconds_per_rollout") else "-", eta,
+             duration(p.get("seconds_per_rollout")) if p.get("seconds_per_rollout") else "-", eta,
              escape(run.checkpoint or "none")]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
