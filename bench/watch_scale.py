@@ -187,7 +187,8 @@ def bench_commands(runs: int, keep: str | None = None) -> None:
     print(f"one run: 300 rollouts, {lines} metric records ({lines / 300:.0f} per rollout), job log {size / 1e6:.1f} MB")
     base = [sys.executable, "-m", "runner"]
     where = ["--runs-dir", str(root)]
-    for name, argv in (("metrics RUN (table)", ["metrics", run_id]), ("metrics RUN --json", ["metrics", run_id, "--json"]),
+    for name, argv in (("metrics RUN (table)", ["metrics", run_id]),
+                       ("metrics RUN --json", ["metrics", run_id, "--json"]),
                        ("metrics RUN --csv", ["metrics", run_id, "--csv"]),
                        ("report RUN", ["report", run_id, "-o", str(root / "r.html")])):
         show(name, timed(base + argv + where, runs, env_for_runner()))

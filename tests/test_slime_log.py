@@ -23,7 +23,8 @@ from tests.conftest import REPO
 numpy = pytest.importorskip("numpy", reason="the golden values include numpy scalars (pip install numpy)")
 pytest.importorskip("ray", reason="Ray's own prefix code makes the golden lines (pip install -e '.[test]')")
 
-from tests.slime_golden import ray_deduplicated, ray_prefixed, render, slime_log_format, slime_messages, slime_tree  # noqa: E402
+from tests.slime_golden import (ray_deduplicated, ray_prefixed, render, slime_log_format,  # noqa: E402
+                                slime_messages, slime_tree)
 
 WHEN = 1765370096.0  # a fixed time stamp; lines carry it to the second
 
@@ -79,7 +80,8 @@ def golden(slime):
         (ray_prefixed([line(slime, "rollout_perf", rollout_id=7, log_dict=ROLLOUT_PERF)], "RolloutManager", 2290,
                       "10.0.0.2"), ("perf", 7, ROLLOUT_PERF, "rollout.py")),
         (ray_prefixed([line(slime, "megatron_metric", metric_name="rollout", rollout_id=7,
-                            reduced_log_dict=MEGATRON_ROLLOUT)], *trainer), ("rollout", 7, MEGATRON_ROLLOUT, "data.py")),
+                            reduced_log_dict=MEGATRON_ROLLOUT)], *trainer),
+         ("rollout", 7, MEGATRON_ROLLOUT, "data.py")),
         (ray_prefixed([line(slime, "megatron_metric", metric_name="passrate", rollout_id=7,
                             reduced_log_dict={"passrate/pass@4": 0.5})], *trainer),
          ("passrate", 7, {"passrate/pass@4": 0.5}, "data.py")),
@@ -89,7 +91,8 @@ def golden(slime):
                             log_dict={"train/critic-value_loss": 0.2})], "MegatronTrainRayActor", 2302),
          ("critic-step", 15, {"train/critic-value_loss": 0.2}, "model.py")),
         (ray_deduplicated(ray_prefixed([line(slime, "train_perf", rollout_id=7, log_dict=TRAIN_PERF)],
-                                       *trainer).rstrip("\n"), 2) + "\n", ("perf", 7, TRAIN_PERF, "train_metric_utils.py")),
+                                       *trainer).rstrip("\n"), 2) + "\n",
+         ("perf", 7, TRAIN_PERF, "train_metric_utils.py")),
         # FSDP: a remote trainer; its step line after the tqdm bar that rank 0 draws on the same stream.
         (ray_prefixed([line(slime, "fsdp_rollout", rollout_id=9, log_dict=FSDP_ROLLOUT)], "FSDPTrainRayActor", 4410,
                       "10.0.0.3"), ("rollout", 9, FSDP_ROLLOUT, "actor.py")),
@@ -215,8 +218,8 @@ def test_values_that_are_not_numbers_are_null_and_nothing_runs(text, tmp_path, m
     assert not (tmp_path / "pwned").exists()
 
 
-@pytest.mark.parametrize("text", ["{1: 2}", "{**x}", "[1, 2]", "{'a': 1", "{'a': 1} or {}", "{'a': " + "-" * 100000 + "1}",
-                                  "{'a': 1}" + " " * (1 << 20)])
+@pytest.mark.parametrize("text", ["{1: 2}", "{**x}", "[1, 2]", "{'a': 1", "{'a': 1} or {}",
+                                  "{'a': " + "-" * 100000 + "1}", "{'a': 1}" + " " * (1 << 20)])
 def test_what_is_not_a_metric_dict_is_refused(text):
     with pytest.raises(NotALiteral):
         parse_metric_dict(text)
@@ -234,7 +237,8 @@ def test_the_fast_path_agrees_with_the_syntax_tree():
     for _ in range(3000):
         d = {}
         for _ in range(rng.randint(0, 12)):
-            key = rng.choice(["rollout/raw_reward", "eval/aime-pass@2", "train/lr-pg_0", "eval/数学", "it's", 'q"', "a\\b"])
+            key = rng.choice(["rollout/raw_reward", "eval/aime-pass@2", "train/lr-pg_0", "eval/数学", "it's", 'q"',
+                              "a\\b"])
             value = rng.choice([rng.uniform(-1, 1) * 10 ** rng.randint(-12, 22), rng.randint(-10**12, 10**12),
                                 float("nan"), float("inf"), -float("inf"), numpy.float64(rng.random()),
                                 numpy.int64(rng.randint(0, 99)), True, False, None, 1e-06, 0.0, -0.0])
