@@ -6,8 +6,6 @@ import shlex
 import time
 from datetime import datetime
 
-from runner.runs.manifest import describe_request
-
 
 def _parse_time(text: str | None) -> float | None:
     if not text:
@@ -30,12 +28,12 @@ def duration(record: dict, now: float | None = None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def runs_table(rows: list[tuple[dict, str]]) -> str:
-    """rows: (record, effective state)."""
-    header = ("RUN", "RECIPE", "STATE", "STARTED", "DURATION")
+def runs_table(rows: list[tuple[dict, str]], progress: list[str] | None = None) -> str:
+    """rows: (record, effective state); progress: one cell per row (runner.runs.progress_text)."""
+    header = ("RUN", "RECIPE", "STATE", "PROGRESS", "STARTED", "DURATION")
     lines = [header]
-    for record, state in rows:
-        lines.append((record.get("id", "?"), record.get("recipe") or "?", state,
+    for i, (record, state) in enumerate(rows):
+        lines.append((record.get("id", "?"), record.get("recipe") or "?", state, progress[i] if progress else "-",
                       (record.get("started_at") or record.get("created_at") or "-")[:19].replace("T", " "),
                       duration(record)))
     widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
@@ -44,6 +42,8 @@ def runs_table(rows: list[tuple[dict, str]]) -> str:
 
 def status_lines(record: dict, state: str, note: str, *, iteration: str | None, ray_processes: int | None,
                  last_log_line: str | None) -> list[str]:
+    from runner.runs.manifest import describe_request  # heavy: not for `runs`
+
     sup = record.get("supervisor") or {}
     owner = f"pid {sup.get('pid')} on {sup.get('host')}" + (", detached" if sup.get("detached") else "")
     lines = [f"run {record.get('id')}: {state}" + (f" ({note})" if note else ""),
@@ -73,6 +73,8 @@ def status_lines(record: dict, state: str, note: str, *, iteration: str | None, 
 
 def show_lines(record: dict, state: str, note: str) -> list[str]:
     """run.json, readably: the decisions first, then the software."""
+    from runner.runs.manifest import describe_request
+
     lines = [f"run {record.get('id')}  [{state}{': ' + note if note else ''}]",
              f"directory:   {record.get('dir')}",
              f"recipe:      {describe_request(record.get('request') or {})}"]
