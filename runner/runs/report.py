@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
+
+# now_iso's format, %Y-%m-%dT%H:%M:%S%z, read without strptime (`runs` reads two per run, 2,000 runs).
+_STAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)([+-])(\d\d):?(\d\d)$")
 
 
 def _parse_time(text: str | None) -> float | None:
     if not text:
         return None
+    match = _STAMP.match(text)
+    if not match:
+        return None
+    year, month, day, hour, minute, second, sign, off_h, off_m = match.groups()
+    offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (-1 if sign == "-" else 1)
     try:
-        # datetime keeps the offset (time.mktime would read the clock time as local time and drop it).
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+        # The offset is kept (time.mktime would read the clock time as local time and drop it).
+        return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                        tzinfo=timezone(offset)).timestamp()
     except ValueError:
         return None
 
