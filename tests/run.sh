@@ -8,7 +8,9 @@
 #   iproute2 + openssh-server (and root): tests/test_multinode_ssh.py, a
 #     second host in a network namespace joining over ssh from a hostfile;
 #   nix-bin: the Nix evaluation tests in tests/nix/ (every .nix file parses,
-#     nix/lib.nix evaluates, the flake evaluated deeply with the real uv2nix).
+#     nix/lib.nix evaluates, the flake evaluated deeply with the real uv2nix);
+#   chromium: tests/test_report_chromium.py, the HTML report in a headless
+#     browser (no console error, every series drawn, a screenshot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
