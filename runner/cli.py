@@ -18,6 +18,7 @@ Typical first run on a new node:
   python -m runner train --recipe megatron-8gpu       # Ray up, job submitted, logs streamed
   python -m runner train --recipe megatron-8gpu --detach   # the same, outliving the terminal
   python -m runner status | logs -f RUN | stop RUN    # a detached run; runs, show RUN: what ran
+  python -m runner metrics RUN | report RUN           # its curves: a table, or one HTML file
 
 Every subcommand takes --dry-run: print what would run (argv, env, cwd) and touch
 nothing; add --json for one JSON object. BASE_FOLDER, SLIME_DIR, MEGATRON_DIR
@@ -34,9 +35,29 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="more output (Ray's start-up banner, plan's assumptions)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from runner.commands import convert, doctor, download, plan_cmd, smoke_cmd, train
-    from runner.commands import logs, runs_cmd, show, status, stop
+# name -> (module under runner.commands, one line of help)
+COMMANDS = {
+    "doctor": ("doctor", "preflight report: GPUs, driver, packages vs pins, kernels, checkpoints, data"),
+    "download": ("download", "download the model and datasets into BASE_FOLDER (resumable)"),
+    "convert": ("convert", "convert the HF checkpoint to Megatron torch_dist with torchrun"),
+    "plan": ("plan_cmd", "estimate per-GPU memory and check the topology of a recipe"),
+    "train": ("train", "start Ray, run a recipe's training job, stream logs, clean up"),
+    "smoke": ("smoke_cmd", "train a tiny Qwen3-Next on this machine's GPUs with the pinned kernels"),
+    # Runs (runner.runs): a directory per train, which outlives the terminal.
+    "runs": ("runs_cmd", "list runs: id, recipe, state, progress, start, duration"),
+    "show": ("show", "print a run's run.json readably: recipe, overrides, software, hosts, GPUs"),
+    "status": ("status", "is a run alive, where is it: phase, rollout i of N, ETA, checkpoint"),
+    "logs": ("logs", "print a run's job log; -f follows it"),
+    "stop": ("stop", "stop a run's job, then the Ray processes that run started"),
+    "metrics": ("metrics", "a run's metrics as slime printed them: per rollout, --json or --csv"),
+    "report": ("report", "one self-contained HTML file: a run's curves, progress and provenance"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI; with `only`, the options of that subcommand alone are built (the others get their
+    name and help): `runs` and `status` must answer fast, and need none of train's or doctor's imports."""
+    import importlib
 
     # allow_abbrev=False everywhere: `--forc` must not silently mean `--force`.
     parser = argparse.ArgumentParser(prog="python -m runner", description=DESCRIPTION, allow_abbrev=False,
@@ -45,22 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
-    modules = {
-        "doctor": (doctor, "preflight report: GPUs, driver, packages vs pins, kernels, checkpoints, data"),
-        "download": (download, "download the model and datasets into BASE_FOLDER (resumable)"),
-        "convert": (convert, "convert the HF checkpoint to Megatron torch_dist with torchrun"),
-        "plan": (plan_cmd, "estimate per-GPU memory and check the topology of a recipe"),
-        "train": (train, "start Ray, run a recipe's training job, stream logs, clean up"),
-        "smoke": (smoke_cmd, "train a tiny Qwen3-Next on this machine's GPUs with the pinned kernels"),
-        # Runs (runner.runs): a directory per train, which outlives the terminal.
-        "runs": (runs_cmd, "list runs: id, recipe, state, start, duration"),
-        "show": (show, "print a run's run.json readably: recipe, overrides, software, hosts, GPUs"),
-        "status": (status, "is a run alive, where are its logs and checkpoints"),
-        "logs": (logs, "print a run's job log; -f follows it"),
-        "stop": (stop, "stop a run's job, then the Ray processes that run started"),
-    }
     parser.subcommand_parsers = {}
-    for name, (module, help_text) in modules.items():
+    for name, (module_name, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
+        module = importlib.import_module(f"runner.commands.{module_name}")
         # "resolve": a subcommand may redefine --json with its own help text.
         p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
                            formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve",
@@ -115,11 +126,11 @@ def _slime_flag_hint(p: argparse.ArgumentParser, token: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    command = next((t for t in argv if not t.startswith("-")), None)
+    parser = build_parser(only=command if command in COMMANDS else None)
     # A misspelt option gets the subcommand's usage and a "did you mean", before
     # argparse's own errors (which would blame the top-level parser, or only say
     # that --recipe is missing when --recip was typed).
-    command = next((t for t in argv if not t.startswith("-")), None)
     sub = parser.subcommand_parsers.get(command or "")
     if sub is not None:
         rest = argv[argv.index(command) + 1:]

@@ -114,6 +114,9 @@ def runtime_env_vars(recipe: Recipe, *, megatron_dir: str, slime_dir: str, maste
         "MASTER_ADDR": master_addr,
         # The scripts export the misspelt PYTHONBUFFERED=16, which does nothing.
         "PYTHONUNBUFFERED": "1",
+        # Ray folds look-alike lines of different processes into one "[repeated Nx across cluster]";
+        # the run's metrics collector must see every line slime prints (runner.runs.collector).
+        "RAY_DEDUP_LOGS": "0",
     }
     env.update(extra or {})
     return env

@@ -11,7 +11,9 @@
 #     a two-node Slurm cluster (tests/slurm_cluster.py), its second node in a
 #     network namespace;
 #   nix-bin: the Nix evaluation tests in tests/nix/ (every .nix file parses,
-#     nix/lib.nix evaluates, the flake evaluated deeply with the real uv2nix).
+#     nix/lib.nix evaluates, the flake evaluated deeply with the real uv2nix);
+#   chromium: tests/test_report_chromium.py, the HTML report in a headless
+#     browser (no console error, every series drawn, a screenshot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1

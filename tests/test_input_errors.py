@@ -257,6 +257,7 @@ OTHER_PROGRAMS = {
     "--log-file", "--quiet", "--run-dir", "--lock-fd",  # runner.ray_job, runner.runs.supervisor
     "--porcelain", "--untracked-files",  # git status (runner.runs.provenance)
     "--result", "--run-id",  # runner.smoke.worker
+    "--logdir",  # tensorboard (runner.runs.sinks: how to open a run's TensorBoard files)
     "--flag", "--name", "--switch", "--x", "--no-", "--actor-", "--rollout-", "--forc", "--version",  # text
 }
 

@@ -1,10 +1,14 @@
-"""`status [RUN]`: is a run alive, where is it, what did it last say?
+"""`status [RUN]`: is a run alive, where is it, how far has it got, what did it last say?
 
 Without RUN: every active run under the runs dir (else the latest run). A run
 recorded as starting/running whose runner is gone shows as "lost", with why:
 killed, or the machine rebooted since it started. A run in a Slurm job (`train
 --slurm`, or started inside an allocation) whose runner is not on this machine
 shows what Slurm says of the job (squeue, else sacct): queued, running, ended.
+Progress comes from the run's progress.json, which its owner keeps as it reads
+slime's lines: the phase (from slime's Timer lines), rollout i of N, seconds
+per rollout and the ETA, the last raw reward (with a sparkline of the last
+ones) and eval score, and the latest checkpoint with its age.
 
 examples:
   python -m runner status
@@ -17,7 +21,7 @@ import argparse
 import json
 import sys
 
-from runner.runs.arguments import add_lookup_arguments, load_named_run, readable_runs, runs_root
+from runner.runs.arguments import add_lookup_arguments, load_named_run, runs_root
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,16 +42,19 @@ def _last_line(path: str | None) -> str | None:
     return lines[-1] if lines else None
 
 
-def _facts(record: dict) -> dict:
+def _facts(record: dict, paths) -> dict:  # noqa: ANN001 - RunPaths
     from runner.execute import run_processes
-    from runner.runs.checkpoints import latest_iteration
     from runner.runs.identity import effective_state, same_machine
+    from runner.runs.listing import read_progress
+    from runner.runs.watching import checkpoint_age
 
     state, note = effective_state(record)
     temp_dir = (record.get("ray") or {}).get("temp_dir")
     here = same_machine(record.get("supervisor") or {})
+    iteration, age = checkpoint_age(record)
     return {"id": record.get("id"), "state": state, "note": note, "recorded_state": record.get("state"),
-            "iteration": latest_iteration((record.get("checkpoint") or {}).get("save")),
+            "iteration": iteration, "checkpoint_age_s": None if age is None else round(age),
+            "progress": read_progress(paths),
             "ray_processes": len(run_processes(temp_dir, record.get("id", ""))) if temp_dir and here else None,
             "last_log_line": _last_line((record.get("logs") or {}).get("job")),
             "exit_code": record.get("exit_code"), "dir": record.get("dir")}
@@ -62,7 +69,9 @@ def _slurm_line(slurm: dict) -> str:
 
 def run(args) -> int:
     from runner.runs.identity import effective_state
-    from runner.runs.record import ACTIVE
+    from runner.runs.listing import summaries
+    from runner.runs.progress_text import progress_lines
+    from runner.runs.record import ACTIVE, BadRecord, load_record
     from runner.runs.report import status_lines
 
     root = runs_root(args)
@@ -72,19 +81,27 @@ def run(args) -> int:
         found = load_named_run(args)
         if found is None:
             return 2
-        records = [found[1]]
+        runs = [found]
     else:
-        readable = [record for _, record in readable_runs(root)]
-        records = [r for r in readable if effective_state(r)[0] in ACTIVE]
-        if not records:
-            if not readable:
+        # The few fields that say which runs are active, then the whole record of those only.
+        listed = summaries(root, lambda line: print(line, file=sys.stderr))
+        chosen = [paths for paths, r in listed if effective_state(r)[0] in ACTIVE]
+        if not chosen:
+            if not listed:
                 print(f"no runs under {root}", file=note_out)
                 if args.json:
                     print("[]")
                 return 0
             print(f"no active run under {root}; the latest:", file=note_out)
-            records = [readable[-1]]
-    facts = [_facts(r) for r in records]
+            chosen = [listed[-1][0]]
+        runs = []
+        for paths in chosen:
+            try:
+                runs.append((paths, load_record(paths)))
+            except BadRecord as exc:  # rewritten since it was listed
+                print(f"warning: skipped run {paths.id}: {exc}", file=sys.stderr)
+    records = [record for _, record in runs]
+    facts = [_facts(record, paths) for paths, record in runs]
     if args.json:
         print(json.dumps(facts if not args.run else facts[0], indent=2))
         return 0
@@ -93,4 +110,6 @@ def run(args) -> int:
                                      ray_processes=f["ray_processes"], last_log_line=f["last_log_line"])))
         if record.get("slurm"):
             print(_slurm_line(record["slurm"]))
+        print("\n".join(progress_lines(f["progress"], active=f["state"] in ACTIVE,
+                                       checkpoint=(f["iteration"], f["checkpoint_age_s"]))))
     return 0

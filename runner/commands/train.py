@@ -44,6 +44,7 @@ from runner.plan import Plan
 from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
 from runner.render import OverrideError
+from runner.runs import sinks
 from runner.runs.arguments import add_run_arguments
 from runner.runs.manifest import RunContext
 from runner.runs.setup import SetupError, override_layers, prepare_run, run_notes, run_problems
@@ -225,12 +226,15 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     )
     secret_env = {k: environ[k] for k in PASSED_SECRETS if environ.get(k)}
     try:
+        # TensorBoard's and wandb's files (when the flags turn them on) go into the run directory.
+        before += sinks.layers(recipe, str(locs.base), checked.overrides, before, str(setup.paths.dir))
         tp = build_train_plan(TrainInputs(
             recipe=recipe, overrides=checked.overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
             megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
             nccl_nvls_enable=nvls, secret_env=secret_env, ray_banner=getattr(args, "verbose", False),
             test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
-            submit_timeout=args.ready_timeout, before_overrides=before, job_env=setup.kernel_cache.env,
+            submit_timeout=args.ready_timeout, before_overrides=before,
+            job_env={**setup.kernel_cache.env, **sinks.sink_env(str(setup.paths.dir))},
             run_dir=str(setup.paths.dir), echo_job_log=not args.detach))
     except OverrideError as exc:
         return None, _failed(str(exc))

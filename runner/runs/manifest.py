@@ -15,6 +15,7 @@ from runner.locations import Locations
 from runner.plan import Process
 from runner.runs.record import now_iso
 from runner.runs.setup import RunSetup, describe_layer
+from runner.runs.sinks import sinks_record
 from runner.secrets import redact_env, redact_json
 
 
@@ -81,6 +82,11 @@ def build_record(tp, ctx: RunContext, software: dict, secrets: list[str], host: 
                 "ready_timeout_s": ctx.ready_timeout},
         "logs": {"job": str(setup.paths.job_log), "runner": str(setup.paths.runner_log) if ctx.detach else None,
                  "ray": os.path.join(spec.temp_dir, "session_latest", "logs")},
+        # slime's metric lines as the run's owner collects them (runner.runs.collector), and the files
+        # of slime's own sinks, kept in the run directory (runner.runs.sinks).
+        "metrics": {"jsonl": str(setup.paths.dir / "metrics.jsonl"),
+                    "progress": str(setup.paths.dir / "progress.json")},
+        "sinks": sinks_record(tp.flags, tp.runtime_env.get("env_vars", {})),
         "kernel_caches": caches,
         "hosts": {"head": host, "master_addr": spec.master_addr, "workers": list(spec.workers),
                   "worker_launcher": spec.worker_launcher, "nodes": spec.nodes},

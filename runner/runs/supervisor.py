@@ -34,9 +34,13 @@ from runner.runs.record import now_iso, update_record
 
 def supervise(launch, paths: RunPaths, ready_timeout: float, detached: bool) -> int:  # noqa: ANN001
     from runner.launch import run_launch
+    from runner.runs.collector import start_for_run
 
     started = time.time()
-    update_record(paths, {"supervisor": {**identity(os.getpid()), "detached": detached}, "started_at": now_iso()})
+    record = update_record(paths, {"supervisor": {**identity(os.getpid()), "detached": detached},
+                                   "started_at": now_iso()})
+    # Reads the job log as it grows into metrics.jsonl and progress.json (runner.runs.collector).
+    collector = start_for_run(paths.dir, record, log=sys.stderr)
 
     def report(state: str, rc: int, detail: str) -> None:
         try:
@@ -45,7 +49,10 @@ def supervise(launch, paths: RunPaths, ready_timeout: float, detached: bool) -> 
         except (OSError, ValueError) as exc:  # the run directory went away: say so, keep the exit code
             print(f"[runner] could not record the end of run {paths.id} in {paths.record}: {exc}", file=sys.stderr)
 
-    return run_launch(launch, ready_timeout=ready_timeout, report=report)
+    try:
+        return run_launch(launch, ready_timeout=ready_timeout, report=report)
+    finally:
+        collector.stop()
 
 
 def _hang_up(_signum, _frame) -> None:  # noqa: ANN001
