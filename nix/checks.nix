@@ -12,7 +12,9 @@ let
   inherit (nixLib) pins;
   fla = pins.sources.flash-linear-attention;
 
-  # The repo's test inputs only (not .git, not result links).
+  # The repo's test inputs only (not .git, not result links). bench/ and
+  # .ci/: tests/test_bench_scripts.py runs the bench scripts, and a test
+  # checks that README's test command is the one .ci/run runs.
   testSrc = lib.fileset.toSource {
     root = src;
     fileset = lib.fileset.unions (
@@ -21,6 +23,8 @@ let
         (src + "/uv.lock")
         (src + "/runner")
         (src + "/tests")
+        (src + "/bench")
+        (src + "/.ci")
         (src + "/nix")
         (src + "/patches")
         (src + "/flake.nix")
@@ -51,11 +55,13 @@ in
   # (the `test` extra and torch, nix/python.nix testEnv): nothing compiled
   # from source. tests/nix needs Nix itself, which does not run inside the
   # build sandbox: CI runs it, and pins-consistent below runs its
-  # pure-Python part.
+  # pure-Python part. No PYTHONPATH: Megatron-LM has a tests/__init__.py
+  # package that would shadow this repo's tests/ ("No module named
+  # 'tests.conftest'"); the tests that run upstream code find it through
+  # SLIME_UPSTREAM_SOURCES and skip here, where it is not set.
   runner-tests = pkgs.runCommand "runner-tests" { nativeBuildInputs = [ python.testEnv ]; } ''
     cp -r ${testSrc} src && chmod -R u+w src && cd src
     export HOME=$TMPDIR
-    export PYTHONPATH=${runtime.megatron}:${runtime.slime}
     python -m pytest -q -m "not gpu and not network" --ignore=tests/nix tests
     touch $out
   '';

@@ -381,7 +381,11 @@ def test_runner_tests_check_uses_a_light_environment(x86):
     check = x86["checks"]["runner-tests"]["venvPackages"]
     env = x86["packages"]["env"]["venvPackages"]
     names = lambda paths: {p.split("-", 1)[1].rsplit("-", 1)[0] for p in paths}  # noqa: E731
-    assert {"torch", "ray", "pytest", "transformers", "safetensors", "slime-qwen3-next"} <= names(check)
+    # pip: tests/test_bench_scripts.py runs bench/lib/smoke-site.bash (`python3 -m pip install`).
+    assert {"torch", "ray", "pytest", "pip", "transformers", "safetensors", "slime-qwen3-next"} <= names(check)
+    # No Megatron-LM on PYTHONPATH: its tests/__init__.py shadows this repo's tests/.
+    script = x86["checks"]["runner-tests"]["attrs"]["buildCommand"]
+    assert "PYTHONPATH" not in script and x86["packages"]["megatron"]["out"] not in script
     # Nothing compiled from source for a CPU-only test run.
     assert not names(check) & {"flash-attn", "transformer-engine-torch", "sglang", "causal-conv1d"}
     assert {"flash-attn", "transformer-engine-torch", "sglang", "causal-conv1d"} <= names(env)
