@@ -133,6 +133,15 @@ let
       # The source as the fetcher was asked for it (URL and hash).
       src = srcInfo (drv.src or null);
       nativeBuildInputNames = map nameOf (drv.nativeBuildInputs or [ ]);
+      # The packages it builds with that come from a source (wheels and
+      # sdists of the Python set, the build systems' too): what the build
+      # audit (tools/nix-build-audit) fetches to stand in for each.
+      nativeBuildInputSources = map (d: {
+        inherit (d) name;
+        out = d.outPath;
+        format = d.passthru.format or null;
+        src = srcInfo d.src;
+      }) (builtins.filter (d: lib.isDerivation d && d ? src) (drv.nativeBuildInputs or [ ]));
       # Store paths of the packages in the virtual environments this
       # derivation is or uses (pyproject.nix's mkVirtualEnv lists them).
       venvPackages = lib.concatMap venvDeps (
