@@ -192,7 +192,7 @@ def test_audit_passes_on_the_flake(tmp_path):
     """Every source build of the flake: setup.py runs, every compile
     preprocesses from the build's inputs only, every -l resolves, and the
     emitted code is what docs/nix.md says."""
-    results, _ = run_audit(evaluated(), tmp_path)
+    results, cuda_findings = run_audit(evaluated(), tmp_path)
     by = {r.name.rsplit("-", 1)[0]: r for r in results}
     assert set(by) == {TE, "flash-attn", "causal-conv1d", "torch-memory-saver"}
     for r in results:
@@ -206,3 +206,36 @@ def test_audit_passes_on_the_flake(tmp_path):
     assert (by["causal-conv1d"].sass, by["causal-conv1d"].ptx) == (["sm_100", "sm_90"], ["compute_100"])
     for name in (TE, "torch-memory-saver"):
         assert (by[name].sass, by[name].ptx) == ([], []), name  # host code only
+    assert not any(f.startswith("PROBLEM") for f in cuda_findings), cuda_findings
+    # -lcuda links the stub in lib/stubs (CUDA_HOME/lib has none, below).
+    tms_links = [x for resolved, _ in by["torch-memory-saver"].links for x in resolved if x.startswith("-lcuda ")]
+    assert tms_links and all(x.endswith("/lib/stubs/libcuda.so") for x in tms_links), tms_links
+
+
+def test_cuda_home_has_no_stub_libcuda_a_loader_would_find(tmp_path):
+    """nixpkgs' cuda_cudart links its libcuda stub into $stubs/lib (and adds
+    a libcuda.so.1): joined into CUDA_HOME as they come, lib/ holds a stub
+    libcuda.so.1 that torch_memory_saver's RUNPATH (CUDA_HOME/lib) reaches.
+    cudaHome's postBuild removes them; the link stub stays in lib/stubs."""
+    cuda_home = load_tool("cuda_home", AUDIT_DIR / "cuda_home.py")
+    deep = evaluated()
+    try:
+        uvlock = audit.standin_python.uv_lock()
+        wheels = audit.toolkit_wheels(audit.standin_python.packages_by_out(deep), uvlock)
+    except audit.CannotRun as exc:
+        pytest.skip(str(exc))
+    except urllib.error.URLError as exc:
+        pytest.skip(f"needs PyPI (or a filled wheel cache): {exc}")
+    attrs = deep["packages"]["cudaHome"]["attrs"]
+    post_build = attrs["buildCommand"].removeprefix("mkdir -p $out; ")
+    assert "rm -f $out/lib/libcuda.so $out/lib/libcuda.so.*" in post_build
+    for name, text in (("flake", post_build), ("without-the-rm", post_build.replace("rm -f $out/lib/libcuda", ": "))):
+        store = tmp_path / name
+        out = cuda_home.build({"attrs": {**attrs, "postBuild": text}, "out": deep["packages"]["cudaHome"]["out"]},
+                              store, wheels)
+        assert (out / "lib64" / "stubs" / "libcuda.so").exists()  # what -lcuda links
+        found = cuda_home.reachable_driver_stubs(out)
+        if name == "flake":
+            assert found == []
+        else:
+            assert found == ["lib/libcuda.so", "lib/libcuda.so.1", "lib64/libcuda.so", "lib64/libcuda.so.1"]
