@@ -55,9 +55,15 @@ stdenv.mkDerivation {
     TORCH_CUDA_ARCH_LIST = nixLib.torchArchList caps;
   };
 
-  # torch.utils.cpp_extension runs MAX_JOBS compiler jobs: as many as the
-  # cores Nix gives this build.
-  preBuild = nixLib.maxJobsFromBuildCores 1;
+  # torch.utils.cpp_extension runs MAX_JOBS compiler jobs. setup.py passes
+  # `--threads 4` to every nvcc. Per-job peak: not measured for
+  # causal-conv1d; flash-attn's own worst case measured with torch 2.9 and
+  # CUDA 12.8 (5 GiB per nvcc thread, flash-attention PR 2079) times those 4
+  # threads, an upper bound borrowed from a heavier kernel set.
+  preBuild = nixLib.parallelJobs {
+    threadsPerJob = 4;
+    peakMiBPerJob = 4 * 5 * 1024;
+  };
 
   passthru.dependencies = {
     torch = [ ];

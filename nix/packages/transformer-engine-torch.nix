@@ -56,7 +56,16 @@ base.overrideAttrs (old: {
     );
   };
 
-  preBuild = (old.preBuild or "") + nixLib.maxJobsFromBuildCores 1;
+  # g++ jobs (a C++-only extension: no nvcc). Per-job peak: measured here,
+  # every csrc/*.cpp compiled as the build audit recorded it (-O3, torch
+  # 2.9.1's headers) with Debian's gcc 12: 1.5 to 2.2 GiB (extensions/pybind.cpp
+  # the most); 3 GiB leaves room for gcc 14, which was not measured.
+  preBuild =
+    (old.preBuild or "")
+    + nixLib.parallelJobs {
+      threadsPerJob = 1;
+      peakMiBPerJob = 3 * 1024;
+    };
 
   meta = (old.meta or { }) // {
     platforms = [

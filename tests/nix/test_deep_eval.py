@@ -362,19 +362,55 @@ def test_cuda_home_holds_only_what_compiling_needs(x86, arm):
             assert not [n for n in names if lib_ in n and n.endswith("-lib")], lib_
 
 
+def max_jobs(pre_build: str, cores: str, meminfo: str | None, tmp_path: Path) -> tuple[int, str]:
+    """MAX_JOBS the derivation's preBuild exports, run by bash with
+    NIX_BUILD_CORES=CORES and /proc/meminfo replaced by MEMINFO (bubblewrap
+    binds it over the real one; None: a meminfo without MemAvailable)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        pytest.skip("bubblewrap not installed (apt-get install bubblewrap)")
+    fake = tmp_path / "meminfo"
+    fake.write_text(f"MemTotal:       999999999 kB\nMemAvailable:   {meminfo} kB\n" if meminfo else "MemTotal: 1 kB\n")
+    out = subprocess.run(
+        [bwrap, "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--ro-bind", str(fake), "/proc/meminfo",
+         "bash", "-euo", "pipefail", "-c", pre_build + '\necho "$MAX_JOBS"'],
+        env={"NIX_BUILD_CORES": cores, "PATH": os.environ["PATH"]}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = out.stdout.splitlines()
+    return int(lines[-1]), lines[0]
+
+
+GIB = 1024 * 1024  # KiB
+
+
 @pytest.mark.parametrize(
-    ("name", "cores", "jobs"),
-    [("causal-conv1d", "7", "7"), ("transformer-engine-torch", "16", "16"), ("flash-attn", "16", "8"), ("flash-attn", "1", "1")],
+    ("name", "cores", "avail_kib", "jobs"),
+    [
+        # flash-attn: nvcc --threads 2, 10 GiB per job (5 GiB per thread, upstream's measurement).
+        ("flash-attn", "16", 400 * GIB, 8),
+        ("flash-attn", "64", 120 * GIB, 12),  # the issue's 64-core / 128 GB builder: not 32 jobs
+        ("flash-attn", "1", 400 * GIB, 1),
+        # causal-conv1d: setup.py's --threads 4, 20 GiB per job.
+        ("causal-conv1d", "16", 400 * GIB, 4),
+        ("causal-conv1d", "2", 400 * GIB, 1),
+        ("causal-conv1d", "16", 30 * GIB, 1),
+        # TE: one g++ per job, 3 GiB (measured 2.2 GiB at most).
+        ("transformer-engine-torch", "16", 20 * GIB, 6),
+        ("transformer-engine-torch", "16", None, 16),  # no MemAvailable: the cores bound alone
+    ],
 )
-def test_max_jobs_follow_nix_build_cores(x86, name, cores, jobs):
+def test_max_jobs_bounded_by_cores_and_memory(x86, tmp_path, name, cores, avail_kib, jobs):
     attrs = x86["python"][name]["attrs"]
     assert "MAX_JOBS" not in attrs, "no hard-coded MAX_JOBS"
-    out = subprocess.run(
-        ["bash", "-c", attrs["preBuild"] + '\necho "$MAX_JOBS"'],
-        env={"NIX_BUILD_CORES": cores, "PATH": os.environ["PATH"]},
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert out.stdout.strip() == jobs
+    got, reason = max_jobs(attrs["preBuild"], cores, str(avail_kib) if avail_kib else None, tmp_path)
+    assert got == jobs, reason
+    assert reason.startswith(f"MAX_JOBS={jobs}: {cores} cores / "), reason
+
+
+def test_max_jobs_with_all_cores_counts_them(x86, tmp_path):
+    """NIX_BUILD_CORES=0 is Nix's "all cores": nproc counts them."""
+    got, _ = max_jobs(x86["python"]["transformer-engine-torch"]["attrs"]["preBuild"], "0", str(400 * GIB), tmp_path)
+    assert got == len(os.sched_getaffinity(0))
 
 
 def test_runner_tests_check_uses_a_light_environment(x86):
