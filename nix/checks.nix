@@ -6,6 +6,8 @@
   nixLib,
   runtime,
   python,
+  # The training stack is here (nixLib.stackSystems): the checks that import it.
+  withStack,
   src,
 }:
 let
@@ -100,10 +102,10 @@ in
   '';
 
   # The environment imports and reports the pinned versions, torch the pinned
-  # CUDA. No GPU needed: CUDA is initialised lazily. x86_64 only: PyPI's
-  # torch 2.9.1 for aarch64 is a CPU build (docs/nix.md).
+  # CUDA. No GPU needed: CUDA is initialised lazily. Only where the stack
+  # is (x86_64: PyPI's torch 2.9.1 for aarch64 is a CPU build, docs/nix.md).
 }
-// lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == "x86_64-linux") {
+// lib.optionalAttrs withStack {
   import-check =
     pkgs.runCommand "import-check"
       {

@@ -184,4 +184,17 @@ rec {
     "x86_64-linux"
     "aarch64-linux"
   ];
+
+  # The systems with the training stack. PyPI's torch 2.9.1 for aarch64 is a
+  # CPU build, so nothing that compiles against its CUDA (flash-attn, TE,
+  # causal-conv1d, torch_memory_saver) can build there; their meta.platforms
+  # say so. The other systems get the runner alone (it has no dependencies
+  # of its own): plans, dry runs, and the runs of a cluster read from a
+  # laptop or a login node.
+  stackSystems = [ "x86_64-linux" ];
+  runnerOnlyApps = [
+    "plan"
+    "runner"
+  ];
+  runnerOnlyDefaultApp = "runner";
 }

@@ -74,9 +74,6 @@ stdenv.mkDerivation {
     description = "Causal depthwise conv1d CUDA kernel (optional fast path of fla's ShortConvolution)";
     homepage = "https://github.com/Dao-AILab/causal-conv1d";
     license = lib.licenses.bsd3;
-    platforms = [
-      "x86_64-linux"
-      "aarch64-linux"
-    ];
+    platforms = nixLib.stackSystems;
   };
 }

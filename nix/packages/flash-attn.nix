@@ -58,9 +58,6 @@ base.overrideAttrs (old: {
     };
 
   meta = (old.meta or { }) // {
-    platforms = [
-      "x86_64-linux"
-      "aarch64-linux"
-    ];
+    platforms = nixLib.stackSystems;
   };
 })

@@ -51,9 +51,10 @@ base.overrideAttrs (old: {
     # csrc/*.cpp fails to compile. g++ reads CPLUS_INCLUDE_PATH itself, as
     # -isystem dirs after the command line's -I dirs, so nothing of TE's
     # build changes. The headers are the wheels' that torch loads at run time.
-    CPLUS_INCLUDE_PATH = lib.concatStringsSep ":" (
-      [ "${cudnnPath}/include" ] ++ lib.optional (ncclPath != null) "${ncclPath}/include"
-    );
+    CPLUS_INCLUDE_PATH = lib.concatStringsSep ":" [
+      "${cudnnPath}/include"
+      "${ncclPath}/include"
+    ];
   };
 
   # g++ jobs (a C++-only extension: no nvcc). Per-job peak: measured here,
@@ -68,9 +69,6 @@ base.overrideAttrs (old: {
     };
 
   meta = (old.meta or { }) // {
-    platforms = [
-      "x86_64-linux"
-      "aarch64-linux"
-    ];
+    platforms = nixLib.stackSystems;
   };
 })

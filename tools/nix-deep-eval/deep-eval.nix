@@ -149,12 +149,20 @@ let
       );
       buildInputNames = map nameOf (drv.buildInputs or [ ]);
     };
+  # Packages whose meta.platforms leave this system out (the CUDA source
+  # builds on aarch64): nixpkgs refuses to instantiate them, as `nix build`
+  # would; whether it does is recorded instead of their derivation.
+  platform = lib.systems.elaborate system;
+  inSet = builtins.filter (n: pythonSet ? ${n}) setNames;
+  availableHere = n: lib.meta.availableOn platform pythonSet.${n};
 in
 {
   inherit system;
-  python = lib.genAttrs (builtins.filter (n: pythonSet ? ${n}) setNames) (
-    n: describe pythonSet.${n}
-  );
+  python = lib.genAttrs (builtins.filter availableHere inSet) (n: describe pythonSet.${n});
+  unavailable = lib.genAttrs (builtins.filter (n: !availableHere n) inSet) (n: {
+    platforms = pythonSet.${n}.meta.platforms;
+    refused = !(builtins.tryEval pythonSet.${n}.drvPath).success;
+  });
   notInSet = builtins.filter (n: !(pythonSet ? ${n})) setNames;
   packages = lib.mapAttrs (_: describe) flake.packages.${system};
   apps = lib.mapAttrs (_: app: {

@@ -254,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
     d = res.data
     print(
-        f"deep-eval: {args.system} ok: {len(d['python'])} Python packages, {len(d['packages'])} packages, "
+        f"deep-eval: {args.system} ok: {len(d['python'])} Python packages"
+        + (f" (and {len(d['unavailable'])} refused here: {', '.join(sorted(d['unavailable']))})" if d["unavailable"] else "")
+        + f", {len(d['packages'])} packages, "
         f"{len(d['apps'])} apps, {len(d['devShells'])} devShells, {len(d['checks'])} checks",
         file=sys.stderr,
     )
