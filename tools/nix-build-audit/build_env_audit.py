@@ -352,8 +352,9 @@ def run_package(name: str, deep: dict, store: Store, byout: dict, uvlock: dict, 
     for e in compiles:
         if e["tool"] == "nvcc":
             sass, ptx = nvcc_model.emitted(nvcc_model.parse(e["argv"]))
-            result.sass = sorted(set(result.sass) | set(sass))
-            result.ptx = sorted(set(result.ptx) | set(ptx))
+            by_arch = lambda code: int(code.split("_")[1])  # noqa: E731
+            result.sass = sorted(set(result.sass) | set(sass), key=by_arch)
+            result.ptx = sorted(set(result.ptx) | set(ptx), key=by_arch)
     result.replays = replay.collect(lines)
     for r in result.replays:
         if not r.ok:
