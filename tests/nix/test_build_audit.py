@@ -221,7 +221,7 @@ def test_cuda_home_has_no_stub_libcuda_a_loader_would_find(tmp_path):
     deep = evaluated()
     try:
         uvlock = audit.standin_python.uv_lock()
-        wheels = audit.toolkit_wheels(audit.standin_python.packages_by_out(deep), uvlock)
+        wheels = audit.toolkit_wheels(uvlock)
     except audit.CannotRun as exc:
         pytest.skip(str(exc))
     except urllib.error.URLError as exc:

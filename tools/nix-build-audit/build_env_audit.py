@@ -139,7 +139,7 @@ class Store:
         return text
 
 
-def toolkit_wheels(byout: dict, uvlock: dict) -> dict[str, Path]:
+def toolkit_wheels(uvlock: dict) -> dict[str, Path]:
     """Distribution name -> wheel file, for every wheel cuda_home.py reads."""
     wheels = {}
     for name, (version, url, sha) in cuda_home.TOOLKIT_WHEELS.items():
@@ -442,7 +442,7 @@ def audit(deep: dict, only: list[str] | None, work: Path, cores: int) -> tuple[l
     byout = standin_python.packages_by_out(deep)
     store = Store(work / "store")
     store.root.mkdir(parents=True, exist_ok=True)
-    wheels = toolkit_wheels(byout, uvlock)
+    wheels = toolkit_wheels(uvlock)
     cuda = stand_in_cuda_home(deep, store, wheels)
     nvcc_part = next(store.root / Path(p).name for p in deep["packages"]["cudaHome"]["attrs"]["paths"]
                      if cuda_home.parse_part(p) == ("cuda_nvcc", "out"))

@@ -185,8 +185,10 @@ class StandIns:
         dest = wheel_cache.cache_root() / "envs" / f"venv-{label}-{key}"
         if (dest / ".complete").exists():
             return dest
-        if dest.exists():
-            shutil.rmtree(dest)
+        # One environment per label: the previous one (another runner
+        # source, another package set) goes; the wheels stay cached.
+        for old in dest.parent.glob(f"venv-{label}-*"):
+            shutil.rmtree(old, ignore_errors=True)
         files = [wheel_cache.fetch(u, s) for u, s in wheels]
         wheel_cache.install(files, venv=dest)
         if runner_src:
