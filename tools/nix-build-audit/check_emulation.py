@@ -214,33 +214,13 @@ class StandIns:
             self.extra[str(venv)] = venv
             return venv
         if re.fullmatch(r"python3-[\d.]+-env", name):  # python312.withPackages (ps: [ ps.pytest ])
-            pytest = self._lock_closure(["pytest"])
+            pytest = standin_python.lock_closure(["pytest"], self.byout, self.uvlock)
             venv = self.venv_of(pytest, None, "pytest")
             self.extra[str(venv)] = venv
             return venv
         if name == "patch-stand-in":
             return self._host_tools("patch-bin", ["patch"])
         raise CannotRun(f"{check['name']}: no stand-in for its build input {name}")
-
-    def _lock_closure(self, names: list[str]) -> list[str]:
-        """Store paths of these uv.lock packages and their dependencies (for this interpreter)."""
-        from packaging.markers import Marker
-
-        locked = {p["name"]: p for p in self.uvlock["package"]}
-        by_name = {}
-        for out, pkg in self.byout.items():
-            by_name.setdefault(pkg.name.rsplit("-", 1)[0], out)
-        todo, seen = list(names), set()
-        while todo:
-            n = todo.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            for dep in locked[n].get("dependencies", []):
-                if "marker" in dep and not Marker(dep["marker"]).evaluate():
-                    continue
-                todo.append(dep["name"])
-        return [by_name[n] for n in sorted(seen) if n in by_name]
 
     def _host_tools(self, label: str, tools: list[str]) -> Path:
         dest = self.work / label

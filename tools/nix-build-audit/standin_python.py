@@ -24,8 +24,14 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.tags import sys_tags
-from packaging.utils import parse_wheel_filename
+try:
+    from packaging.markers import Marker
+    from packaging.tags import sys_tags
+    from packaging.utils import parse_wheel_filename
+except ImportError:  # a bare python3 (CI runs these before installing anything): pip's own copy
+    from pip._vendor.packaging.markers import Marker
+    from pip._vendor.packaging.tags import sys_tags
+    from pip._vendor.packaging.utils import parse_wheel_filename
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -92,6 +98,27 @@ def wheel_here(pkg: PythonPackage, uvlock: dict) -> tuple[str, str]:
             return url, sha
     raise LookupError(f"{pkg.name}: uv.lock has no wheel of {name} {version} for this interpreter "
                       f"(Python {sys.version_info.major}.{sys.version_info.minor})")
+
+
+def lock_closure(names: list[str], byout: dict[str, PythonPackage], uvlock: dict) -> list[str]:
+    """Store paths of these uv.lock packages and of their dependencies (the
+    edges whose markers hold for this interpreter), where the deep
+    evaluation knows them."""
+    locked = {p["name"]: p for p in uvlock["package"]}
+    by_name = {}
+    for out, pkg in byout.items():
+        by_name.setdefault(pkg.name.rsplit("-", 1)[0], out)
+    todo, seen = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for dep in locked[name].get("dependencies", []):
+            if "marker" in dep and not Marker(dep["marker"]).evaluate():
+                continue
+            todo.append(dep["name"])
+    return [by_name[n] for n in sorted(seen) if n in by_name]
 
 
 def uv_lock(repo: Path = REPO) -> dict:
