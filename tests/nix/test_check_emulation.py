@@ -21,7 +21,7 @@ test files those causes touch (--select). The whole check runs on CI
 from __future__ import annotations
 
 import shutil
-import subprocess
+import signal
 import urllib.error
 from pathlib import Path
 
@@ -127,10 +127,20 @@ def test_the_sandbox_shows_only_the_inputs(tmp_path):
         (exec 3<>/dev/tcp/1.1.1.1/53) 2>/dev/null && echo network || echo no-network
         tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '
         grep -c nixbld /etc/passwd
+        grep SigIgn /proc/self/status
     """
     argv = emulation.sandbox_argv({store_path: inp}, {}, build, emulation.stdenv_dir(tmp_path), etc)
     argv += ["--setenv", "PATH", "/stdenv/bin", "/stdenv/bin/bash", "-c", script]
-    out = subprocess.run(argv, capture_output=True, text=True)
+    # Started the way a shell starts a background job (SIGINT and SIGQUIT
+    # ignored, inherited across exec), the script still gets every signal at
+    # its default, as a builder does: tests that Ctrl-C a child depend on it.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+    try:
+        out = emulation.run_sandboxed(argv)
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGQUIT, previous[1])
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1000", "100", "a" * 32 + "-input", "x", "input-read-only", "store-writable",
-                                  "build-writable", "no-usr-bin", "no-network", "lo", "1"]
+                                  "build-writable", "no-usr-bin", "no-network", "lo", "1",
+                                  "SigIgn:", "0000000000000000"]

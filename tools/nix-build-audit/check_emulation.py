@@ -49,6 +49,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -306,6 +307,19 @@ def sandbox_env(check: dict, path: list[str], cores: int) -> dict[str, str]:
     return env
 
 
+def default_signals() -> None:
+    """A builder starts with every signal at its default action. Whoever runs
+    this tool may ignore some (a shell's background job ignores SIGINT and
+    SIGQUIT), and ignored dispositions are inherited across exec: the tests
+    that interrupt a child with Ctrl-C would see nothing happen."""
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def run_sandboxed(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, preexec_fn=default_signals)
+
+
 def select_tests(script: str, tests: list[str]) -> str:
     """runner-tests' pytest command on TESTS instead of the tests/ directory."""
     lines = script.splitlines(keepends=True)
@@ -346,7 +360,7 @@ def run_check(name: str, deep: dict, nix_root: Path, work: Path, select: list[st
         argv += ["--setenv", key, value]
     argv += ["/stdenv/bin/bash", "-e", "-c", 'source "$buildCommandPath"']
     start = time.monotonic()
-    res = subprocess.run(argv, capture_output=True, text=True)
+    res = run_sandboxed(argv)
     seconds = time.monotonic() - start
     out = res.stdout + res.stderr
     (cwork / "check.log").write_text(out)
