@@ -197,6 +197,25 @@ def fla_device_check(gpus_seen: bool, environ: Mapping[str, str], python: str = 
     return Check("fla device", FAIL, f"fla's device detection says '{result.device}' on a GPU machine: {cause}", fix)
 
 
+def slime_resume_check(slime_dir: str | None) -> Check:
+    """Does SLIME_DIR's slime continue a resumed run at the checkpoint's
+    rollout? Judged by running its own slime_validate_args
+    (runner/slime_resume.py), not by the patch's text."""
+    from runner import slime_resume
+
+    name = "slime resume"
+    if not slime_dir:
+        return Check(name, SKIP, "no slime tree to check (see slime + Megatron-LM)")
+    verdict = slime_resume.check_resume(slime_dir)
+    if verdict.state == slime_resume.KEEPS:
+        return Check(name, OK, verdict.detail)
+    if verdict.state == slime_resume.RESETS:
+        return Check(name, FAIL, verdict.detail, slime_resume.fix_hint(slime_dir))
+    if verdict.state == slime_resume.ABSENT:
+        return Check(name, SKIP, f"{verdict.detail}: not a slime checkout (see slime + Megatron-LM)")
+    return Check(name, WARN, verdict.detail)
+
+
 MEGATRON_PATCHES = ("docker/patch/latest/megatron.patch",)  # when pins.json does not say
 GATED_ATTENTION_ARG = "'--use-gated-attention'"  # what the patch adds to megatron/training/arguments.py
 

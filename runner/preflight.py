@@ -86,6 +86,19 @@ def megatron_patch_problems(recipe: Recipe, slime_dir: str | None, megatron_dir:
     return [f"{check.detail}; fix: {check.fix}" if check.fix else check.detail]
 
 
+def slime_resume_problems(slime_dir: str | None) -> list[str]:
+    """SLIME_DIR's slime must continue a resumed (or restarted) run at the
+    checkpoint's rollout, as the doctor judges it (doctor_checks.slime_resume_check):
+    otherwise a resume silently trains from rollout 0 and overwrites checkpoints."""
+    from runner.doctor_checks import slime_resume_check
+    from runner.report import FAIL
+
+    check = slime_resume_check(slime_dir)
+    if check.status != FAIL:
+        return []
+    return [f"{check.detail}; fix: {check.fix}"]
+
+
 def gpu_problems(recipe: Recipe, facts: GpuFacts, gpus_per_node_needed: int) -> list[str]:
     problems = []
     if facts.error:

@@ -61,6 +61,8 @@ def test_sources_patches_and_pure_installs(needs, tmp_path):
         head = subprocess.run(["git", "-C", str(src / name), "rev-parse", "HEAD"], capture_output=True,
                               text=True).stdout.strip()
         assert head == pins[name]["rev"], name
+    for rel in pins["slime"]["patches"]:
+        assert patch_state(src / "slime", (REPO / rel).read_text()).complete, rel
     megatron_patch = (src / "slime" / "docker/patch/latest/megatron.patch").read_text()
     assert patch_state(src / "megatron-lm", megatron_patch).complete
     assert fla_patch_present(src / "flash-linear-attention" / "fla") is True
@@ -74,7 +76,7 @@ def test_sources_patches_and_pure_installs(needs, tmp_path):
     # Again: nothing fetched twice, no patch applied twice.
     again = script(src, "sources", "patch", PYTHON=str(stack))
     assert again.returncode == 0, again.stderr
-    assert again.stderr.count("already") == len(SOURCES.split()) + 3
+    assert again.stderr.count("already") == len(SOURCES.split()) + 4  # + slime's, Megatron's, fla's, sglang's patches
 
     # The pure-Python pins into an environment (a fresh venv here, not the stack).
     venv = tmp_path / "venv"

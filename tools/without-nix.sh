@@ -9,7 +9,8 @@
 # sources patch install; `env` alone only prints the exports):
 #   sources  fetch slime, Megatron-LM, fla, causal-conv1d, mbridge and
 #            torch_memory_saver at their pinned revisions into SRC_DIR/NAME
-#   patch    slime's megatron.patch into Megatron-LM; patches/ into fla;
+#   patch    patches/slime/ into slime (the resume fix); slime's
+#            megatron.patch into Megatron-LM; patches/ into fla;
 #            slime's sglang.patch into the environment's installed sglang
 #   install  the pure-Python pins into the environment (fla, mbridge; no deps:
 #            the lock has them)
@@ -23,8 +24,11 @@
 #
 # Environment: PYTHON, the stack's interpreter (default: python on PATH, so
 # activate the venv or set it); GIT_URL, where sources come from, {owner} and
-# {repo} replaced (default https://github.com/{owner}/{repo}.git); ONLY, a
-# subset of the source names; MAX_JOBS for the CUDA builds.
+# {repo} replaced (default https://github.com/{owner}/{repo}.git);
+# SLIME_UPSTREAM_SOURCES, a folder of `git archive` tarballs named
+# OWNER+REPO-REV.tar.gz (machines without GitHub: a source whose tarball is
+# there is extracted instead of fetched); ONLY, a subset of the source names;
+# MAX_JOBS for the CUDA builds.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "$0")/.." && pwd)
@@ -76,7 +80,9 @@ if step sources; then
   for name in $names; do
     rev=$(pin "$name" rev)
     dir="$src/$name"
-    if [ "$(git -C "$dir" rev-parse HEAD 2>/dev/null || true)" = "$rev" ]; then
+    # A git checkout at the pin, or a tree this script extracted from the
+    # pinned archive (.pinned-rev; an archive has no .git).
+    if [ "$(git -C "$dir" rev-parse HEAD 2>/dev/null || cat "$dir/.pinned-rev" 2>/dev/null || true)" = "$rev" ]; then
       say "$name: already at ${rev:0:8}"
       continue
     fi
@@ -84,17 +90,28 @@ if step sources; then
       echo "error: $dir exists and is not at ${rev:0:8}: move it away or pick another SRC_DIR" >&2
       exit 2
     fi
-    url=${git_url//\{owner\}/$(pin "$name" owner)}
-    url=${url//\{repo\}/$(pin "$name" repo)}
-    say "$name: $url at ${rev:0:8}"
+    archive="${SLIME_UPSTREAM_SOURCES:-/nonexistent}/$(pin "$name" owner)+$(pin "$name" repo)-$rev.tar.gz"
     # Into a temporary directory first: a failed fetch leaves no half tree.
     partial=$(mktemp -d "$src/.fetch-$name.XXXXXX")
-    git init -q "$partial"
-    if ! git -C "$partial" fetch -q --depth 1 "$url" "$rev" ||
-      ! git -C "$partial" -c advice.detachedHead=false checkout -q FETCH_HEAD; then
-      rm -rf -- "$partial"
-      echo "error: could not fetch $name ${rev:0:8} from $url" >&2
-      exit 1
+    if [ -f "$archive" ]; then
+      say "$name: $archive"
+      if ! tar -xzf "$archive" -C "$partial"; then
+        rm -rf -- "$partial"
+        echo "error: could not extract $archive" >&2
+        exit 1
+      fi
+      echo "$rev" >"$partial/.pinned-rev"
+    else
+      url=${git_url//\{owner\}/$(pin "$name" owner)}
+      url=${url//\{repo\}/$(pin "$name" repo)}
+      say "$name: $url at ${rev:0:8}"
+      git init -q "$partial"
+      if ! git -C "$partial" fetch -q --depth 1 "$url" "$rev" ||
+        ! git -C "$partial" -c advice.detachedHead=false checkout -q FETCH_HEAD; then
+        rm -rf -- "$partial"
+        echo "error: could not fetch $name ${rev:0:8} from $url" >&2
+        exit 1
+      fi
     fi
     mv -T "$partial" "$dir"
   done
@@ -103,6 +120,11 @@ fi
 if step patch; then
   # GNU patch, not git apply: inside another work tree git apply can exit 0
   # having applied nothing (FACTS.md); a rejected hunk fails the step.
+  if want slime; then
+    for rel in $(pin_list slime patches); do
+      apply_once "$src/slime" 1 "$repo_root/$rel" "slime <- $rel"
+    done
+  fi
   if want megatron-lm; then
     for rel in $(pin_list megatron-lm patches_from_slime); do
       apply_once "$src/megatron-lm" 1 "$src/slime/$rel" "Megatron-LM <- slime's $rel"

@@ -27,6 +27,7 @@ from runner.doctor_checks import (
     libcuda_check,
     megatron_patch_check,
     package_checks,
+    slime_resume_check,
 )
 from runner.gpus import query_gpus
 from runner.kernel_cache import KernelCache, resolve_kernel_cache
@@ -84,6 +85,7 @@ def collect(args, environ=None) -> list[Check]:
     checks.append(Check("slime + Megatron-LM", FAIL if slime else OK,
                         "; ".join(slime) if slime else f"{locs.slime_dir.value}, {locs.megatron_dir.value}"))
     checks.append(megatron_patch_check(recipe.backend, locs.slime_dir.value, locs.megatron_dir.value, environ))
+    checks.append(slime_resume_check(locs.slime_dir.value))
 
     base = input_checks.base_folder_problem(locs)
     if base:

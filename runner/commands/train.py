@@ -226,8 +226,9 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
                 problems.append(problem)
     if not test:
         checkouts = preflight.slime_problems(recipe, locs.slime_dir.value, locs.megatron_dir.value)
-        problems += checkouts or preflight.megatron_patch_problems(recipe, locs.slime_dir.value,
-                                                                    locs.megatron_dir.value, environ)
+        problems += checkouts or (preflight.megatron_patch_problems(recipe, locs.slime_dir.value,
+                                                                     locs.megatron_dir.value, environ)
+                                  + preflight.slime_resume_problems(locs.slime_dir.value))
         problems += preflight.gpu_problems(recipe, facts, recipe.layout.gpus_per_node)
         if not base_problem:  # files under a BASE_FOLDER that is a file would only repeat it
             problems += preflight.checkpoint_problems(flags, recipe.backend)

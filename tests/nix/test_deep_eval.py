@@ -623,6 +623,12 @@ def test_source_builds_of_lock_packages(x86):
     assert sg["src"]["hash"] == "sha256:" + "be20671c3870458a73d41006daae52139a87f0858188733ebb344e4967a694e7"
 
 
+def test_slime_carries_our_patches(x86):
+    attrs = x86["packages"]["slime"]["attrs"]
+    names = [p.split("-", 1)[1] for p in attrs["patches"]]  # store paths: HASH-NAME
+    assert names == [p.rsplit("/", 1)[1] for p in PINS["sources"]["slime"]["patches"]]
+
+
 def test_megatron_takes_the_patch_from_slime(x86):
     attrs = x86["packages"]["megatron"]["attrs"]
     assert attrs["patches"] == [x86["packages"]["slime"]["out"] + "/docker/patch/latest/megatron.patch"]

@@ -41,6 +41,18 @@ def test_fla_patch_applies_at_pinned_commit(tmp_path):
     assert f"__version__ = '{pin['version']}'" in init
 
 
+def test_our_slime_patches_apply_at_pinned_commit_without_fuzz(tmp_path):
+    pin = SRC["slime"]
+    tree = upstream_tree("slime", "SLIME_NIX_SLIME_SRC", pin["rev"], tmp_path / "slime")
+    assert pin["patches"], "the resume fix is listed"
+    for p in pin["patches"]:
+        text = (REPO / p).read_text()
+        # The header names the upstream commits it backports.
+        assert "c1fd2bac1b0b7aaa013c694ddc44411a7fd481bf" in text and "b91f59e2816339e6787181f42bb4cc20a1ce4331" in text
+        res = patch_dry_run(tree, text, 1, fuzz=0)
+        assert res.returncode == 0, res.stdout + res.stderr
+
+
 def test_megatron_patch_from_slime_applies(tmp_path):
     slime = upstream_tree("slime", "SLIME_NIX_SLIME_SRC", SRC["slime"]["rev"], tmp_path / "slime")
     meg = upstream_tree(

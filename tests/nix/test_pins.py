@@ -48,8 +48,9 @@ def test_source_pins_are_well_formed(name):
 
 
 def test_patches_exist():
-    for p in PINS["sources"]["flash-linear-attention"]["patches"]:
-        assert (REPO / p).is_file(), p
+    for name in ("flash-linear-attention", "slime"):
+        for p in PINS["sources"][name]["patches"]:
+            assert (REPO / p).is_file(), p
 
 
 # --- flake.lock ----------------------------------------------------------------
