@@ -1,16 +1,23 @@
 # Apps: thin wrappers around `python -P -m runner <subcommand>` with the pinned
 # environment. Each passes its own arguments through ("$@"), so
-# `nix run .#train-8gpu -- --dry-run` works.
+# `nix run .#train-8gpu -- --dry-run` works. On a system without the stack
+# (nixLib.stackSystems) only the runner's own apps exist (nixLib.runnerOnlyApps:
+# plan, and the whole CLI for dry runs and runs/status/logs), with the
+# runner alone and no CUDA.
 {
   pkgs,
   lib,
   nixLib,
   runtime,
+  # The training stack is here (nixLib.stackSystems), or the runner alone.
+  withStack,
 }:
 let
   # Shared by every app and by the devShell (devshell.nix sources the same
   # text): store paths in, host libcuda found, nothing pinned to a driver.
-  environment = ''
+  environment = if withStack then stackEnvironment else runnerEnvironment;
+
+  stackEnvironment = ''
     export SLIME_DIR=${runtime.slime}
     export MEGATRON_DIR=${runtime.megatron}
     export SLIME_RUNNER_PINS=${runtime.pinsJson}
@@ -40,6 +47,20 @@ let
     text = environment;
   };
 
+  # The runner alone: what plan, dry runs and reading runs need (the source
+  # trees for the paths a dry run prints), no CUDA and no driver.
+  runnerEnvironment = ''
+    export SLIME_DIR=${runtime.slime}
+    export MEGATRON_DIR=${runtime.megatron}
+    export SLIME_RUNNER_PINS=${runtime.pinsJson}
+    export SLIME_RUNNER_ENV=nix
+    export SLIME_RUNNER_REVISION=${runtime.revision}
+    export SLIME_RUNNER_FLAKE_LOCK=${runtime.flakeLock}
+    export SLIME_RUNNER_NIX_ENV=${runtime.env}
+    export PATH=${runtime.env}/bin:${runtime.coreutils}/bin''${PATH:+:$PATH}
+    export PYTHONPATH=${runtime.megatron}:${runtime.slime}''${PYTHONPATH:+:$PYTHONPATH}
+  '';
+
   # -P: the current directory is not put first on sys.path, so an app
   # started from a checkout (its root holds ./runner) runs the flake's
   # runner, the code SLIME_RUNNER_REVISION names. A flag, not
@@ -54,7 +75,14 @@ let
       exec ${runtime.env}/bin/python -P -m runner ${lib.escapeShellArgs args} "$@"
     '';
 
-  wrappers = lib.mapAttrs (name: args: mkWrapper name args) nixLib.appRunnerArgs;
+  appArgs =
+    if withStack then
+      nixLib.appRunnerArgs
+    else
+      lib.getAttrs nixLib.runnerOnlyApps nixLib.appRunnerArgs;
+  defaultApp = if withStack then nixLib.defaultApp else nixLib.runnerOnlyDefaultApp;
+
+  wrappers = lib.mapAttrs (name: args: mkWrapper name args) appArgs;
 
   mkApp = name: drv: {
     type = "app";
@@ -67,7 +95,7 @@ in
 {
   wrappers = lib.mapAttrs' (name: drv: lib.nameValuePair "slime-${name}" drv) wrappers;
   apps = lib.mapAttrs mkApp wrappers // {
-    default = mkApp nixLib.defaultApp wrappers.${nixLib.defaultApp};
+    default = mkApp defaultApp wrappers.${defaultApp};
   };
   inherit environment environmentScript;
 }

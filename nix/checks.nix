@@ -6,13 +6,17 @@
   nixLib,
   runtime,
   python,
+  # The training stack is here (nixLib.stackSystems): the checks that import it.
+  withStack,
   src,
 }:
 let
   inherit (nixLib) pins;
   fla = pins.sources.flash-linear-attention;
 
-  # The repo's test inputs only (not .git, not result links).
+  # The repo's test inputs only (not .git, not result links). bench/ and
+  # .ci/: tests/test_bench_scripts.py runs the bench scripts, and a test
+  # checks that README's test command is the one .ci/run runs.
   testSrc = lib.fileset.toSource {
     root = src;
     fileset = lib.fileset.unions (
@@ -21,6 +25,8 @@ let
         (src + "/uv.lock")
         (src + "/runner")
         (src + "/tests")
+        (src + "/bench")
+        (src + "/.ci")
         (src + "/nix")
         (src + "/patches")
         (src + "/flake.nix")
@@ -51,11 +57,13 @@ in
   # (the `test` extra and torch, nix/python.nix testEnv): nothing compiled
   # from source. tests/nix needs Nix itself, which does not run inside the
   # build sandbox: CI runs it, and pins-consistent below runs its
-  # pure-Python part.
+  # pure-Python part. No PYTHONPATH: Megatron-LM has a tests/__init__.py
+  # package that would shadow this repo's tests/ ("No module named
+  # 'tests.conftest'"); the tests that run upstream code find it through
+  # SLIME_UPSTREAM_SOURCES and skip here, where it is not set.
   runner-tests = pkgs.runCommand "runner-tests" { nativeBuildInputs = [ python.testEnv ]; } ''
     cp -r ${testSrc} src && chmod -R u+w src && cd src
     export HOME=$TMPDIR
-    export PYTHONPATH=${runtime.megatron}:${runtime.slime}
     python -m pytest -q -m "not gpu and not network" --ignore=tests/nix tests
     touch $out
   '';
@@ -94,10 +102,10 @@ in
   '';
 
   # The environment imports and reports the pinned versions, torch the pinned
-  # CUDA. No GPU needed: CUDA is initialised lazily. x86_64 only: PyPI's
-  # torch 2.9.1 for aarch64 is a CPU build (docs/nix.md).
+  # CUDA. No GPU needed: CUDA is initialised lazily. Only where the stack
+  # is (x86_64: PyPI's torch 2.9.1 for aarch64 is a CPU build, docs/nix.md).
 }
-// lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == "x86_64-linux") {
+// lib.optionalAttrs withStack {
   import-check =
     pkgs.runCommand "import-check"
       {

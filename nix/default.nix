@@ -19,6 +19,10 @@ let
   inherit (pkgs) lib;
   cudaPackages = pkgs.${nixLib.cudaPackagesAttr pins.cuda.version};
 
+  # The training stack builds on x86_64 only; elsewhere the flake gives the
+  # runner alone (nix/lib.nix stackSystems).
+  withStack = builtins.elem system nixLib.stackSystems;
+
   python = import ./python.nix {
     inherit (inputs) uv2nix pyproject-nix pyproject-build-systems;
     inherit
@@ -31,7 +35,8 @@ let
 
   # What the apps and the devShell export (see nix/apps.nix).
   runtime = {
-    inherit (python) env cudaHome megatron;
+    inherit (python) cudaHome megatron;
+    env = if withStack then python.env else python.runnerEnv;
     cudnn = python.cudnnPath;
     # Triton compiles a C launcher on first use and flashinfer's JIT calls
     # c++: the compiler nvcc 12.8 accepts (gcc 14), the one nixpkgs builds
@@ -58,26 +63,36 @@ let
       lib
       nixLib
       runtime
+      withStack
       ;
   };
 in
 {
   packages = {
-    default = python.env;
-    env = python.env;
-    inherit (python) megatron cudaHome;
+    runner-env = python.runnerEnv;
+    inherit (python) megatron;
     slime = python.slimeSrc;
-    inherit (python.pythonSet)
-      torch
-      sglang
-      flash-linear-attention
-      causal-conv1d
-      mbridge
-      torch-memory-saver
-      flash-attn
-      transformer-engine-torch
-      ;
   }
+  // (
+    if withStack then
+      {
+        default = python.env;
+        env = python.env;
+        inherit (python) cudaHome;
+        inherit (python.pythonSet)
+          torch
+          sglang
+          flash-linear-attention
+          causal-conv1d
+          mbridge
+          torch-memory-saver
+          flash-attn
+          transformer-engine-torch
+          ;
+      }
+    else
+      { default = python.runnerEnv; }
+  )
   // apps.wrappers;
 
   inherit (apps) apps;
@@ -90,15 +105,18 @@ in
     pythonSetExtraNames = python.notInLock;
   };
 
-  devShells.default = import ./devshell.nix {
-    inherit
-      pkgs
-      lib
-      nixLib
-      runtime
-      ;
-    inherit (python) editableEnv;
-    inherit (apps) environmentScript;
+  # `nix develop` is the stack's shell: none where the stack is not.
+  devShells = lib.optionalAttrs withStack {
+    default = import ./devshell.nix {
+      inherit
+        pkgs
+        lib
+        nixLib
+        runtime
+        ;
+      inherit (python) editableEnv;
+      inherit (apps) environmentScript;
+    };
   };
 
   checks = import ./checks.nix {
@@ -108,6 +126,7 @@ in
       nixLib
       runtime
       python
+      withStack
       ;
     src = ../.;
   };

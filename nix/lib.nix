@@ -43,14 +43,37 @@ rec {
   torchArchList = caps: join ";" caps;
   digitArchList = caps: join ";" (map capabilityDigits caps);
 
-  # Shell text for preBuild: MAX_JOBS (torch.utils.cpp_extension's and
-  # setup.py's parallel compiler jobs) from the cores Nix gives the build
-  # (NIX_BUILD_CORES), each job using `threadsPerJob` of them; at least 1.
-  maxJobsFromBuildCores = threadsPerJob: ''
-    MAX_JOBS=$(( ''${NIX_BUILD_CORES:-1} / ${toString threadsPerJob} ))
-    if [ "$MAX_JOBS" -lt 1 ]; then MAX_JOBS=1; fi
-    export MAX_JOBS
-  '';
+  # Shell text for preBuild: MAX_JOBS, the number of compiler jobs
+  # torch.utils.cpp_extension's ninja runs (setting it also turns off
+  # flash-attn's own guard, which applies only when MAX_JOBS is unset). One
+  # helper for every source build, bounded twice:
+  # - by cores: NIX_BUILD_CORES / threadsPerJob (an nvcc job with
+  #   `--threads N` runs N compiler processes at once);
+  # - by memory: MemAvailable (/proc/meminfo, read when the build starts) /
+  #   peakMiBPerJob, the most one job needs (each package says where its
+  #   figure comes from).
+  # At least 1. NIX_BUILD_CORES=0 (Nix's "all cores") counts with nproc; an
+  # unreadable /proc/meminfo leaves the cores bound alone. Prints its reason.
+  parallelJobs =
+    { threadsPerJob, peakMiBPerJob }:
+    ''
+      _cores=''${NIX_BUILD_CORES:-1}
+      if [ "$_cores" -lt 1 ] 2>/dev/null || ! [ "$_cores" -eq "$_cores" ] 2>/dev/null; then _cores=$(nproc); fi
+      _by_cores=$(( _cores / ${toString threadsPerJob} ))
+      _avail_kib=
+      _by_memory=
+      while read -r _key _value _unit; do
+        if [ "$_key" = MemAvailable: ]; then _avail_kib=$_value; fi
+      done < /proc/meminfo || true
+      MAX_JOBS=$_by_cores
+      if [ -n "$_avail_kib" ]; then
+        _by_memory=$(( _avail_kib / 1024 / ${toString peakMiBPerJob} ))
+        if [ "$_by_memory" -lt "$MAX_JOBS" ]; then MAX_JOBS=$_by_memory; fi
+      fi
+      if [ "$MAX_JOBS" -lt 1 ]; then MAX_JOBS=1; fi
+      export MAX_JOBS
+      echo "MAX_JOBS=$MAX_JOBS: $_cores cores / ${toString threadsPerJob} threads per job = $_by_cores; MemAvailable ''${_avail_kib:-unknown} KiB / ${toString peakMiBPerJob} MiB per job = ''${_by_memory:-no bound}"
+    '';
 
   # "12.8" -> "cudaPackages_12_8"
   cudaPackagesAttr = version: "cudaPackages_" + builtins.replaceStrings [ "." ] [ "_" ] version;
@@ -161,4 +184,17 @@ rec {
     "x86_64-linux"
     "aarch64-linux"
   ];
+
+  # The systems with the training stack. PyPI's torch 2.9.1 for aarch64 is a
+  # CPU build, so nothing that compiles against its CUDA (flash-attn, TE,
+  # causal-conv1d, torch_memory_saver) can build there; their meta.platforms
+  # say so. The other systems get the runner alone (it has no dependencies
+  # of its own): plans, dry runs, and the runs of a cluster read from a
+  # laptop or a login node.
+  stackSystems = [ "x86_64-linux" ];
+  runnerOnlyApps = [
+    "plan"
+    "runner"
+  ];
+  runnerOnlyDefaultApp = "runner";
 }

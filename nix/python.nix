@@ -28,14 +28,9 @@ let
   cudnnPathOf = set: "${set.nvidia-cudnn-cu12}/${set.python.sitePackages}/nvidia/cudnn";
   # NCCL's header (nccl.h) for Transformer Engine's build: the
   # nvidia-nccl-cu12 wheel (2.27.5) that torch loads; CUDA_HOME has no NCCL.
-  # The lock has that wheel for x86_64 only (PyPI's aarch64 torch 2.9.1 is a
-  # CPU build without NCCL): null there.
-  ncclPathOf =
-    set:
-    if set ? nvidia-nccl-cu12 then
-      "${set.nvidia-nccl-cu12}/${set.python.sitePackages}/nvidia/nccl"
-    else
-      null;
+  # The lock has that wheel for x86_64 only, the one system TE builds for
+  # (its meta.platforms, nixLib.stackSystems).
+  ncclPathOf = set: "${set.nvidia-nccl-cu12}/${set.python.sitePackages}/nvidia/nccl";
 
   # Packages that are not (or not as slime uses them) on PyPI, and the
   # source builds of sdist-only packages from the lock.
@@ -76,7 +71,7 @@ let
       flash-linear-attention = callPy ./packages/fla.nix { };
       causal-conv1d = callPy ./packages/causal-conv1d.nix cudaArgs;
       mbridge = callPy ./packages/mbridge.nix { };
-      torch-memory-saver = callPy ./packages/torch-memory-saver.nix { inherit cudaHome; };
+      torch-memory-saver = callPy ./packages/torch-memory-saver.nix cudaArgs;
       sglang = callPy ./packages/sglang.nix {
         base = prev.sglang;
         inherit slimeSrc;
@@ -138,6 +133,10 @@ let
 
   env = pythonSet.mkVirtualEnv "slime-qwen3-next-env" envSpec;
 
+  # The runner alone (no dependencies of its own): what the systems without
+  # the stack get (nixLib.stackSystems).
+  runnerEnv = pythonSet.mkVirtualEnv "slime-qwen3-next-runner-env" { slime-qwen3-next = [ ]; };
+
   # What the runner's own tests import (the `test` extra, and torch for the
   # CPU smoke and convert tests): no source builds (flash-attn, TE, sglang
   # with slime's patch), which `nix flake check` would otherwise compile for
@@ -174,6 +173,7 @@ in
     notInLock
     pythonSet
     env
+    runnerEnv
     testEnv
     cudnnPath
     editableEnv

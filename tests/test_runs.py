@@ -320,8 +320,11 @@ def test_run_from_the_flake_records_its_revision_lock_and_store_paths(tmp_path):
     assert sw["flake_lock"]["path"] == str(lock)
     assert sw["flake_lock"]["nixpkgs"]["narHash"] == "sha256-flake-lock-from-the-environment="
     assert sw["from_nix"] is True
+    # The job's Python is a store path itself where these tests run inside
+    # `nix flake check` (the check's test env), and is recorded then.
+    in_store = {"python": sys.executable} if sys.executable.startswith("/nix/store/") else {}
     assert sw["store_paths"] == {"env": f"{store}-slime-qwen3-next-env", "cuda-home": f"{store}-cuda-home-12.8",
-                                 "cudnn": environ["CUDNN_PATH"]}  # the lock and pins here are no store paths
+                                 "cudnn": environ["CUDNN_PATH"], **in_store}  # the lock and pins here are no store paths
     assert provenance.store_paths({"python": f"{store}-slime-qwen3-next-env/bin/python"}) == \
         {"python": f"{store}-slime-qwen3-next-env/bin/python"}  # as given, not the interpreter it links to
     # Outside the flake: the checkout's git (none in `nix flake check`'s copy) and its flake.lock.

@@ -55,9 +55,15 @@ stdenv.mkDerivation {
     TORCH_CUDA_ARCH_LIST = nixLib.torchArchList caps;
   };
 
-  # torch.utils.cpp_extension runs MAX_JOBS compiler jobs: as many as the
-  # cores Nix gives this build.
-  preBuild = nixLib.maxJobsFromBuildCores 1;
+  # torch.utils.cpp_extension runs MAX_JOBS compiler jobs. setup.py passes
+  # `--threads 4` to every nvcc. Per-job peak: not measured for
+  # causal-conv1d; flash-attn's own worst case measured with torch 2.9 and
+  # CUDA 12.8 (5 GiB per nvcc thread, flash-attention PR 2079) times those 4
+  # threads, an upper bound borrowed from a heavier kernel set.
+  preBuild = nixLib.parallelJobs {
+    threadsPerJob = 4;
+    peakMiBPerJob = 4 * 5 * 1024;
+  };
 
   passthru.dependencies = {
     torch = [ ];
@@ -68,9 +74,6 @@ stdenv.mkDerivation {
     description = "Causal depthwise conv1d CUDA kernel (optional fast path of fla's ShortConvolution)";
     homepage = "https://github.com/Dao-AILab/causal-conv1d";
     license = lib.licenses.bsd3;
-    platforms = [
-      "x86_64-linux"
-      "aarch64-linux"
-    ];
+    platforms = nixLib.stackSystems;
   };
 }

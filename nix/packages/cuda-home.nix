@@ -91,8 +91,20 @@ symlinkJoin {
   name = "cuda-home-${cudaPackages.cudaMajorMinorVersion}";
   paths = lib.concatMap ({ pkg, outputs }: map (o: pkg.${o}) outputs) parts;
   # Build scripts look in lib64 (torch_memory_saver also in lib64/stubs).
+  #
+  # No libcuda in lib/: cuda_cudart's `stubs` output links its libcuda.so
+  # stub, and a libcuda.so.1 made for it, into $stubs/lib too (for
+  # autoPatchelf, which does not look in subdirectories;
+  # pkgs/development/cuda-modules/packages/cuda_cudart.nix). Joined here,
+  # that puts a stub libcuda.so.1 in CUDA_HOME/lib, which is on the RUNPATH
+  # of what links against CUDA_HOME/lib (torch_memory_saver): where no host
+  # driver is found, a process would load the stub ("CUDA driver is a stub
+  # library") instead of failing clearly. Linking is unchanged: -lcuda
+  # finds lib/stubs/libcuda.so (flashinfer's JIT and torch_memory_saver pass
+  # -L$CUDA_HOME/lib64/stubs).
   postBuild = ''
     [ -e $out/lib64 ] || ln -s lib $out/lib64
+    rm -f $out/lib/libcuda.so $out/lib/libcuda.so.*
   '';
   passthru = {
     inherit (cudaPackages) cudaMajorMinorVersion;

@@ -14,6 +14,11 @@
   nixLib,
   pins,
 }:
+let
+  # nvcc's --threads (setup.py's NVCC_THREADS): compilation steps of one
+  # file run in parallel, one per architecture at most.
+  nvccThreads = 2;
+in
 base.overrideAttrs (old: {
   nativeBuildInputs =
     (old.nativeBuildInputs or [ ])
@@ -36,17 +41,23 @@ base.overrideAttrs (old: {
     FLASH_ATTENTION_FORCE_BUILD = "TRUE";
     FLASH_ATTN_CUDA_ARCHS = nixLib.digitArchList pins.cuda.capabilities;
     CUDA_HOME = "${cudaHome}";
-    NVCC_THREADS = "2";
+    NVCC_THREADS = toString nvccThreads;
   };
 
-  # Each job is an nvcc with NVCC_THREADS threads: jobs x threads = the cores
-  # Nix gives this build.
-  preBuild = (old.preBuild or "") + nixLib.maxJobsFromBuildCores 2;
+  # Each job is an nvcc with NVCC_THREADS threads. Setting MAX_JOBS turns
+  # off setup.py's own guard (min(cores / 2, free GB / 9), applied only when
+  # MAX_JOBS is unset), so the helper bounds by memory instead, with
+  # upstream's newer figure: 5 GiB per nvcc thread at worst, measured with
+  # torch 2.9 and CUDA 12.8 (flash-attention PR 2079; 2.7.4's setup.py
+  # assumed 9 GB per 4-thread job).
+  preBuild =
+    (old.preBuild or "")
+    + nixLib.parallelJobs {
+      threadsPerJob = nvccThreads;
+      peakMiBPerJob = nvccThreads * 5 * 1024;
+    };
 
   meta = (old.meta or { }) // {
-    platforms = [
-      "x86_64-linux"
-      "aarch64-linux"
-    ];
+    platforms = nixLib.stackSystems;
   };
 })

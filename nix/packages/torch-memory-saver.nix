@@ -12,6 +12,7 @@
   cudaHome,
   autoAddDriverRunpath,
   patchelf,
+  nixLib,
   pins,
 }:
 let
@@ -54,9 +55,6 @@ stdenv.mkDerivation {
     description = "Pause and resume CUDA memory of torch tensors (sglang/slime colocated rollout)";
     homepage = "https://github.com/fzyzcjy/torch_memory_saver";
     license = lib.licenses.asl20;
-    platforms = [
-      "x86_64-linux"
-      "aarch64-linux"
-    ];
+    platforms = nixLib.stackSystems;
   };
 }

@@ -51,17 +51,24 @@ base.overrideAttrs (old: {
     # csrc/*.cpp fails to compile. g++ reads CPLUS_INCLUDE_PATH itself, as
     # -isystem dirs after the command line's -I dirs, so nothing of TE's
     # build changes. The headers are the wheels' that torch loads at run time.
-    CPLUS_INCLUDE_PATH = lib.concatStringsSep ":" (
-      [ "${cudnnPath}/include" ] ++ lib.optional (ncclPath != null) "${ncclPath}/include"
-    );
+    CPLUS_INCLUDE_PATH = lib.concatStringsSep ":" [
+      "${cudnnPath}/include"
+      "${ncclPath}/include"
+    ];
   };
 
-  preBuild = (old.preBuild or "") + nixLib.maxJobsFromBuildCores 1;
+  # g++ jobs (a C++-only extension: no nvcc). Per-job peak: measured here,
+  # every csrc/*.cpp compiled as the build audit recorded it (-O3, torch
+  # 2.9.1's headers) with Debian's gcc 12: 1.5 to 2.2 GiB (extensions/pybind.cpp
+  # the most); 3 GiB leaves room for gcc 14, which was not measured.
+  preBuild =
+    (old.preBuild or "")
+    + nixLib.parallelJobs {
+      threadsPerJob = 1;
+      peakMiBPerJob = 3 * 1024;
+    };
 
   meta = (old.meta or { }) // {
-    platforms = [
-      "x86_64-linux"
-      "aarch64-linux"
-    ];
+    platforms = nixLib.stackSystems;
   };
 })

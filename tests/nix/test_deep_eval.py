@@ -69,8 +69,9 @@ def test_every_locked_package_is_in_the_set_unless_a_marker_excludes_it(system, 
     data = {"x86_64-linux": x86, "aarch64-linux": arm}[system]
     assert data["system"] == system
     forced = set(data["python"])
+    refused = set(data["unavailable"])
     extra = {"flash-linear-attention", "causal-conv1d", "mbridge"}
-    assert extra <= forced, "the git-pinned packages are forced too"
+    assert extra <= forced | refused, "the git-pinned packages are forced too"
     assert not (extra & set(LOCKED)), "the git-pinned packages are not in uv.lock"
     missing = set(data["notInSet"])
     for name in missing:
@@ -84,24 +85,33 @@ def test_every_locked_package_is_in_the_set_unless_a_marker_excludes_it(system, 
             if dep["name"] == name
         ]
         assert edges and all("marker" in dep or src in missing for src, dep in edges), name
-    assert len(forced) + len(data["notInSet"]) == len(set(LOCKED) | extra)
+    assert len(forced) + len(refused) + len(data["notInSet"]) == len(set(LOCKED) | extra)
     for name, pkg in data["python"].items():
         assert pkg["drvPath"].startswith("/nix/store/") and pkg["drvPath"].endswith(".drv"), name
 
 
 def test_flake_outputs_are_all_forced(x86, arm):
-    apps = set(nix_eval(f"{NIXLIB}.appRunnerArgs"))
-    for data in (x86, arm):
+    all_apps = set(nix_eval(f"{NIXLIB}.appRunnerArgs"))
+    runner_apps = set(nix_eval(f"{NIXLIB}.runnerOnlyApps"))
+    assert runner_apps == {"plan", "runner"} and runner_apps <= all_apps
+    for data, apps in ((x86, all_apps), (arm, runner_apps)):
         assert set(data["apps"]) == apps | {"default"}
-        assert {f"slime-{a}" for a in apps} <= set(data["packages"])
-        assert {"default", "env", "megatron", "slime", "cudaHome", "torch", "sglang"} <= set(data["packages"])
-        assert set(data["devShells"]) == {"default"}
+        assert {n for n in data["packages"] if n.startswith("slime-")} == {f"slime-{a}" for a in apps}
+        assert {"default", "runner-env", "megatron", "slime"} <= set(data["packages"])
         assert {"runner-tests", "fla-patch-applies", "pins-consistent", "nix-format"} <= set(data["checks"])
         assert data["formatter"].endswith(".drv")
         for group in ("packages", "devShells", "checks"):
             for name, drv in data[group].items():
                 assert drv["drvPath"].endswith(".drv"), (group, name)
-    # PyPI's aarch64 torch 2.9.1 is a CPU build: the import check is x86_64 only.
+    # The stack, its shell and CUDA_HOME: x86_64 only (PyPI's aarch64 torch
+    # 2.9.1 is a CPU build); aarch64 gets the runner alone.
+    stack = {"env", "cudaHome", "torch", "sglang", "flash-attn", "transformer-engine-torch", "causal-conv1d"}
+    assert stack <= set(x86["packages"]) and not stack & set(arm["packages"])
+    assert x86["packages"]["default"]["out"] == x86["packages"]["env"]["out"]
+    assert arm["packages"]["default"]["out"] == arm["packages"]["runner-env"]["out"]
+    assert set(x86["devShells"]) == {"default"} and arm["devShells"] == {}
+    assert x86["apps"]["default"]["program"].endswith("/bin/slime-train-8gpu")
+    assert arm["apps"]["default"]["program"].endswith("/bin/slime-runner")
     assert "import-check" in x86["checks"] and "import-check" not in arm["checks"]
     # It imports the stack too: slime's flag schema regenerated and compared (issue 12).
     assert "slime-flags" in x86["checks"] and "slime-flags" not in arm["checks"]
@@ -119,7 +129,8 @@ def test_every_sdist_gets_a_build_backend(x86, arm):
     backends = ("setuptools-", "hatchling-", "flit-core-", "poetry-core-", "pdm-backend-", "maturin-")
     for data in (x86, arm):
         sdists = {n: p for n, p in data["python"].items() if p["format"] == "pyproject"}
-        assert {"pylatexenc", "antlr4-python3-runtime", "flash-attn", "sglang"} <= set(sdists)
+        assert {"pylatexenc", "antlr4-python3-runtime", "sglang"} <= set(sdists)
+        assert ("flash-attn" in sdists) == (data is x86)  # aarch64: refused (meta.platforms)
         for name, pkg in sdists.items():
             assert any(i.startswith(backends) for i in pkg["nativeBuildInputNames"]), (name, pkg["nativeBuildInputNames"])
 
@@ -127,9 +138,12 @@ def test_every_sdist_gets_a_build_backend(x86, arm):
 # --- apps ----------------------------------------------------------------------
 
 
-def test_every_app_has_a_program_and_description(x86):
-    for name, app in x86["apps"].items():
-        target = "train-8gpu" if name == "default" else name
+@pytest.mark.parametrize("system", ["x86_64-linux", "aarch64-linux"])
+def test_every_app_has_a_program_and_description(system, x86, arm):
+    data = {"x86_64-linux": x86, "aarch64-linux": arm}[system]
+    default = "train-8gpu" if data is x86 else "runner"
+    for name, app in data["apps"].items():
+        target = default if name == "default" else name
         assert app["type"] == "app"
         assert re.fullmatch(rf"/nix/store/[a-z0-9]{{32}}-slime-{target}/bin/slime-{target}", app["program"]), name
         assert app["description"].strip(), name
@@ -159,8 +173,10 @@ def standin_wrapper(x86, tmp_path: Path, app: str, env: Path) -> Path:
     nix/find-libcuda.sh."""
     text = x86["wrapperTexts"][f"slime-{app}"]
     out = lambda name: x86["packages"][name]["out"]  # noqa: E731
-    fakes = {out("env"): str(env), out("megatron"): "/fake/megatron", out("slime"): "/fake/slime"}
-    fakes[out("cudaHome")] = "/fake/cuda"
+    env_name = "env" if "env" in x86["packages"] else "runner-env"  # the runner alone without the stack
+    fakes = {out(env_name): str(env), out("megatron"): "/fake/megatron", out("slime"): "/fake/slime"}
+    if "cudaHome" in x86["packages"]:
+        fakes[out("cudaHome")] = "/fake/cuda"
     for path, fake in fakes.items():
         assert path in text, path
         text = text.replace(path, fake)
@@ -347,11 +363,56 @@ def test_dev_shell_exports_what_the_apps_do(x86):
     assert any(n.startswith("coreutils-") for n in shell["nativeBuildInputNames"])
 
 
+def test_aarch64_has_the_runner_alone(arm, tmp_path):
+    """Without the stack (PyPI's aarch64 torch 2.9.1 is a CPU build), the
+    CUDA source builds refuse to evaluate (their meta.platforms), and what
+    remains works with the runner alone: the wrappers export no CUDA and
+    look for no driver, and plan, a dry run and runs/status run there."""
+    assert arm["unavailable"] == {
+        n: {"platforms": ["x86_64-linux"], "refused": True}
+        for n in ("flash-attn", "transformer-engine-torch", "causal-conv1d", "torch-memory-saver")
+    }
+    runner_env = arm["packages"]["runner-env"]["venvPackages"]
+    assert [p.split("-", 1)[1] for p in runner_env] == ["slime-qwen3-next-0.1.0"]
+    for name, text in arm["wrapperTexts"].items():
+        assert "CUDA_HOME" not in text and "find-libcuda" not in text and "CUDNN_PATH" not in text, name
+    # The aarch64 wrappers' text, run here with a venv holding only the runner.
+    env = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    site = next(env.glob("lib/python3*/site-packages"))
+    shutil.copytree(REPO / "runner", site / "runner", ignore=shutil.ignore_patterns("__pycache__"))
+    # A machine with checkpoints, data, slime and Megatron-LM trees and 8
+    # recorded GPUs (the runner's own test fixtures), for the dry run.
+    from tests.gpu_recordings import record
+    from tests.hf_fixtures import make_base_folder
+    from tests.machine import make_source_trees
+
+    base = make_base_folder(tmp_path / "models")
+    slime, megatron = make_source_trees(tmp_path)
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("SLIME_") and k != "PYTHONPATH"}
+    run_env.update(record(tmp_path / "gpus", 8))
+    runs = tmp_path / "runs"
+    dry_run = ["train", "--recipe", "megatron-8gpu", "--base-folder", str(base), "--slime-dir", str(slime),
+               "--megatron-dir", str(megatron), "--ray-temp-dir", str(tmp_path / "raytmp"), "--dry-run", "--json"]
+    for i, (app, args, want) in enumerate((
+        ("plan", ["--recipe", "megatron-8gpu", "--gpu", "h200", "--host-memory", "2000"], "verdict: FITS"),
+        ("runner", dry_run, '"argv"'),
+        ("runner", ["runs", "--runs-dir", str(runs)], f"no runs under {runs}"),
+    )):
+        case = tmp_path / f"case{i}"
+        case.mkdir()
+        wrapper = standin_wrapper(arm, case, app, env)
+        r = subprocess.run([shutil.which("bash"), str(wrapper), *args], env=run_env, capture_output=True, text=True,
+                           cwd=tmp_path)
+        assert r.returncode == 0 and want in r.stdout, (app, args, r.returncode, r.stdout[-500:], r.stderr[-800:])
+    assert not runs.exists() and not (tmp_path / "raytmp").exists()  # the dry run started and wrote nothing
+
+
 # --- CUDA_HOME, build parallelism, the light test environment -------------------
 
 
-def test_cuda_home_holds_only_what_compiling_needs(x86, arm):
-    for data in (x86, arm):
+def test_cuda_home_holds_only_what_compiling_needs(x86):
+    for data in (x86,):
         paths = data["packages"]["cudaHome"]["attrs"]["paths"]
         names = [p.split("-", 1)[1] for p in paths]
         # No cuDNN (the wheel's is used), no NCCL, no static archives or
@@ -364,26 +425,66 @@ def test_cuda_home_holds_only_what_compiling_needs(x86, arm):
             assert not [n for n in names if lib_ in n and n.endswith("-lib")], lib_
 
 
+def max_jobs(pre_build: str, cores: str, meminfo: str | None, tmp_path: Path) -> tuple[int, str]:
+    """MAX_JOBS the derivation's preBuild exports, run by bash with
+    NIX_BUILD_CORES=CORES and /proc/meminfo replaced by MEMINFO (bubblewrap
+    binds it over the real one; None: a meminfo without MemAvailable)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        pytest.skip("bubblewrap not installed (apt-get install bubblewrap)")
+    fake = tmp_path / "meminfo"
+    fake.write_text(f"MemTotal:       999999999 kB\nMemAvailable:   {meminfo} kB\n" if meminfo else "MemTotal: 1 kB\n")
+    out = subprocess.run(
+        [bwrap, "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--ro-bind", str(fake), "/proc/meminfo",
+         "bash", "-euo", "pipefail", "-c", pre_build + '\necho "$MAX_JOBS"'],
+        env={"NIX_BUILD_CORES": cores, "PATH": os.environ["PATH"]}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = out.stdout.splitlines()
+    return int(lines[-1]), lines[0]
+
+
+GIB = 1024 * 1024  # KiB
+
+
 @pytest.mark.parametrize(
-    ("name", "cores", "jobs"),
-    [("causal-conv1d", "7", "7"), ("transformer-engine-torch", "16", "16"), ("flash-attn", "16", "8"), ("flash-attn", "1", "1")],
+    ("name", "cores", "avail_kib", "jobs"),
+    [
+        # flash-attn: nvcc --threads 2, 10 GiB per job (5 GiB per thread, upstream's measurement).
+        ("flash-attn", "16", 400 * GIB, 8),
+        ("flash-attn", "64", 120 * GIB, 12),  # the issue's 64-core / 128 GB builder: not 32 jobs
+        ("flash-attn", "1", 400 * GIB, 1),
+        # causal-conv1d: setup.py's --threads 4, 20 GiB per job.
+        ("causal-conv1d", "16", 400 * GIB, 4),
+        ("causal-conv1d", "2", 400 * GIB, 1),
+        ("causal-conv1d", "16", 30 * GIB, 1),
+        # TE: one g++ per job, 3 GiB (measured 2.2 GiB at most).
+        ("transformer-engine-torch", "16", 20 * GIB, 6),
+        ("transformer-engine-torch", "16", None, 16),  # no MemAvailable: the cores bound alone
+    ],
 )
-def test_max_jobs_follow_nix_build_cores(x86, name, cores, jobs):
+def test_max_jobs_bounded_by_cores_and_memory(x86, tmp_path, name, cores, avail_kib, jobs):
     attrs = x86["python"][name]["attrs"]
     assert "MAX_JOBS" not in attrs, "no hard-coded MAX_JOBS"
-    out = subprocess.run(
-        ["bash", "-c", attrs["preBuild"] + '\necho "$MAX_JOBS"'],
-        env={"NIX_BUILD_CORES": cores, "PATH": os.environ["PATH"]},
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert out.stdout.strip() == jobs
+    got, reason = max_jobs(attrs["preBuild"], cores, str(avail_kib) if avail_kib else None, tmp_path)
+    assert got == jobs, reason
+    assert reason.startswith(f"MAX_JOBS={jobs}: {cores} cores / "), reason
+
+
+def test_max_jobs_with_all_cores_counts_them(x86, tmp_path):
+    """NIX_BUILD_CORES=0 is Nix's "all cores": nproc counts them."""
+    got, _ = max_jobs(x86["python"]["transformer-engine-torch"]["attrs"]["preBuild"], "0", str(400 * GIB), tmp_path)
+    assert got == len(os.sched_getaffinity(0))
 
 
 def test_runner_tests_check_uses_a_light_environment(x86):
     check = x86["checks"]["runner-tests"]["venvPackages"]
     env = x86["packages"]["env"]["venvPackages"]
     names = lambda paths: {p.split("-", 1)[1].rsplit("-", 1)[0] for p in paths}  # noqa: E731
-    assert {"torch", "ray", "pytest", "transformers", "safetensors", "slime-qwen3-next"} <= names(check)
+    # pip: tests/test_bench_scripts.py runs bench/lib/smoke-site.bash (`python3 -m pip install`).
+    assert {"torch", "ray", "pytest", "pip", "transformers", "safetensors", "slime-qwen3-next"} <= names(check)
+    # No Megatron-LM on PYTHONPATH: its tests/__init__.py shadows this repo's tests/.
+    script = x86["checks"]["runner-tests"]["attrs"]["buildCommand"]
+    assert "PYTHONPATH" not in script and x86["packages"]["megatron"]["out"] not in script
     # Nothing compiled from source for a CPU-only test run.
     assert not names(check) & {"flash-attn", "transformer-engine-torch", "sglang", "causal-conv1d"}
     assert {"flash-attn", "transformer-engine-torch", "sglang", "causal-conv1d"} <= names(env)

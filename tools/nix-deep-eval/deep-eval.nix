@@ -133,6 +133,15 @@ let
       # The source as the fetcher was asked for it (URL and hash).
       src = srcInfo (drv.src or null);
       nativeBuildInputNames = map nameOf (drv.nativeBuildInputs or [ ]);
+      # The packages it builds with that come from a source (wheels and
+      # sdists of the Python set, the build systems' too): what the build
+      # audit (tools/nix-build-audit) fetches to stand in for each.
+      nativeBuildInputSources = map (d: {
+        inherit (d) name;
+        out = d.outPath;
+        format = d.passthru.format or null;
+        src = srcInfo d.src;
+      }) (builtins.filter (d: lib.isDerivation d && d ? src) (drv.nativeBuildInputs or [ ]));
       # Store paths of the packages in the virtual environments this
       # derivation is or uses (pyproject.nix's mkVirtualEnv lists them).
       venvPackages = lib.concatMap venvDeps (
@@ -140,12 +149,20 @@ let
       );
       buildInputNames = map nameOf (drv.buildInputs or [ ]);
     };
+  # Packages whose meta.platforms leave this system out (the CUDA source
+  # builds on aarch64): nixpkgs refuses to instantiate them, as `nix build`
+  # would; whether it does is recorded instead of their derivation.
+  platform = lib.systems.elaborate system;
+  inSet = builtins.filter (n: pythonSet ? ${n}) setNames;
+  availableHere = n: lib.meta.availableOn platform pythonSet.${n};
 in
 {
   inherit system;
-  python = lib.genAttrs (builtins.filter (n: pythonSet ? ${n}) setNames) (
-    n: describe pythonSet.${n}
-  );
+  python = lib.genAttrs (builtins.filter availableHere inSet) (n: describe pythonSet.${n});
+  unavailable = lib.genAttrs (builtins.filter (n: !availableHere n) inSet) (n: {
+    platforms = pythonSet.${n}.meta.platforms;
+    refused = !(builtins.tryEval pythonSet.${n}.drvPath).success;
+  });
   notInSet = builtins.filter (n: !(pythonSet ? ${n})) setNames;
   packages = lib.mapAttrs (_: describe) flake.packages.${system};
   apps = lib.mapAttrs (_: app: {

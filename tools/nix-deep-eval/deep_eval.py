@@ -202,9 +202,13 @@ class Result:
 
 
 def evaluate(system: str = "x86_64-linux", repo: Path = REPO, show_trace: bool = False,
-             info: dict[str, str] | None = None) -> Result:
+             info: dict[str, str] | None = None, store: Path | None = None) -> Result:
     """Run the deep evaluation; raises SourcesMissing when it cannot run here.
-    `info`: the flake's own revision attributes (default: self_info(repo))."""
+    `info`: the flake's own revision attributes (default: self_info(repo)).
+    `store`: also write what the evaluation instantiates (the .drv files and
+    the sources copied into the store, e.g. a check's lib.fileset source)
+    into a Nix store rooted there (`--store local?root=STORE`); without it
+    nothing is written."""
     exe = nix_instantiate()
     trees = {s.node: locate(s) for s in wanted_sources()}
     with tempfile.TemporaryDirectory(prefix="deep-eval.") as work:
@@ -218,6 +222,8 @@ def evaluate(system: str = "x86_64-linux", repo: Path = REPO, show_trace: bool =
         # Nix 2.8 wants a writable state dir even for evaluation.
         env.setdefault("NIX_STATE_DIR", str(work_path / "nix-state"))
         args = [exe, "--eval", "--strict", "--json", "--expr", expression(sources, system, repo, info)]
+        if store is not None:
+            args[1:1] = ["--read-write-mode", "--store", f"local?root={store}"]
         if show_trace:
             args.insert(1, "--show-trace")
         res = subprocess.run(args, capture_output=True, text=True, env=env)
@@ -248,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
     d = res.data
     print(
-        f"deep-eval: {args.system} ok: {len(d['python'])} Python packages, {len(d['packages'])} packages, "
+        f"deep-eval: {args.system} ok: {len(d['python'])} Python packages"
+        + (f" (and {len(d['unavailable'])} refused here: {', '.join(sorted(d['unavailable']))})" if d["unavailable"] else "")
+        + f", {len(d['packages'])} packages, "
         f"{len(d['apps'])} apps, {len(d['devShells'])} devShells, {len(d['checks'])} checks",
         file=sys.stderr,
     )
