@@ -2,17 +2,17 @@
 agreement with slime's real parser where the pinned sources and the stack are here.
 
 The schema is extracted by tools/slime_flag_schema.py from slime 3d7599aa,
-Megatron-LM 3714d81d + slime's patch and sglang 0.5.6.post1. The last two
-tests rebuild slime's parsers with that code (a Python with the stack:
-SLIME_STACK_PYTHON, default /work/venvs/stack/bin/python; git snapshots:
-SLIME_GIT, MEGATRON_GIT) and skip, saying why, where those are missing (CI).
-`nix flake check` regenerates the schema too (checks.slime-flags).
+Megatron-LM 3714d81d + slime's patch and sglang 0.5.6.post1. The slow
+tests rebuild slime's parsers with that code: the stack's Python
+(SLIME_STACK_PYTHON, tools/stack-env.sh) and slime and Megatron-LM from the
+pinned tarballs (SLIME_UPSTREAM_SOURCES), as the tool's `--sources` reads
+them; CI has both, elsewhere they skip, saying why. `nix flake check`
+regenerates the schema too (checks.slime-flags).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -25,14 +25,13 @@ from runner.recipes import RECIPES
 from runner.render import recipe_flags, train_flags
 from runner.slime_schema import SCHEMA_FILE, backend_flags
 from tests.conftest import REPO
+from tests.slime_parser import stack_python
 
 sys.path.insert(0, str(REPO / "tools"))
 import slime_flag_schema as tool  # noqa: E402
+import upstream_sources  # noqa: E402
 
 PINS = json.loads((REPO / "nix" / "pins.json").read_text())
-STACK_PYTHON = os.environ.get("SLIME_STACK_PYTHON", "/work/venvs/stack/bin/python")
-SLIME_GIT = os.environ.get("SLIME_GIT", "/work/.mirror/THUDM+slime/repo")
-MEGATRON_GIT = os.environ.get("MEGATRON_GIT", "/work/.mirror/NVIDIA+Megatron-LM/repo")
 
 
 def test_provenance_is_the_pins():
@@ -133,25 +132,25 @@ def test_runner_verdicts_on_the_cases():
         assert all("\n" not in p for p in checked.problems)
 
 
-def _sources_or_skip():
-    if not Path(STACK_PYTHON).is_file():
-        pytest.skip(f"needs a Python with the pinned stack at {STACK_PYTHON} (set SLIME_STACK_PYTHON; CI has none)")
-    for git_dir in (SLIME_GIT, MEGATRON_GIT):
-        if not Path(git_dir).exists():
-            pytest.skip(f"needs git snapshots of slime and Megatron-LM ({git_dir}; set SLIME_GIT / MEGATRON_GIT)")
-
-
 @pytest.fixture(scope="module")
 def pinned_sources():
-    _sources_or_skip()
+    """slime and patched Megatron-LM as `slime_flag_schema.py --sources` prepares them."""
+    python = stack_python()
+    folder = upstream_sources.sources_dir()
+    if folder is None:
+        pytest.skip("no pinned upstream tarballs (set SLIME_UPSTREAM_SOURCES; .ci/run does)")
     with tempfile.TemporaryDirectory(prefix="slime-schema-test-") as tmp:
-        yield tool.prepare_from_git(SLIME_GIT, MEGATRON_GIT, Path(tmp))
+        try:
+            slime, megatron = tool.prepare_from_archives(folder, Path(tmp))
+        except FileNotFoundError as exc:
+            pytest.skip(str(exc))
+        yield python, slime, megatron
 
 
 @pytest.mark.slow
 def test_schema_regenerates_from_the_pinned_sources(pinned_sources):
-    slime, megatron = pinned_sources
-    schema = tool.build_schema(STACK_PYTHON, slime, megatron)
+    python, slime, megatron = pinned_sources
+    schema = tool.build_schema(python, slime, megatron)
     committed = json.loads(SCHEMA_FILE.read_text())
     for key in tool.COMPARED:
         assert schema[key] == committed[key], f"{key} differs: regenerate with {tool.HOW}"
@@ -159,7 +158,7 @@ def test_schema_regenerates_from_the_pinned_sources(pinned_sources):
 
 @pytest.mark.slow
 def test_runner_and_slime_parser_agree(pinned_sources):
-    slime, megatron = pinned_sources
+    python, slime, megatron = pinned_sources
     cases, accepted = [], []
     for backend, extra, _, _ in CASES:
         recipe = _recipe_for(backend)
@@ -175,7 +174,7 @@ def test_runner_and_slime_parser_agree(pinned_sources):
             dest = backend_flags(backend).get(extra[0][2:]).dest
             cases.append({"backend": backend, "argv": flags.argv(), "dests": [dest]})
             accepted.append((backend, extra, dest))
-    results = tool.run_in_child(STACK_PYTHON, slime, megatron, "parse_cases", cases)
+    results = tool.run_in_child(python, slime, megatron, "parse_cases", cases)
     for (backend, extra, slime_accepts, _), result in zip(CASES, results):
         assert result["ok"] == slime_accepts, (backend, extra, result["error"])
     for (backend, extra, dest), result in zip(accepted, results[len(CASES):]):
