@@ -194,15 +194,18 @@ def test_final_argv_parses_back_to_the_same_flags():
     assert FlagSet.parse(flags.argv()).get("train-env-vars") == ('{"A": "1"}',)
 
 
-# Cross-flag rules against slime's own validate functions (FSDP backend: slime's parse_args
-# runs slime_validate_args and sglang's validate_args there; tests/slime_parser.py runs it).
+# Cross-flag rules against slime's own validate functions, on both backends: slime's parse_args
+# runs slime_validate_args, Megatron's validate_args (Megatron backend) and sglang's validate_args
+# (tests/slime_parser.py runs it). RULE_CASES on both; MEGATRON_RULE_CASES on the Megatron backend.
 RULE_CASES = {
     "ok": {},
     "batch": {"set": ["global-batch-size=5"]},
     "steps": {"set": ["num-steps-per-rollout=2"]},  # 4 x 3 // 2 = 6 != 12
     "steps-only": {"set": ["num-steps-per-rollout=2"], "unset": ["global-batch-size"]},
     "over-sampling": {"set": ["over-sampling-batch-size=2"]},
-    "kl": {"set": ["kl-coef=0.1", "kl-loss-coef=0.1"]},
+    # A KL term makes slime check --ref-load first (the FSDP recipes pass none): {ref} is an existing one.
+    "kl": {"set": ["kl-coef=0.1", "kl-loss-coef=0.1", "ref-load={ref}"]},
+    "kl-ok": {"set": ["kl-coef=0.1", "ref-load={ref}"]},
     "reinforce": {"set": ["advantage-estimator=reinforce_plus_plus"]},
     "reinforce-ok": {"set": ["advantage-estimator=reinforce_plus_plus", "normalize-advantages"]},
     "tis": {"set": ["use-rollout-logprobs", "use-tis"]},
@@ -224,21 +227,66 @@ RULE_CASES = {
 }
 
 
-@pytest.mark.slow
-def test_cross_flag_rules_agree_with_slimes_validate_functions(tmp_path):
-    from runner.slime_rules import cross_flag_problems
-    from tests.slime_parser import parse_with_slime
+# Megatron's validate_args (megatron/training/arguments.py at 3714d81d), on the megatron-8gpu recipe
+# (TP1, PP6, sequence parallelism, dynamic batch, full uniform recompute, --save every 20 rollouts).
+# Not here: hidden_size % heads (changing the model's shape fails slime's hf_validate_args against
+# the checkpoint's config first) and the layer patterns (asserted when the model is built, not parsed).
+MEGATRON_RULE_CASES = {
+    "micro-batch": {"set": ["micro-batch-size=0"]},
+    "min-lr": {"set": ["min-lr=1e-5"]},
+    "min-lr-ok": {"set": ["min-lr=1e-7"]},
+    "save-without-interval": {"unset": ["save-interval"]},
+    "retain": {"set": ["save-retain-interval=30"]},
+    "retain-ok": {"set": ["save-retain-interval=40"]},
+    "batch-size": {"set": ["batch-size=4"]},
+    "warmup": {"set": ["warmup=10"]},
+    "model-parallel-size": {"set": ["model-parallel-size=1"]},
+    "checkpoint-activations": {"set": ["checkpoint-activations"]},
+    "virtual-pipeline": {"set": ["num-layers-per-virtual-pipeline-stage=2", "num-virtual-stages-per-pipeline-rank=4"]},
+    "virtual-pipeline-ok": {"set": ["num-layers-per-virtual-pipeline-stage=2"]},
+    "overlap-param-gather": {"set": ["overlap-param-gather"]},
+    "tp-comm-overlap": {"set": ["tp-comm-overlap"]},
+    "selective-recompute": {"set": ["recompute-granularity=selective"]},
+    "selective-recompute-ok": {"set": ["recompute-granularity=selective"],
+                               "unset": ["recompute-method", "recompute-num-layers"]},
+}
 
-    recipe = RECIPES["fsdp"]
-    argvs, runner_refuses = {}, {}
-    for name, case in RULE_CASES.items():
-        checked = check_overrides(recipe, recipe_flags(recipe, str(tmp_path / "base")),
-                                  set_texts=case.get("set", ()), unset=case.get("unset", ()))
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["fsdp", "megatron"])
+def test_cross_flag_rules_agree_with_slimes_validate_functions(tmp_path, backend):
+    import dataclasses
+
+    from runner.recipes.qwen3_next import QWEN3_NEXT_80B
+    from runner.render import runtime_env_vars
+    from runner.slime_rules import cross_flag_problems
+    from tests.slime_parser import megatron_tree, run_slime, slime_tree
+
+    recipe = _recipe_for(backend)
+    base = tmp_path / "base"
+    hf = base / "Qwen3-Next-80B-A3B-Thinking"
+    hf.mkdir(parents=True)
+    # Megatron's hf_validate_args compares the model flags with the checkpoint's config.
+    (hf / "config.json").write_text(json.dumps({"model_type": "qwen3_next", **dataclasses.asdict(QWEN3_NEXT_80B)}))
+    ref = base / "Qwen3-Next-80B-A3B-Thinking_torch_dist"
+    ref.mkdir()
+    slime = slime_tree(tmp_path) if backend == "megatron" else None
+    megatron = megatron_tree(tmp_path, slime) if backend == "megatron" else None
+    # The Ray job's env (Megatron asserts CUDA_DEVICE_MAX_CONNECTIONS=1 with TP or CP > 1).
+    env = runtime_env_vars(recipe, megatron_dir="", slime_dir="", master_addr="127.0.0.1", nccl_nvls_enable="0")
+    rule_cases = {**RULE_CASES, **(MEGATRON_RULE_CASES if backend == "megatron" else {})}
+    cases, runner_refuses = {}, {}
+    for name, case in rule_cases.items():
+        set_texts = [text.format(ref=ref) for text in case.get("set", ())]
+        checked = check_overrides(recipe, recipe_flags(recipe, str(base)), set_texts=set_texts,
+                                  unset=case.get("unset", ()))
         assert not checked.problems, (name, checked.problems)  # every case is a valid flag by itself
-        flags = train_flags(recipe, str(tmp_path / "base"), checked.overrides)
-        argvs[name] = flags.argv()
+        flags = train_flags(recipe, str(base), checked.overrides)
+        cases[name] = {"argv": flags.argv(), "env": env}
         runner_refuses[name] = cross_flag_problems(flags, recipe.backend)
-    out = parse_with_slime(argvs, ["global_batch_size"], tmp_path)
-    for name in RULE_CASES:
-        slime_refuses = "error" in out[name]
-        assert slime_refuses == bool(runner_refuses[name]), (name, out[name], runner_refuses[name])
+    out = run_slime(cases, ["global_batch_size"], tmp_path / "run", slime=slime, megatron=megatron)
+    disagree = {name: (out[name], runner_refuses[name]) for name in rule_cases
+                if ("error" in out[name]) != bool(runner_refuses[name])}
+    assert disagree == {}
+    # Refused by a rule, not for a missing input (slime's os.path.exists on a missing --ref-load).
+    assert [name for name in rule_cases if out[name].get("error", "").startswith(("FileNotFound", "TypeError"))] == []
