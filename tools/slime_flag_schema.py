@@ -51,6 +51,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import upstream_sources  # noqa: E402  (tools/ is not a package)
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "runner" / "data" / "slime_flags.json"
 SCHEMA_VERSION = 1
@@ -284,7 +287,7 @@ def prepare_from_archives(folder: Path, tmp: Path) -> tuple[Path, Path]:
     slime, megatron = tmp / "slime", tmp / "Megatron-LM"
     for name, dest in (("slime", slime), ("megatron-lm", megatron)):
         pin = pins[name]
-        archive = folder / f"{pin['owner']}+{pin['repo']}-{pin['rev']}.tar.gz"
+        archive = folder / upstream_sources.archive_name(f"{pin['owner']}/{pin['repo']}", pin["rev"])
         if not archive.is_file():
             raise FileNotFoundError(f"no {archive.name} in {folder}: give --sources a folder of the pinned "
                                     "tarballs (see tools/upstream_sources.py)")
