@@ -24,6 +24,7 @@ import dataclasses
 import json
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +58,7 @@ def readme_recipe(args: list[str]) -> str:
     raise AssertionError(args)
 
 
-def dry_run(recipe: str, args: list[str], base, slime, megatron) -> dict:  # noqa: ANN001
+def dry_run(recipe: str, args: list[str], base: Path, slime: Path, megatron: Path) -> dict:
     """`train --dry-run --json` of the recipe with `args`: {"argv", "env", "problems"} of the slime job."""
     own, raw = (args[:args.index("--")], args[args.index("--"):]) if "--" in args else (args, [])
     r = run_cli("train", "--recipe", recipe, *own, "--dry-run", "--json", "--base-folder", str(base),
