@@ -2,7 +2,7 @@
 # smoke with and without FSDP2 CPU offload on one GPU, against the planner (issue 11 item 3),
 # and smoke's loss curve (issue 12 item 3). Run from the repository root.
 #
-#   bash bench/smoke_offload.sh prepare CARRY FLA_GIT CAUSAL_CONV1D_GIT WHEELS   # here, with the sources
+#   bash bench/smoke_offload.sh prepare CARRY FLA_SRC CAUSAL_CONV1D_SRC WHEELS   # here, with the sources
 #   bash bench/smoke_offload.sh build   CARRY OUT     # GPU machine: causal-conv1d wheel for sm_90 (~3-4 min)
 #   bash bench/smoke_offload.sh run     CARRY OUT     # GPU machine: the measurements (~5-7 min)
 #
@@ -13,8 +13,9 @@
 #   prebuilt/        what `build` wrote to its OUT (the causal-conv1d wheel), copied back in before `run`
 #                    (or cc_so.tgz.* parts of an earlier build's .so, as bench/h100_bench.sh returns it);
 #                    optionally triton-cache.tgz.* from an earlier `run` (SAVE_TRITON_CACHE=1)
-# `prepare` makes fla-patched/, causal-conv1d/ and whl/ from git dirs (or clones) of the two
-# projects and a folder holding the three wheels.
+# `prepare` makes fla-patched/, causal-conv1d/ and whl/ from the two projects' sources (each a
+# git dir or clone, or the pinned `git archive` tarball OWNER+REPO-REV.tar.gz as in
+# $SLIME_UPSTREAM_SOURCES, tools/upstream_sources.py) and a folder holding the three wheels.
 #
 # `run` writes to OUT (at most 6 files): env.txt, smoke-runs.json (both results, the format
 # docs/smoke-runs.json and `python -m runner.planner.smoke_compare` read), summary.md (planner vs
@@ -34,18 +35,27 @@ el() { echo "[t=$((SECONDS - t0))s] $*"; }
 
 case "$STEP" in
 prepare)
-  FLA_GIT=${3:?FLA_GIT: a git dir or clone of fla-org/flash-linear-attention}
-  CC_GIT=${4:?CAUSAL_CONV1D_GIT: a git dir or clone of Dao-AILab/causal-conv1d}
+  FLA_SRC=${3:?FLA_SRC: a git dir or clone of fla-org/flash-linear-attention, or its pinned git-archive tarball}
+  CC_SRC=${4:?CAUSAL_CONV1D_SRC: a git dir or clone of Dao-AILab/causal-conv1d, or its pinned git-archive tarball}
   WHEELS=${5:?WHEELS: a folder with the transformers 5.0.0rc0, huggingface-hub and tokenizers wheels}
   REPO=$PWD
   WHEELS=$(realpath "$WHEELS")
   [ "$WHEELS" = "$CARRY/whl" ] && { echo "WHEELS is CARRY/whl itself: pass the folder the wheels come from"; exit 2; }
   rm -rf "$CARRY/fla-patched" "$CARRY/causal-conv1d" "$CARRY/whl"
   mkdir -p "$CARRY/fla-patched" "$CARRY/causal-conv1d" "$CARRY/whl"
-  git -C "$FLA_GIT" archive 9714c595f4285052bb05115b656d2b7a533ca756 | tar -x -C "$CARRY/fla-patched"
+  # extract SRC REV DEST: a `git archive` tarball (named for REV) or a git dir archived at REV.
+  extract() {
+    if [ -f "$1" ]; then
+      case "$(basename "$1")" in *"-$2.tar.gz") ;; *) echo "$1 is not the archive of $2"; return 2 ;; esac
+      tar -xzf "$1" -C "$3"
+    else
+      git -C "$1" archive "$2" | tar -x -C "$3"
+    fi
+  }
+  extract "$FLA_SRC" 9714c595f4285052bb05115b656d2b7a533ca756 "$CARRY/fla-patched" || exit 1
   # patch -p1, not git apply: inside another work tree git apply can exit 0 without applying (FACTS).
   for p in "$REPO"/patches/*.patch; do (cd "$CARRY/fla-patched" && patch -p1 --forward -s < "$p") || exit 1; done
-  git -C "$CC_GIT" archive 547dee6bab0dbe5c5954d7b8f0c813a0d5ff97c8 | tar -x -C "$CARRY/causal-conv1d"
+  extract "$CC_SRC" 547dee6bab0dbe5c5954d7b8f0c813a0d5ff97c8 "$CARRY/causal-conv1d" || exit 1
   # setup.py ignores TORCH_CUDA_ARCH_LIST and compiles nine targets for nvcc 13 (FACTS): keep sm_90.
   python3 - "$CARRY/causal-conv1d/setup.py" <<'EOF' || exit 1
 import re, sys

@@ -25,4 +25,7 @@ PYTHON="${PYTHON:-python3}"
 "$PYTHON" -m pip install -q torch==2.13.0
 "$PYTHON" -m pip install -q -e '.[test]'
 
-exec "$PYTHON" -m pytest -q "$@"
+# -rfEs: the summary names failures, errors and every skipped test with its
+# one-line reason; --durations=15: the slowest tests, so the CI log shows
+# where its time goes.
+exec "$PYTHON" -m pytest -q -rfEs --durations=15 "$@"

@@ -17,8 +17,10 @@ for the code under test:
     functions are never called while parsing;
   transformer_engine: made unimportable, Megatron's documented no-TE path
     (its torch extension is a CUDA build; the flag-schema tool does the same);
-  torch.cuda.get_device_capability: Megatron's validate_args asks the GPU
-    for its compute capability; here it answers (9, 0), an H100/H200.
+  torch.cuda.get_device_capability and get_device_properties: Megatron's
+    validate_args asks the GPU for its compute capability (and, with tensor
+    or context parallelism, for its architecture through
+    get_device_properties(0).major); here an H100/H200 answers (9, 0).
 """
 
 from __future__ import annotations
@@ -46,15 +48,17 @@ def __getattr__(name):
     return unavailable
 '''
 
-# Runs in the stack's Python. Each case: {"argv": [...], "then": None | "create_training_models"}.
+# Runs in the stack's Python. Each case: {"argv": [...], "env": {...}, "then": None | "create_training_models"}.
 _DRIVER = '''\
-import contextlib, io, json, sys
+import contextlib, io, json, os, sys
 
 sys.modules["transformer_engine"] = None  # Megatron's no-TE path (a CUDA build)
 sys.modules["transformer_engine_torch"] = None
 import torch
 
-torch.cuda.get_device_capability = lambda *args, **kwargs: (9, 0)  # no GPU here: an H100/H200 answers
+# No GPU here: an H100/H200 answers.
+torch.cuda.get_device_capability = lambda *args, **kwargs: (9, 0)
+torch.cuda.get_device_properties = lambda *args, **kwargs: type("H100", (), {"major": 9, "minor": 0})()
 from slime.utils.arguments import parse_args
 
 cases, wanted, result = json.load(open(sys.argv[1])), sys.argv[2].split(","), sys.argv[3]
@@ -91,8 +95,11 @@ def create_training_models(args, actor_reports):
 
 
 out = {}
+environ = dict(os.environ)
 for name, case in cases.items():
     sys.argv = ["train.py", *case["argv"]]
+    os.environ.clear()
+    os.environ.update(environ, **{k: v for k, v in case.get("env", {}).items() if k != "PYTHONPATH"})
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -147,6 +154,8 @@ def run_slime(cases: dict[str, dict], wanted: list[str], tmp: Path, *, slime: Pa
 
     Each case is {"argv": [...]} (parse_args only) or also {"then": "create_training_models",
     "actor_reports": [...]}. `megatron` is needed for --train-backend megatron (the default).
+    A case may carry "env": variables of train.py's process while it parses (e.g. the env_vars of the
+    Ray job's runtime env, which Megatron's validate_args reads: CUDA_DEVICE_MAX_CONNECTIONS).
     """
     python = stack_python()
     slime = slime or slime_tree(tmp)

@@ -10,7 +10,7 @@ import pytest
 
 from runner.planner.smoke_compare import compare_run, load_runs
 from tests.conftest import REPO
-from tests.nix.nixtools import PINS
+from tests.nix.nixtools import PINS, load_tool
 
 BENCH = REPO / "bench"
 
@@ -58,11 +58,11 @@ def test_smoke_summary_feeds_the_planner_comparison(tmp_path):
 
 
 def test_prepare_builds_the_carry_from_the_pinned_sources(tmp_path):
-    mirror = Path("/work/.mirror")
-    fla = mirror / "fla-org+flash-linear-attention" / "repo"
-    cc = mirror / "Dao-AILab+causal-conv1d" / "repo"
-    if not (fla.exists() and cc.exists()):
-        pytest.skip("no fla / causal-conv1d snapshots here")
+    sources = load_tool("upstream_sources", REPO / "tools" / "upstream_sources.py")
+    fla, cc = (sources.find_archive(f"{pin['owner']}/{pin['repo']}", pin["rev"])
+               for pin in (PINS["sources"]["flash-linear-attention"], PINS["sources"]["causal-conv1d"]))
+    if fla is None or cc is None:
+        pytest.skip("no pinned fla / causal-conv1d tarballs (set SLIME_UPSTREAM_SOURCES; .ci/run does)")
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     for name in ("transformers-5.0.0rc0-py3-none-any.whl", "huggingface_hub-1.2.3-py3-none-any.whl",

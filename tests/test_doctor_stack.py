@@ -1,10 +1,11 @@
 """doctor's checks of the installed stack against the real things:
 
 - slime's Megatron patch in MEGATRON_DIR: real Megatron-LM 3714d81d trees,
-  unpatched and patched with slime 3d7599aa's real patch (where the upstream
-  snapshots exist), and verbatim excerpts of them on CI (tests/data/megatron_patch);
+  unpatched and patched with slime 3d7599aa's real patch (from the pinned
+  tarballs, SLIME_UPSTREAM_SOURCES), and verbatim excerpts of them
+  (tests/data/megatron_patch), checked against those trees;
 - fla's device detection: the real fla 9714c595 imported by the real locked
-  stack (torch 2.9.1, Triton 3.5.1) in a subprocess, on this CPU machine,
+  stack (torch 2.9.1, Triton 3.5.1; SLIME_STACK_PYTHON) in a subprocess, on this CPU machine,
   with GPUs stood in by recorded nvidia-smi output; the likely causes are
   matched against the exceptions real Triton raises.
 """
@@ -27,28 +28,30 @@ from runner.report import FAIL, OK, SKIP, WARN
 from tests.conftest import DATA, REPO
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder
+from tests.nix.nixtools import upstream_tree
+from tests.slime_parser import stack_python
 
 PINS = json.loads((REPO / "nix" / "pins.json").read_text())
 SLIME_REV = PINS["sources"]["slime"]["rev"]
 MEGATRON_REV = PINS["sources"]["megatron-lm"]["rev"]
 FLA_REV = PINS["sources"]["flash-linear-attention"]["rev"]
 PATCH_REL = PINS["sources"]["megatron-lm"]["patches_from_slime"][0]
-MIRROR = Path(os.environ.get("SLIME_TEST_MIRROR", "/work/.mirror"))
 FIXTURE = DATA / "megatron_patch"
 PIN_ENV = {"SLIME_RUNNER_PINS": str(REPO / "nix" / "pins.json")}
 
 
-def snapshot(owner_repo: str, rev: str, dest: Path, *paths: str) -> Path:
-    """`git archive REV [PATHS]` of a mirrored upstream repo, or skip."""
-    git_dir = MIRROR / owner_repo / "repo"
-    if not git_dir.exists():
-        pytest.skip(f"no snapshot of {owner_repo} at {git_dir} (set SLIME_TEST_MIRROR; CI has none)")
-    if subprocess.run(["git", "--git-dir", str(git_dir), "cat-file", "-e", f"{rev}^{{commit}}"]).returncode:
-        pytest.skip(f"{owner_repo} snapshot lacks {rev}")
-    dest.mkdir(parents=True)
-    archive = subprocess.run(["git", "--git-dir", str(git_dir), "archive", rev, *paths], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+# The variables tests/nix use for a tree or clone given by hand (the tarballs come first).
+SOURCE_VARIABLES = {"slime": "SLIME_NIX_SLIME_SRC", "megatron-lm": "SLIME_NIX_MEGATRON_SRC",
+                    "flash-linear-attention": "SLIME_NIX_FLA_SRC"}
+
+
+def snapshot(name: str, rev: str, dest: Path, *paths: str) -> Path:
+    """PATHS of the pinned upstream tree of `name` (nix/pins.json), copied to dest, or skip."""
+    tree = upstream_tree(name, SOURCE_VARIABLES[name], rev, dest.parent / f"{dest.name}-src")
+    for rel in paths:
+        copy = shutil.copytree if (tree / rel).is_dir() else shutil.copy2
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        copy(tree / rel, dest / rel)
     return dest
 
 
@@ -56,11 +59,11 @@ def snapshot(owner_repo: str, rev: str, dest: Path, *paths: str) -> Path:
 def real_trees(tmp_path_factory):
     """slime 3d7599aa, and Megatron-LM 3714d81d's megatron/ unpatched and patched."""
     base = tmp_path_factory.mktemp("upstream")
-    slime = snapshot("THUDM+slime", SLIME_REV, base / "slime", "train.py", "docker/patch")
-    unpatched = snapshot("NVIDIA+Megatron-LM", MEGATRON_REV, base / "megatron-unpatched", "megatron")
-    patched = snapshot("NVIDIA+Megatron-LM", MEGATRON_REV, base / "megatron-patched", "megatron")
     if shutil.which("patch") is None:
         pytest.skip("GNU patch not installed")
+    slime = snapshot("slime", SLIME_REV, base / "slime", "train.py", "docker/patch")
+    unpatched = snapshot("megatron-lm", MEGATRON_REV, base / "megatron-unpatched", "megatron")
+    patched = snapshot("megatron-lm", MEGATRON_REV, base / "megatron-patched", "megatron")
     # patch -p1, not git apply: git apply inside another work tree can exit 0
     # having applied nothing (FACTS.md).
     with open(slime / PATCH_REL) as f:
@@ -187,18 +190,9 @@ def test_libcuda_row_judges_the_private_driver_dir_the_process_loads(tmp_path):
 
 # fla's device detection ------------------------------------------------------------
 
-STACK_PYTHON = os.environ.get("SLIME_TEST_STACK_PYTHON", "/work/venvs/stack/bin/python")
-
-
-def stack_python() -> str:
-    if not Path(STACK_PYTHON).exists():
-        pytest.skip(f"no locked stack at {STACK_PYTHON} (uv sync --extra stack; set SLIME_TEST_STACK_PYTHON)")
-    return STACK_PYTHON
-
-
 @pytest.fixture(scope="module")
 def fla_src(tmp_path_factory):
-    return snapshot("fla-org+flash-linear-attention", FLA_REV, tmp_path_factory.mktemp("fla") / "src", "fla")
+    return snapshot("flash-linear-attention", FLA_REV, tmp_path_factory.mktemp("fla") / "src", "fla")
 
 
 def stack_env(**extra) -> dict:

@@ -237,7 +237,7 @@ def test_readme_test_command_is_the_one_ci_runs():
     ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "echo"))]
     assert ci[-1] == "bash tests/run.sh"
     script = (REPO / "tests" / "run.sh").read_text()
-    assert "pip install -q -e '.[test]'" in script and script.rstrip().endswith('exec "$PYTHON" -m pytest -q "$@"')
+    assert "pip install -q -e '.[test]'" in script and script.rstrip().endswith('exec "$PYTHON" -m pytest -q -rfEs --durations=15 "$@"')
 
 
 # Options of the other programs the runner starts or names (ray start, srun, nvidia-smi,

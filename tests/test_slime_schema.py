@@ -2,17 +2,17 @@
 agreement with slime's real parser where the pinned sources and the stack are here.
 
 The schema is extracted by tools/slime_flag_schema.py from slime 3d7599aa,
-Megatron-LM 3714d81d + slime's patch and sglang 0.5.6.post1. The last two
-tests rebuild slime's parsers with that code (a Python with the stack:
-SLIME_STACK_PYTHON, default /work/venvs/stack/bin/python; git snapshots:
-SLIME_GIT, MEGATRON_GIT) and skip, saying why, where those are missing (CI).
-`nix flake check` regenerates the schema too (checks.slime-flags).
+Megatron-LM 3714d81d + slime's patch and sglang 0.5.6.post1. The slow
+tests rebuild slime's parsers with that code: the stack's Python
+(SLIME_STACK_PYTHON, tools/stack-env.sh) and slime and Megatron-LM from the
+pinned tarballs (SLIME_UPSTREAM_SOURCES), as the tool's `--sources` reads
+them; CI has both, elsewhere they skip, saying why. `nix flake check`
+regenerates the schema too (checks.slime-flags).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -25,14 +25,13 @@ from runner.recipes import RECIPES
 from runner.render import recipe_flags, train_flags
 from runner.slime_schema import SCHEMA_FILE, backend_flags
 from tests.conftest import REPO
+from tests.slime_parser import stack_python
 
 sys.path.insert(0, str(REPO / "tools"))
 import slime_flag_schema as tool  # noqa: E402
+import upstream_sources  # noqa: E402
 
 PINS = json.loads((REPO / "nix" / "pins.json").read_text())
-STACK_PYTHON = os.environ.get("SLIME_STACK_PYTHON", "/work/venvs/stack/bin/python")
-SLIME_GIT = os.environ.get("SLIME_GIT", "/work/.mirror/THUDM+slime/repo")
-MEGATRON_GIT = os.environ.get("MEGATRON_GIT", "/work/.mirror/NVIDIA+Megatron-LM/repo")
 
 
 def test_provenance_is_the_pins():
@@ -133,25 +132,25 @@ def test_runner_verdicts_on_the_cases():
         assert all("\n" not in p for p in checked.problems)
 
 
-def _sources_or_skip():
-    if not Path(STACK_PYTHON).is_file():
-        pytest.skip(f"needs a Python with the pinned stack at {STACK_PYTHON} (set SLIME_STACK_PYTHON; CI has none)")
-    for git_dir in (SLIME_GIT, MEGATRON_GIT):
-        if not Path(git_dir).exists():
-            pytest.skip(f"needs git snapshots of slime and Megatron-LM ({git_dir}; set SLIME_GIT / MEGATRON_GIT)")
-
-
 @pytest.fixture(scope="module")
 def pinned_sources():
-    _sources_or_skip()
+    """slime and patched Megatron-LM as `slime_flag_schema.py --sources` prepares them."""
+    python = stack_python()
+    folder = upstream_sources.sources_dir()
+    if folder is None:
+        pytest.skip("no pinned upstream tarballs (set SLIME_UPSTREAM_SOURCES; .ci/run does)")
     with tempfile.TemporaryDirectory(prefix="slime-schema-test-") as tmp:
-        yield tool.prepare_from_git(SLIME_GIT, MEGATRON_GIT, Path(tmp))
+        try:
+            slime, megatron = tool.prepare_from_archives(folder, Path(tmp))
+        except FileNotFoundError as exc:
+            pytest.skip(str(exc))
+        yield python, slime, megatron
 
 
 @pytest.mark.slow
 def test_schema_regenerates_from_the_pinned_sources(pinned_sources):
-    slime, megatron = pinned_sources
-    schema = tool.build_schema(STACK_PYTHON, slime, megatron)
+    python, slime, megatron = pinned_sources
+    schema = tool.build_schema(python, slime, megatron)
     committed = json.loads(SCHEMA_FILE.read_text())
     for key in tool.COMPARED:
         assert schema[key] == committed[key], f"{key} differs: regenerate with {tool.HOW}"
@@ -159,7 +158,7 @@ def test_schema_regenerates_from_the_pinned_sources(pinned_sources):
 
 @pytest.mark.slow
 def test_runner_and_slime_parser_agree(pinned_sources):
-    slime, megatron = pinned_sources
+    python, slime, megatron = pinned_sources
     cases, accepted = [], []
     for backend, extra, _, _ in CASES:
         recipe = _recipe_for(backend)
@@ -175,7 +174,7 @@ def test_runner_and_slime_parser_agree(pinned_sources):
             dest = backend_flags(backend).get(extra[0][2:]).dest
             cases.append({"backend": backend, "argv": flags.argv(), "dests": [dest]})
             accepted.append((backend, extra, dest))
-    results = tool.run_in_child(STACK_PYTHON, slime, megatron, "parse_cases", cases)
+    results = tool.run_in_child(python, slime, megatron, "parse_cases", cases)
     for (backend, extra, slime_accepts, _), result in zip(CASES, results):
         assert result["ok"] == slime_accepts, (backend, extra, result["error"])
     for (backend, extra, dest), result in zip(accepted, results[len(CASES):]):
@@ -195,15 +194,18 @@ def test_final_argv_parses_back_to_the_same_flags():
     assert FlagSet.parse(flags.argv()).get("train-env-vars") == ('{"A": "1"}',)
 
 
-# Cross-flag rules against slime's own validate functions (FSDP backend: slime's parse_args
-# runs slime_validate_args and sglang's validate_args there; tests/slime_parser.py runs it).
+# Cross-flag rules against slime's own validate functions, on both backends: slime's parse_args
+# runs slime_validate_args, Megatron's validate_args (Megatron backend) and sglang's validate_args
+# (tests/slime_parser.py runs it). RULE_CASES on both; MEGATRON_RULE_CASES on the Megatron backend.
 RULE_CASES = {
     "ok": {},
     "batch": {"set": ["global-batch-size=5"]},
     "steps": {"set": ["num-steps-per-rollout=2"]},  # 4 x 3 // 2 = 6 != 12
     "steps-only": {"set": ["num-steps-per-rollout=2"], "unset": ["global-batch-size"]},
     "over-sampling": {"set": ["over-sampling-batch-size=2"]},
-    "kl": {"set": ["kl-coef=0.1", "kl-loss-coef=0.1"]},
+    # A KL term makes slime check --ref-load first (the FSDP recipes pass none): {ref} is an existing one.
+    "kl": {"set": ["kl-coef=0.1", "kl-loss-coef=0.1", "ref-load={ref}"]},
+    "kl-ok": {"set": ["kl-coef=0.1", "ref-load={ref}"]},
     "reinforce": {"set": ["advantage-estimator=reinforce_plus_plus"]},
     "reinforce-ok": {"set": ["advantage-estimator=reinforce_plus_plus", "normalize-advantages"]},
     "tis": {"set": ["use-rollout-logprobs", "use-tis"]},
@@ -225,21 +227,66 @@ RULE_CASES = {
 }
 
 
-@pytest.mark.slow
-def test_cross_flag_rules_agree_with_slimes_validate_functions(tmp_path):
-    from runner.slime_rules import cross_flag_problems
-    from tests.slime_parser import parse_with_slime
+# Megatron's validate_args (megatron/training/arguments.py at 3714d81d), on the megatron-8gpu recipe
+# (TP1, PP6, sequence parallelism, dynamic batch, full uniform recompute, --save every 20 rollouts).
+# Not here: hidden_size % heads (changing the model's shape fails slime's hf_validate_args against
+# the checkpoint's config first) and the layer patterns (asserted when the model is built, not parsed).
+MEGATRON_RULE_CASES = {
+    "micro-batch": {"set": ["micro-batch-size=0"]},
+    "min-lr": {"set": ["min-lr=1e-5"]},
+    "min-lr-ok": {"set": ["min-lr=1e-7"]},
+    "save-without-interval": {"unset": ["save-interval"]},
+    "retain": {"set": ["save-retain-interval=30"]},
+    "retain-ok": {"set": ["save-retain-interval=40"]},
+    "batch-size": {"set": ["batch-size=4"]},
+    "warmup": {"set": ["warmup=10"]},
+    "model-parallel-size": {"set": ["model-parallel-size=1"]},
+    "checkpoint-activations": {"set": ["checkpoint-activations"]},
+    "virtual-pipeline": {"set": ["num-layers-per-virtual-pipeline-stage=2", "num-virtual-stages-per-pipeline-rank=4"]},
+    "virtual-pipeline-ok": {"set": ["num-layers-per-virtual-pipeline-stage=2"]},
+    "overlap-param-gather": {"set": ["overlap-param-gather"]},
+    "tp-comm-overlap": {"set": ["tp-comm-overlap"]},
+    "selective-recompute": {"set": ["recompute-granularity=selective"]},
+    "selective-recompute-ok": {"set": ["recompute-granularity=selective"],
+                               "unset": ["recompute-method", "recompute-num-layers"]},
+}
 
-    recipe = RECIPES["fsdp"]
-    argvs, runner_refuses = {}, {}
-    for name, case in RULE_CASES.items():
-        checked = check_overrides(recipe, recipe_flags(recipe, str(tmp_path / "base")),
-                                  set_texts=case.get("set", ()), unset=case.get("unset", ()))
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["fsdp", "megatron"])
+def test_cross_flag_rules_agree_with_slimes_validate_functions(tmp_path, backend):
+    import dataclasses
+
+    from runner.recipes.qwen3_next import QWEN3_NEXT_80B
+    from runner.render import runtime_env_vars
+    from runner.slime_rules import cross_flag_problems
+    from tests.slime_parser import megatron_tree, run_slime, slime_tree
+
+    recipe = _recipe_for(backend)
+    base = tmp_path / "base"
+    hf = base / "Qwen3-Next-80B-A3B-Thinking"
+    hf.mkdir(parents=True)
+    # Megatron's hf_validate_args compares the model flags with the checkpoint's config.
+    (hf / "config.json").write_text(json.dumps({"model_type": "qwen3_next", **dataclasses.asdict(QWEN3_NEXT_80B)}))
+    ref = base / "Qwen3-Next-80B-A3B-Thinking_torch_dist"
+    ref.mkdir()
+    slime = slime_tree(tmp_path) if backend == "megatron" else None
+    megatron = megatron_tree(tmp_path, slime) if backend == "megatron" else None
+    # The Ray job's env (Megatron asserts CUDA_DEVICE_MAX_CONNECTIONS=1 with TP or CP > 1).
+    env = runtime_env_vars(recipe, megatron_dir="", slime_dir="", master_addr="127.0.0.1", nccl_nvls_enable="0")
+    rule_cases = {**RULE_CASES, **(MEGATRON_RULE_CASES if backend == "megatron" else {})}
+    cases, runner_refuses = {}, {}
+    for name, case in rule_cases.items():
+        set_texts = [text.format(ref=ref) for text in case.get("set", ())]
+        checked = check_overrides(recipe, recipe_flags(recipe, str(base)), set_texts=set_texts,
+                                  unset=case.get("unset", ()))
         assert not checked.problems, (name, checked.problems)  # every case is a valid flag by itself
-        flags = train_flags(recipe, str(tmp_path / "base"), checked.overrides)
-        argvs[name] = flags.argv()
+        flags = train_flags(recipe, str(base), checked.overrides)
+        cases[name] = {"argv": flags.argv(), "env": env}
         runner_refuses[name] = cross_flag_problems(flags, recipe.backend)
-    out = parse_with_slime(argvs, ["global_batch_size"], tmp_path)
-    for name in RULE_CASES:
-        slime_refuses = "error" in out[name]
-        assert slime_refuses == bool(runner_refuses[name]), (name, out[name], runner_refuses[name])
+    out = run_slime(cases, ["global_batch_size"], tmp_path / "run", slime=slime, megatron=megatron)
+    disagree = {name: (out[name], runner_refuses[name]) for name in rule_cases
+                if ("error" in out[name]) != bool(runner_refuses[name])}
+    assert disagree == {}
+    # Refused by a rule, not for a missing input (slime's os.path.exists on a missing --ref-load).
+    assert [name for name in rule_cases if out[name].get("error", "").startswith(("FileNotFound", "TypeError"))] == []

@@ -24,15 +24,19 @@ Kept unimported (GPU-only; neither changes any argument definition):
     its path without running the package's __init__.
 
 usage:
-  # from git snapshots (extracts the pinned commits, applies slime's patch):
+  # from the pinned `git archive` tarballs (OWNER+REPO-REV.tar.gz, tools/upstream_sources.py;
+  # default folder: $SLIME_UPSTREAM_SOURCES); extracts both and applies slime's patch:
+  python tools/slime_flag_schema.py --sources DIR
+  # from git clones (extracts the pinned commits, applies slime's patch):
   python tools/slime_flag_schema.py --slime-git SLIME_GIT_DIR --megatron-git MEGATRON_GIT_DIR
   # from trees already at the pins (Megatron-LM already patched; e.g. Nix store paths):
   python tools/slime_flag_schema.py --slime-dir DIR --megatron-dir DIR
   # add --check FILE to compare instead of writing (exit 1 and a diff when they differ)
 
-Run it with a Python that has the stack (sglang, torch, transformers), e.g.
-/work/venvs/stack/bin/python or the flake's environment; `--python` picks the
-interpreter for the extraction child (default: this one).
+Run it with a Python that has the stack (sglang, torch, transformers): the one
+`tools/stack-env.sh` builds (it prints SLIME_STACK_PYTHON) or the flake's
+environment; `--python` picks the interpreter for the extraction child
+(default: this one).
 """
 
 from __future__ import annotations
@@ -47,12 +51,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import upstream_sources  # noqa: E402  (tools/ is not a package)
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "runner" / "data" / "slime_flags.json"
 SCHEMA_VERSION = 1
-HOW = ("python tools/slime_flag_schema.py --slime-git SLIME_GIT_DIR --megatron-git MEGATRON_GIT_DIR, with a Python "
-       "that has the stack (uv sync --extra stack, or the flake's env); nix flake check runs it as checks.<system>"
-       ".slime-flags")
+HOW = ("python tools/slime_flag_schema.py --sources DIR (the pinned git-archive tarballs; default "
+       "$SLIME_UPSTREAM_SOURCES), with a Python that has the stack (tools/stack-env.sh, or the flake's env); nix flake "
+       "check runs it as checks.<system>.slime-flags")
 GPU_ONLY_UNIMPORTED = {
     "transformer_engine": "Megatron imports it in try/except ImportError; without its CUDA torch extension the "
                           "PyPI wheel raises AssertionError, so it is made unimportable (Megatron's no-TE path)",
@@ -269,12 +276,33 @@ def prepare_from_git(slime_git: str, megatron_git: str, tmp: Path) -> tuple[Path
         dest.mkdir()
         archive = subprocess.run(["git", "-C", git_dir, "archive", rev], check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    for patch in pins["megatron-lm"]["patches_from_slime"]:
+    _patch_megatron(slime, megatron)
+    return slime, megatron
+
+
+def prepare_from_archives(folder: Path, tmp: Path) -> tuple[Path, Path]:
+    """slime and Megatron-LM from a folder of pinned `git archive` tarballs
+    (OWNER+REPO-REV.tar.gz, the layout of tools/upstream_sources.py), into tmp."""
+    pins = _pins()["sources"]
+    slime, megatron = tmp / "slime", tmp / "Megatron-LM"
+    for name, dest in (("slime", slime), ("megatron-lm", megatron)):
+        pin = pins[name]
+        archive = folder / upstream_sources.archive_name(f"{pin['owner']}/{pin['repo']}", pin["rev"])
+        if not archive.is_file():
+            raise FileNotFoundError(f"no {archive.name} in {folder}: give --sources a folder of the pinned "
+                                    "tarballs (see tools/upstream_sources.py)")
+        dest.mkdir()
+        subprocess.run(["tar", "-xzf", str(archive), "-C", str(dest)], check=True)
+    _patch_megatron(slime, megatron)
+    return slime, megatron
+
+
+def _patch_megatron(slime: Path, megatron: Path) -> None:
+    for patch in _pins()["sources"]["megatron-lm"]["patches_from_slime"]:
         # GNU patch, as nix/packages/megatron-lm.nix: fails on any rejected hunk.
         with open(slime / patch, "rb") as f:
             subprocess.run(["patch", "-p1", "--forward", "--quiet", "--no-backup-if-mismatch"], stdin=f,
                            cwd=megatron, check=True)
-    return slime, megatron
 
 
 def run_in_child(python: str, slime: Path, megatron: Path, call: str, payload=None):  # noqa: ANN001, ANN201
@@ -364,7 +392,10 @@ def compare(expected_path: Path, schema: dict) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = ap.add_argument_group("sources (one pair)")
+    src = ap.add_argument_group("sources (--sources, or one pair)")
+    src.add_argument("--sources", type=Path, default=os.environ.get("SLIME_UPSTREAM_SOURCES") or None,
+                     help="folder of the pinned `git archive` tarballs, OWNER+REPO-REV.tar.gz (default: "
+                          "$SLIME_UPSTREAM_SOURCES); used when no pair below is given")
     src.add_argument("--slime-git", help="slime git dir (bare or not); the pinned commit is extracted")
     src.add_argument("--megatron-git", help="Megatron-LM git dir; the pinned commit is extracted and patched")
     src.add_argument("--slime-dir", type=Path, help="a slime tree at the pinned commit")
@@ -378,8 +409,15 @@ def main(argv: list[str] | None = None) -> int:
             slime, megatron = prepare_from_git(args.slime_git, args.megatron_git, Path(tmp))
         elif args.slime_dir and args.megatron_dir:
             slime, megatron = args.slime_dir.resolve(), args.megatron_dir.resolve()
+        elif args.sources:
+            try:
+                slime, megatron = prepare_from_archives(args.sources, Path(tmp))
+            except FileNotFoundError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
         else:
-            ap.error("give --slime-git and --megatron-git, or --slime-dir and --megatron-dir")
+            ap.error("give --sources (or set SLIME_UPSTREAM_SOURCES), --slime-git and --megatron-git, or --slime-dir "
+                     "and --megatron-dir")
         schema = build_schema(args.python, slime, megatron)
     if args.check:
         return compare(args.check, schema)

@@ -21,9 +21,7 @@ PINS = json.loads((NIX_DIR / "pins.json").read_text())
 
 # Where a snapshot of an upstream repository may be found: the folder of
 # pinned tarballs that SLIME_UPSTREAM_SOURCES names (CI sets it, see
-# tools/upstream_sources.py), an env var naming a git dir or a source tree,
-# then the mirror this project's sessions use.
-_MIRROR = Path("/work/.mirror")
+# tools/upstream_sources.py), then an env var naming a git dir or a source tree.
 
 
 def load_tool(name: str, path: Path):
@@ -64,8 +62,8 @@ def upstream_tree(
 
     First the pinned tarball from SLIME_UPSTREAM_SOURCES (a shared, extracted
     tree: callers that modify it copy it first). Else `env_var` may name a
-    source tree (used as is) or a git dir (archived at rev into `dest`). Else
-    the project mirror /work/.mirror/<owner>+<repo>/repo is used.
+    source tree (used as is) or a git dir (archived at rev into `dest`).
+    `mirror` (OWNER+REPO) names a repository that nix/pins.json does not list.
     """
     src = PINS["sources"].get(name)
     owner_repo = mirror.replace("+", "/", 1) if mirror else (f"{src['owner']}/{src['repo']}" if src else None)
@@ -74,13 +72,7 @@ def upstream_tree(
         if sources.find_archive(owner_repo, rev) is not None:
             return sources.tree(owner_repo, rev)
     given = os.environ.get(env_var)
-    candidates = []
-    if given:
-        candidates.append(Path(given))
-    if mirror:
-        candidates.append(_MIRROR / mirror / "repo")
-    elif src:
-        candidates.append(_MIRROR / f"{src['owner']}+{src['repo']}" / "repo")
+    candidates = [Path(given)] if given else []
     for cand in candidates:
         if not cand.exists():
             continue

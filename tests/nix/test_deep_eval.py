@@ -3,9 +3,9 @@ build-system-pkgs at flake.lock's revisions, the real nixpkgs lib, and only
 nixpkgs' package set stood in (tools/nix-deep-eval). Every package of the
 Python set, every flake package, app, devShell and check is instantiated.
 
-The sources come from SLIME_NIX_* variables or the project's snapshot mirror
-(tools/nix-deep-eval/deep_eval.py says how); where there are none (CI has no
-GitHub), the tests skip with that reason.
+The sources come from the pinned tarballs of SLIME_UPSTREAM_SOURCES (CI sets
+it) or SLIME_NIX_* variables (tools/nix-deep-eval/deep_eval.py says how);
+where there are none, the tests skip with that reason.
 """
 
 from __future__ import annotations

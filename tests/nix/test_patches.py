@@ -1,8 +1,9 @@
 """Patches apply where they must: ours at the pinned fla commit; slime's
 Megatron patch at the pinned Megatron; causal-conv1d's -gencode anchor.
 
-Each needs a snapshot of the upstream repository (a clone or source tree named
-by an environment variable, or the project mirror); without one it skips.
+Each needs the upstream repository at its pin: the tarball in
+SLIME_UPSTREAM_SOURCES (CI sets it), or a clone or source tree named by an
+environment variable; without one it skips.
 """
 
 import re

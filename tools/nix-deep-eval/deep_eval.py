@@ -16,8 +16,7 @@ pyproject-build-systems and the nixpkgs lib:
      revision): SLIME_NIX_PYPROJECT_NIX_SRC, SLIME_NIX_UV2NIX_SRC,
      SLIME_NIX_BUILD_SYSTEM_PKGS_SRC, SLIME_NIX_NIXPKGS_LIB_SRC;
   2. SLIME_NIX_SOURCES: a directory with one git dir or clone per repository,
-     named OWNER+REPO (the layout of the project's snapshot mirror);
-  3. /work/.mirror (the snapshot mirror on the project's machines).
+     named OWNER+REPO (or OWNER+REPO/repo).
 Extractions are cached under $XDG_CACHE_HOME/slime-nix-deep-eval.
 
     python3 tools/nix-deep-eval/deep_eval.py [--system x86_64-linux] [--out FILE]
@@ -39,7 +38,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 import upstream_sources  # noqa: E402  (tools/ is not a package)
-MIRROR = Path("/work/.mirror")
 
 # nixpkgs lib: the nix-community/nixpkgs.lib mirror has no nixos-25.11
 # branch. This is its copy of nixpkgs master's lib/ right before master was
@@ -127,7 +125,6 @@ def locate(src: Source) -> Path:
     if os.environ.get("SLIME_NIX_SOURCES"):
         base = Path(os.environ["SLIME_NIX_SOURCES"]) / src.mirror_name
         candidates += [base / "repo", base]
-    candidates.append(MIRROR / src.mirror_name / "repo")
     for cand in candidates:
         if not cand.exists():
             continue
