@@ -1,14 +1,17 @@
 """Execute a planned training launch and clean up exactly what it started.
 
-Order: write the runtime-env file, start the Ray head, wait for its job API,
-start workers, wait until every node and GPU registered, run the job process
+Order: make the run's private directory (mode 0700), write the runtime-env
+and secrets files (0600), start the Ray head, wait for its job API, start
+workers, wait until every node and GPU registered, run the job process
 (which streams logs and exits with the job's code), then stop the workers and
-the head, newest first. Ctrl-C or SIGTERM at any point stops the job first.
+the head, newest first, and remove the secrets file. Ctrl-C or SIGTERM at
+any point stops the job first.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -19,7 +22,7 @@ from typing import Callable
 
 from runner.cluster.hostfile import node_address
 from runner.cluster.spec import ClusterSpec
-from runner.execute import ProcessOwner, sweep_run, write_private_file
+from runner.execute import ProcessOwner, make_private_dir, sweep_run, write_private_file, write_secrets_file
 from runner.train_plan import TrainPlan
 
 # Called once the run's Ray is down: (state, exit code, detail), state one of
@@ -106,6 +109,28 @@ def wait_for_cluster(spec: ClusterSpec, timeout: float) -> None:
         time.sleep(1.0)
 
 
+def _wait_step(process, popen, timeout: float) -> None:  # noqa: ANN001
+    """A step that must finish before the next starts (a copy to a worker host)."""
+    try:
+        rc = popen.wait(timeout=timeout)
+    except Exception:
+        raise LaunchError(f"{process.purpose}: no answer within {timeout:.0f}s") from None
+    if rc != 0:
+        said = _last_line(process.output) if process.output else None
+        where = f"{said!r}; its output: {process.output}" if said else (
+            f"its output: {process.output}" if process.output else "its output is above")
+        raise LaunchError(f"{process.purpose} failed with exit code {rc} ({where})")
+
+
+def _last_line(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            lines = [ln.strip() for ln in f.read()[-4096:].decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return None
+    return lines[-1] if lines else None
+
+
 def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 30.0,
                report: Report | None = None) -> int:
     """tp: a TrainPlan, or anything with its files, head, workers, job and cluster (runner.runs.bundle)."""
@@ -115,14 +140,23 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
     job = None
     outcome = ("failed", 1, "the runner stopped unexpectedly; see its output")
     try:
+        try:
+            make_private_dir(Path(spec.temp_dir))
+        except OSError as exc:
+            raise LaunchError(f"cannot make the run's private directory {spec.temp_dir}: {exc}; choose another "
+                              f"with --ray-temp-dir") from None
         for path, content in tp.files.items():
             write_private_file(Path(path), content)
-        _log(f"starting Ray head on {spec.gcs_address} (temp dir {spec.temp_dir})")
+        for path, names in tp.secret_files.items():
+            write_secrets_file(Path(path), names, os.environ)
+        _log(f"starting Ray head on {spec.gcs_address} (temp dir {spec.head_temp_dir})")
         head = owner.spawn(tp.head, own_session=True)
         wait_for_job_api(spec, head, timeout=min(ready_timeout, 120.0))
         for worker in tp.workers:
             _log(worker.purpose)
-            owner.spawn(worker, own_session=True)
+            started = owner.spawn(worker, own_session=True)
+            if worker.wait:
+                _wait_step(worker, started, timeout=min(ready_timeout, 120.0))
         wait_for_cluster(spec, ready_timeout)
         _log(tp.job.purpose)
         # Same session as the runner: Ctrl-C in the terminal reaches the job process too.
@@ -155,8 +189,9 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         owner.stop_all(grace=stop_grace)
         sweep_run(spec.temp_dir, spec.run_id)
-        # The runtime env may hold secrets; Ray's logs stay for debugging.
-        for path in tp.files:
+        # The secrets go; so does the runtime env (it names the secrets file). Ray's logs stay for
+        # debugging, in the private directory.
+        for path in [*tp.files, *tp.secret_files]:
             Path(path).unlink(missing_ok=True)
         _log(f"Ray logs of this run: {spec.temp_dir}")
         if report is not None:

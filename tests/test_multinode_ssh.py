@@ -8,6 +8,8 @@ when ssh hangs up. Needs root, iproute2 and openssh-server (.ci/run installs
 them); skipped otherwise.
 """
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -68,7 +70,7 @@ def worker_host(tmp_path_factory):
             time.sleep(0.2)
         else:
             pytest.skip("sshd in the namespace did not come up")
-        yield {"lab": lab, "path": f"{lab}/bin:{os.environ['PATH']}"}
+        yield {"lab": lab, "path": f"{lab}/bin:{os.environ['PATH']}", "ns": ns}
     finally:
         pid_file = lab / "sshd.pid"
         if pid_file.exists():
@@ -85,16 +87,24 @@ def _hostfile(tmp_path, *hosts):
 
 @pytest.mark.slow
 def test_worker_over_ssh_joins_runs_and_cleans_up(worker_host, tmp_path, short_tmp):
+    key = "wandb-key-for-the-worker-node-0123456789"
     rc, out, seen = _launch(
-        tmp_path, short_tmp, probe=True, recipe="megatron-multinode",
+        tmp_path, short_tmp, "--test-node-probe", probe=True, recipe="megatron-multinode",
         runner_args=("--hostfile", _hostfile(tmp_path, WORKER_IP), "--master-addr", HEAD_IP),
-        env_extra={"PATH": worker_host["path"]})
+        env_extra={"PATH": worker_host["path"], "WANDB_API_KEY": key})
     assert rc == 0, out[-4000:]
     assert f"copy the Ray auth token to {WORKER_IP}" in out and f"Ray worker on {WORKER_IP}" in out
+    assert f"copy the run's secrets to {WORKER_IP}" in out
     assert "cluster ready: 2 node(s)" in out
     assert "ENTRY probe status 401" in out  # multinode: token authentication is on
+    # An actor on each node sees the key: on the worker, whose Ray came up over ssh without it, the
+    # secrets hook read the copy of the run's secrets file.
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    assert f"ENTRY node {HEAD_IP} key {digest}" in out and f"ENTRY node {WORKER_IP} key {digest}" in out, out[-3000:]
+    assert key not in out
     assert "leftover" not in out  # the worker stopped itself when ssh hung up; nothing had to be swept
     assert not os.path.exists(os.path.join(short_tmp, "auth_token"))  # the worker's token file is gone
+    assert not os.path.exists(os.path.join(short_tmp, "secrets.json"))  # and the secrets
     assert not processes_with_marker(short_tmp + "/")
     assert not [p for p in seen if _alive(p)]
 
@@ -108,7 +118,9 @@ def test_unreachable_worker_is_named(worker_host, tmp_path, short_tmp):
         env_extra={"PATH": worker_host["path"]})
     assert rc == 1, out[-4000:]
     error = [line for line in out.splitlines() if "error:" in line]
-    assert error and "only 2 of 3 node(s)" in error[-1] and f"missing: {NOBODY_IP}" in error[-1], error
+    # The copy of the token to it (ssh, waited for) is the first step that reaches the host.
+    assert error and f"copy the Ray auth token to {NOBODY_IP} (via stdin) failed" in error[-1], error
+    assert f"connect to host {NOBODY_IP}" in error[-1], error  # ssh's own reason, from copy-to-worker-2.out
     assert "ENTRY" not in out  # the job never started
     assert not processes_with_marker(short_tmp + "/")
     assert not [p for p in seen if _alive(p)]
@@ -133,13 +145,14 @@ def test_detached_multinode_run_is_stopped_on_every_node(worker_host, tmp_path, 
                 "--", "--test-sleep", "300", env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     (run_dir,) = [p for p in runs.iterdir() if (p / "run.json").is_file()]
-    worker_marker = f"{short_tmp}/worker-{WORKER_IP}"
+    worker_marker = f"{short_tmp}/worker-1/"  # the first worker's Ray temp dir
     try:
         _wait(lambda: "ENTRY sleeping" in (run_dir / "job.log").read_text(), 180, "the job to start")
         assert _record(run_dir)["state"] == "running"
         worker = processes_with_marker(worker_marker)
         assert worker, "the worker's Ray (in the second host's namespace) should be running"
         everything = set(processes_with_marker(short_tmp + "/")) | set(worker)
+        _remote_host_reaches_no_job(worker_host["ns"], run_dir)
         stop = run_cli("stop", run_dir.name, "--runs-dir", str(runs), env=env, timeout=300)
         assert stop.returncode == 0, stop.stderr
         assert "no process of it is left" in stop.stderr, stop.stderr
@@ -151,3 +164,24 @@ def test_detached_multinode_run_is_stopped_on_every_node(worker_host, tmp_path, 
     assert "ENTRY exiting" not in (run_dir / "job.log").read_text()
     assert not processes_with_marker(short_tmp + "/")
     assert not [p for p in everything if _alive(p)]
+
+
+def _remote_host_reaches_no_job(ns: str, run_dir) -> None:  # noqa: ANN001
+    """From the second host (its own network namespace), as user nobody: every port the head's Ray
+    listens on, at the head's address. Without the token nothing answers but Prometheus metrics; the job
+    API (on the head's 127.0.0.1) is out of reach, and so a job submission fails."""
+    from tests.test_security import _as_nobody, _listening, _pids_of_run, _python_for_nobody, _setpriv
+
+    setpriv = ["ip", "netns", "exec", ns, *_setpriv()]
+    python = _python_for_nobody(setpriv)
+    record = json.loads((run_dir / "run.json").read_text())
+    dashboard = int(record["ray"]["dashboard"].rsplit(":", 1)[1])
+    # This test's /proc/net/tcp is the head's namespace: the head's sockets only.
+    ports = sorted({port for _, port in _listening(_pids_of_run(run_dir))})
+    assert int(record["ray"]["gcs"].rsplit(":", 1)[1]) in ports
+    probe = _as_nobody(setpriv, python, {"ports": [[HEAD_IP, p] for p in ports], "secrets": [],
+                                         "submit": {"host": HEAD_IP, "port": dashboard, "marker": "/nonexistent"}})
+    answered = {f"{k} {v}" for k, answers in probe["http"].items() for v in answers if v.startswith("200")}
+    assert all(a.endswith("200 metrics") for a in answered), answered
+    assert sum(v[0] == "401" for v in probe["http"].values()) >= 2, probe["http"]  # Ray's agents want the token
+    assert probe["submit"] == "URLError", probe["submit"]  # nothing listens there on the head's address

@@ -31,6 +31,18 @@ if "--test-probe" in args:  # an unauthenticated request to the job API
     except urllib.error.HTTPError as e:
         status = e.code
     print("ENTRY probe status", status, flush=True)
+if "--test-node-probe" in args:  # an actor on every node reports (a hash of) the WANDB_API_KEY it sees
+    import hashlib, ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    ray.init()
+    @ray.remote(num_cpus=0)
+    class Probe:
+        def seen(self):
+            return hashlib.sha256(os.environ.get("WANDB_API_KEY", "").encode()).hexdigest()
+    for node in (n for n in ray.nodes() if n["Alive"]):
+        where = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        probe = Probe.options(scheduling_strategy=where, runtime_env={"env_vars": {"X": "1"}}).remote()
+        print("ENTRY node", node["NodeManagerAddress"], "key", ray.get(probe.seen.remote()), flush=True)
 if "--train-env-vars" in args:  # JSON through argv, ray_job's shlex.join and Ray's shell
     import json
     print("ENTRY train-env-vars", json.dumps(json.loads(args[args.index("--train-env-vars") + 1])), flush=True)
@@ -118,16 +130,19 @@ def test_success_streams_logs_and_cleans_up(tmp_path, short_tmp):
     assert "ENTRY tick 0" in out and "ENTRY tick 2" in out and "ENTRY exiting with 0" in out
     assert "NCCL_NVLS_ENABLE=0" in out and "CUDA_DEVICE_MAX_CONNECTIONS=1" in out  # runtime env reached the job
     assert "job finished with exit code 0" in out
-    assert "ENTRY probe status 200" in out  # one node, default: auth off, API only on 127.0.0.1
+    assert "ENTRY probe status 401" in out  # token authentication on every run, one node included
     _assert_nothing_left(short_tmp, seen)
     assert not os.path.exists(os.path.join(short_tmp, "runtime_env.json"))  # may hold secrets: removed
 
 
 @pytest.mark.slow
 def test_nonzero_exit_code_propagates(tmp_path, short_tmp):
-    rc, out, seen = _launch(tmp_path, short_tmp, "--test-exit-code", "7", runner_args=("--verbose",))
+    rc, out, seen = _launch(tmp_path, short_tmp, "--test-exit-code", "7", runner_args=("--verbose", "--ray-auth", "off"),
+                            probe=True)
     assert rc == 7, out[-3000:]
     assert "Ray runtime started" in out  # --verbose: the banner on the terminal
+    assert "warning: --ray-auth off: Ray token authentication is off" in out
+    assert "ENTRY probe status 200" in out  # off: the job API answers anyone
     assert "ENTRY exiting with 7" in out
     _assert_nothing_left(short_tmp, seen)
 

@@ -263,7 +263,10 @@ def test_status_logs_and_stop_on_a_running_job(lab, tmp_path):
         if path.is_file():
             content = path.read_text(errors="replace")
             assert SECRET not in content and token not in content, path
-    assert final["job"]["runtime_env"]["env_vars"]["WANDB_API_KEY"] == "<redacted>"
+    # The key reached the job through a private file, never the runtime env (runner.job_secrets).
+    assert "WANDB_API_KEY" not in final["job"]["runtime_env"]["env_vars"]
+    assert final["job"]["secrets_passed"] == ["WANDB_API_KEY"]
+    assert final["job"]["runtime_env"]["env_vars"]["SLIME_RUNNER_SECRETS_FILE"] == f"{lab['temp_dir']}/secrets.json"
     # stop again: nothing to do.
     again = run_cli("stop", run_id, "--runs-dir", str(lab["runs"]), env=lab["env"])
     assert again.returncode == 0 and "nothing to stop" in again.stderr

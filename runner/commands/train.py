@@ -44,12 +44,11 @@ from runner.render import OverrideError
 from runner.runs.arguments import add_run_arguments
 from runner.runs.manifest import RunContext
 from runner.runs.setup import SetupError, override_layers, prepare_run, run_notes, run_problems
-from runner.secrets import secret_flag_error, secret_values
+from runner.secrets import PASSED_SECRETS, secret_flag_error, secret_values
 from runner.slime_rules import cross_flag_problems
 from runner.topology import topology_problems, tp_cp_warning
 from runner.train_plan import TrainInputs, TrainPlan, build_train_plan
 
-PASSED_SECRETS = ("WANDB_API_KEY", "HF_TOKEN")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,10 +64,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                           "who reaches this port run code)")
     ray.add_argument("--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT, help="default %(default)s")
     ray.add_argument("--ray-auth", choices=("auto", "token", "off"), default="auto",
-                     help="Ray token authentication; auto = on for multinode when Ray >= 2.52 (default)")
+                     help="Ray token authentication (Ray >= 2.52): auto = on (default); off lets any local user, "
+                          "and anyone who reaches Ray's ports, submit jobs that run as you")
     ray.add_argument("--ready-timeout", type=float, default=300.0,
                      help="seconds to wait for all nodes and GPUs to register (default %(default)s)")
-    ray.add_argument("--ray-temp-dir", help="Ray's --temp-dir for this run (default /tmp/slime-ray-<random>)")
+    ray.add_argument("--ray-temp-dir", metavar="DIR",
+                     help="the run's private directory (mode 0700) holding Ray's temp dir, e.g. DIR/head "
+                          "(default /tmp/slime-ray-<random>)")
     p.add_argument("--force", action="store_true", help="start even if the memory planner says it will not fit; with --resume, also "
                         "accept (and record) a changed recipe or overrides")
     p.add_argument("--test-entrypoint", metavar="PY_FILE",
@@ -162,12 +164,16 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     nvls, nvls_source = nccl_nvls_value(facts, environ)
 
     ray_version = _ray_version()
-    if args.ray_auth == "token" and not supports_token_auth(ray_version):
-        problems.append(f"--ray-auth token needs Ray >= 2.52; installed: {ray_version or 'none'}")
-    token_auth = args.ray_auth == "token" or (args.ray_auth == "auto" and multinode and supports_token_auth(ray_version))
-    if multinode and not token_auth:
-        warnings.append("Ray token authentication is off: anyone who reaches the GCS port can run code on this "
-                        "cluster (needs Ray >= 2.52, or pass --ray-auth token)")
+    # Every run, one node included: without a token any local user reaches the job API on 127.0.0.1
+    # (the job's runtime env, and jobs that run as you) and Ray's other ports.
+    token_auth = args.ray_auth != "off"
+    if token_auth and ray_version is not None and not supports_token_auth(ray_version):
+        problems.append(f"Ray {ray_version} has no token authentication (Ray >= 2.52 has): without it any local "
+                        f"user can submit jobs that run as you; use the pinned stack (Ray 2.53), or pass "
+                        f"--ray-auth off to run without it")
+    if not token_auth:
+        warnings.append("--ray-auth off: Ray token authentication is off: any local user, and anyone who reaches "
+                        "Ray's ports, can submit jobs that run as you")
     ray_exe = input_checks.ray_executable()
     problems += filter(None, [input_checks.job_python_problem(ray_exe)])
     if ray_exe is None:
@@ -178,17 +184,19 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         ray=ray_exe, master_addr=master_addr, gcs_port=args.ray_port, dashboard_host=args.dashboard_host,
         dashboard_port=args.dashboard_port, gpus_per_node=0 if test else recipe.layout.gpus_per_node,
         nodes=1 + len(workers) if test else recipe.layout.nodes,
-        temp_dir=args.ray_temp_dir or f"/tmp/slime-ray-{_secrets.token_hex(4)}",
+        temp_dir=os.path.abspath(args.ray_temp_dir) if args.ray_temp_dir else f"/tmp/slime-ray-{_secrets.token_hex(4)}",
         token_auth=token_auth,
         token=("<generated at launch>" if args.dry_run else _secrets.token_urlsafe(32)) if token_auth else None,
         workers=workers, worker_launcher=launcher, run_id=run_id,
     )
-    secret_env = {k: environ[k] for k in PASSED_SECRETS if environ.get(k)}
+    secret_names = tuple(k for k in PASSED_SECRETS if environ.get(k))
+    problems += filter(None, [preflight.private_dir_problem(spec.temp_dir)])
     try:
         tp = build_train_plan(TrainInputs(
             recipe=recipe, overrides=checked.overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
             megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
-            nccl_nvls_enable=nvls, secret_env=secret_env, ray_banner=getattr(args, "verbose", False),
+            nccl_nvls_enable=nvls, secret_names=secret_names, runner_path=runner_import_root(),
+            ray_banner=getattr(args, "verbose", False),
             test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
             submit_timeout=args.ready_timeout, before_overrides=before, job_env=setup.kernel_cache.env,
             run_dir=str(setup.paths.dir), echo_job_log=not args.detach))
@@ -246,6 +254,20 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     for w in warnings:
         plan.warn(w)
     return tp, plan
+
+
+def runner_import_root() -> str | None:
+    """The directory that makes this runner importable (the job's secrets hook runs it in every Ray
+    worker), or None when it is installed in this Python's site-packages, where the job's Python finds it."""
+    import site
+    import sysconfig
+
+    import runner
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(runner.__file__)))
+    paths = sysconfig.get_paths()
+    installed = {os.path.abspath(p) for p in (*site.getsitepackages(), paths["purelib"], paths["platlib"])}
+    return None if root in installed else root
 
 
 def _ray_version() -> str | None:
