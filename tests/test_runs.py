@@ -509,15 +509,11 @@ def test_hints_after_train_name_the_run_from_any_directory(tmp_path):
     from runner.runs.start import run_ref
 
     rid = "fsdp-20261129-000000-abcd"
-    for flag, base in (("runs", None), (None, "models"), (None, None)):  # --runs-dir, --base-folder, ./models
-        where = resolve_runs_dir(flag, base, {}, str(tmp_path))
-        assert run_ref(rid, where, {}) == f"{rid} --runs-dir {tmp_path / (flag or 'models/runs')}"
-    shared = {"SLIME_RUNS_DIR": "/shared/runs"}
-    assert run_ref(rid, resolve_runs_dir(None, None, shared), shared) == rid
-    assert run_ref(rid, resolve_runs_dir(None, None, {"BASE_FOLDER": "/m"}), {"BASE_FOLDER": "/m"}) == rid
-    relative = {"BASE_FOLDER": "m"}  # found again only from this directory
-    assert run_ref(rid, resolve_runs_dir(None, None, relative, str(tmp_path)), relative) == \
-        f"{rid} --runs-dir {tmp_path / 'm' / 'runs'}"
+    for flag, base, environ in (("runs", None, {}), (None, "models", {}), (None, None, {}),
+                                (None, None, {"BASE_FOLDER": "/m"}), (None, None, {"SLIME_RUNS_DIR": "/shared/r"})):
+        where = resolve_runs_dir(flag, base, environ, str(tmp_path))
+        # Always the runs dir, absolute: a later shell may have another BASE_FOLDER, or none.
+        assert run_ref(rid, where) == f"{rid} --runs-dir {where.value}" and os.path.isabs(where.value)
     missing = run_cli("status", "nope", "--base-folder", str(tmp_path))
     assert missing.returncode == 2 and "--runs-dir, --base-folder, $SLIME_RUNS_DIR or $BASE_FOLDER" in missing.stderr
 

@@ -347,3 +347,41 @@ def test_stop_after_the_supervisor_was_killed(lab):
     # The machine is free again: the kernel dropped the lock with the supervisor.
     again = run_cli(*lab["train_args"](lab["temp_dir"] + "-2"), "--dry-run", env=lab["env"])
     assert again.returncode == 0 and "still active" not in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_a_detached_run_is_found_from_a_new_shell(lab, tmp_path):
+    """Started with BASE_FOLDER set; later, from another directory and a shell without it, status, logs
+    and stop still find the run (through the machine lock), and the hints name its runs dir."""
+    base = tmp_path / "base"
+    args = [a for a in lab["train_args"]() if a not in ("--runs-dir", str(lab["runs"]))]
+    start_dir, other_dir = tmp_path / "here", tmp_path / "elsewhere"
+    start_dir.mkdir()
+    other_dir.mkdir()
+    r = run_cli(*args, "--detach", "--", "--test-sleep", "300", env={**lab["env"], "BASE_FOLDER": str(base)},
+                cwd=str(start_dir), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run_dir,) = [p for p in (base / "runs").iterdir() if (p / "run.json").is_file()]
+    run_id = run_dir.name
+    assert f"python -m runner stop {run_id} --runs-dir {base / 'runs'}" in r.stderr  # the hints name the runs dir
+    try:
+        _wait(lambda: "ENTRY sleeping" in (run_dir / "job.log").read_text(), 120, "the job to log")
+        # A new shell: no BASE_FOLDER, another directory (whose ./models/runs has nothing).
+        status = run_cli("status", run_id, "--json", env=lab["env"], cwd=str(other_dir))
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["state"] == "running"
+        assert f"run {run_id} is active on this machine: {run_dir}" in status.stderr
+        plain = run_cli("status", env=lab["env"], cwd=str(other_dir))
+        assert plain.returncode == 0 and f"run {run_id}: running" in plain.stdout, plain.stdout + plain.stderr
+        logs = run_cli("logs", run_id[:25], env=lab["env"], cwd=str(other_dir))
+        assert logs.returncode == 0 and "ENTRY sleeping" in logs.stdout
+        stop = run_cli("stop", run_id, env=lab["env"], cwd=str(other_dir), timeout=300)
+        assert stop.returncode == 0 and "no process of it is left" in stop.stderr, stop.stderr
+    finally:
+        if _record(run_dir)["state"] in ("starting", "running"):
+            run_cli("stop", str(run_dir), env=lab["env"], timeout=300)
+    assert _record(run_dir)["state"] == "stopped"
+    # Once it ended, the lock no longer names it: only its runs dir finds it.
+    gone = run_cli("status", run_id, env=lab["env"], cwd=str(other_dir))
+    assert gone.returncode == 2 and f"no run '{run_id}'" in gone.stderr
+    assert run_cli("status", run_id, "--runs-dir", str(base / "runs"), env=lab["env"]).returncode == 0

@@ -1,6 +1,8 @@
 """`status [RUN]`: is a run alive, where is it, what did it last say?
 
-Without RUN: every active run under the runs dir (else the latest run). A run
+Without RUN: every active run under the runs dir, and the run active on this
+machine wherever it lives (it holds the machine lock); else the latest run. A
+RUN not under the runs dir is still found while it is active here. A run
 recorded as starting/running whose runner is gone shows as "lost", with why:
 killed, or the machine rebooted since it started.
 
@@ -15,7 +17,7 @@ import argparse
 import json
 import sys
 
-from runner.runs.arguments import add_lookup_arguments, load_named_run, readable_runs, runs_root
+from runner.runs.arguments import active_run, add_lookup_arguments, load_named_run, readable_runs, runs_root
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,7 +55,7 @@ def _facts(record: dict) -> dict:
 
 def run(args) -> int:
     from runner.runs.identity import effective_state
-    from runner.runs.record import ACTIVE
+    from runner.runs.record import ACTIVE, BadRecord, load_record
     from runner.runs.report import status_lines
 
     root = runs_root(args)
@@ -65,8 +67,16 @@ def run(args) -> int:
             return 2
         records = [found[1]]
     else:
-        readable = [record for _, record in readable_runs(root)]
+        listed = readable_runs(root)
+        readable = [record for _, record in listed]
         records = [r for r in readable if effective_state(r)[0] in ACTIVE]
+        # The run that holds this machine, wherever its runs dir is.
+        active = active_run()
+        if active is not None and active.dir not in {p.dir for p, _ in listed}:
+            try:
+                records.append(load_record(active))
+            except BadRecord as exc:
+                print(f"warning: run {active.id} is active on this machine, but {exc}", file=sys.stderr)
         if not records:
             if not readable:
                 print(f"no runs under {root}", file=note_out)

@@ -46,8 +46,28 @@ def runs_root(args, environ=None):  # noqa: ANN001
                                  environ).value)
 
 
+def active_run(environ=None):  # noqa: ANN001, ANN201
+    """RunPaths of the run active on this machine (it holds the machine lock), whatever the runs dir,
+    or None."""
+    import os
+    from pathlib import Path
+
+    from runner.runs.layout import RUN_JSON, RunPaths
+    from runner.runs.machine_lock import active_holder
+
+    holder = active_holder(os.environ if environ is None else environ)
+    if holder is None or not os.path.isabs(str(holder["run_dir"])):
+        return None
+    paths = RunPaths(Path(holder["run_dir"]))
+    return paths if (paths.dir / RUN_JSON).is_file() else None
+
+
 def find_named_run(args):  # noqa: ANN001, ANN201
-    """The run directory args.run names, or None once the reason is on stderr (the command exits 2)."""
+    """The run directory args.run names, or None once the reason is on stderr (the command exits 2).
+
+    Under the runs dir first; else the run active on this machine when RUN names it (its id, a prefix
+    of it, or its directory): found from any directory and shell, whatever BASE_FOLDER says there."""
+    import os
     import sys
 
     from runner.runs.layout import RunNotFound, find_run
@@ -55,6 +75,10 @@ def find_named_run(args):  # noqa: ANN001, ANN201
     try:
         return find_run(runs_root(args), args.run)
     except RunNotFound as exc:
+        active = active_run()
+        if active is not None and (active.id.startswith(args.run) or os.path.abspath(args.run) == str(active.dir)):
+            print(f"(run {active.id} is active on this machine: {active.dir})", file=sys.stderr)
+            return active
         print(f"error: {exc}", file=sys.stderr)
         return None
 

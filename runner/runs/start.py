@@ -25,12 +25,10 @@ def _log(msg: str) -> None:
     print(f"[runner] {msg}", file=sys.stderr, flush=True)
 
 
-def run_ref(run_id: str, runs_dir: Setting, environ: Mapping[str, str]) -> str:
-    """How later commands name this run from any directory: its id, plus --runs-dir (absolute) unless
-    $SLIME_RUNS_DIR or $BASE_FOLDER, absolute, will find it there again."""
-    variable = {"$SLIME_RUNS_DIR": "SLIME_RUNS_DIR", "$BASE_FOLDER": "BASE_FOLDER"}.get(runs_dir.source)
-    if variable and os.path.isabs(os.path.expanduser(environ.get(variable, ""))):
-        return run_id
+def run_ref(run_id: str, runs_dir: Setting) -> str:
+    """How later commands name this run from any directory and shell: its id and --runs-dir (absolute).
+    (While it runs, `status`, `logs` and `stop` also find it through the machine lock; once it ended,
+    only its runs dir does.)"""
     return f"{run_id} --runs-dir {shlex.quote(runs_dir.value)}"
 
 
@@ -57,7 +55,7 @@ def start_run(tp, ctx: RunContext, secrets: list[str], environ: Mapping[str, str
     # This process owns the run until a detached supervisor records itself.
     record["supervisor"] = {**identity(os.getpid()), "detached": False}
     create_record(paths, record)
-    ref = run_ref(setup.run_id, setup.runs_dir, environ)
+    ref = run_ref(setup.run_id, setup.runs_dir)
     launch = LaunchBundle.of(tp)
     if ctx.detach:
         from runner.runs.detach import start_supervisor, wait_until_running
