@@ -457,3 +457,39 @@ def test_odd_inputs_are_listed_by_a_dry_run(machine, extra):
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert any(line.startswith("error: ") for line in r.stdout.splitlines()), r.stdout[-2000:]
+
+
+# ---- one table of value rules, every recipe
+
+BAD_VALUES = {  # flag: (a value argparse takes and slime would run with, the rule's words)
+    "micro-batch-size": ("0", "must be >= 1"), "global-batch-size": ("-4", "must be >= 1"),
+    "n-samples-per-prompt": ("0", "must be >= 1"), "num-rollout": ("0", "must be >= 1"),
+    "save-interval": ("0", "must be >= 1"), "eval-interval": ("-1", "must be >= 1"),
+    "rollout-max-response-len": ("0", "must be >= 1"), "max-tokens-per-gpu": ("0", "must be >= 1"),
+    "lr": ("-1", "must be > 0"), "min-lr": ("-1e-7", "must be >= 0"), "weight-decay": ("-0.1", "must be >= 0"),
+    "rollout-temperature": ("-0.5", "must be >= 0"), "rollout-top-p": ("0", "must be in (0, 1]"),
+    "sglang-mem-fraction-static": ("1.5", "must be in (0, 1)"),
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(__import__("runner.recipes", fromlist=["RECIPES"]).RECIPES))
+def test_value_rules_hold_on_every_recipe(machine, recipe):
+    from runner.slime_rules import VALUE_RULES
+
+    assert set(BAD_VALUES) <= {r.flag for r in VALUE_RULES}
+    sets = [a for flag, (value, _) in BAD_VALUES.items() for a in ("--set", f"{flag}={value}")]
+    hostfile = machine["tmp"] / "hosts"
+    hostfile.write_text("10.0.0.2\n10.0.0.3\n10.0.0.4\n")
+    multinode = ["--hostfile", str(hostfile), "--master-addr", "10.0.0.1"] if "multinode" in recipe else []
+    _, errors = _dry(machine, *sets, *multinode, recipe=recipe)
+    for flag, (value, words) in BAD_VALUES.items():
+        line = f"--{flag} {float(value):g} {words}"
+        assert [e for e in errors if e.startswith(line)], (line, errors)
+    # The same on good values: none of these lines.
+    _, clean = _dry(machine, "--set", "num-rollout=1", "--set", "lr=1e-5", *multinode, recipe=recipe)
+    assert not [e for e in clean if " must be " in e], clean
+    # A real start is refused with one line: micro-batch-size=0 started an FSDP run before. (Multinode
+    # would also need MASTER_ADDR to be this machine's non-loopback address: its dry-run above suffices.)
+    if not multinode:
+        refused(machine, train(machine, "--set", "micro-batch-size=0", recipe=recipe),
+                "--micro-batch-size 0 must be >= 1")
