@@ -229,3 +229,20 @@ def write_secrets_file(path: Path, names, environ) -> None:  # noqa: ANN001
     import json
 
     write_private_file(path, json.dumps({n: environ[n] for n in names if environ.get(n)}))
+
+
+def redirect_output(path: str) -> None:
+    """stdout and stderr (fds 1 and 2) to `path`, appended: the terminal is gone (a write to a hung-up
+    terminal fails with EIO), and what the runner says while it stops the run still has to land somewhere."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError:
+        fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)

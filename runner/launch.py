@@ -5,7 +5,8 @@ and secrets files (0600), start the Ray head, wait for its job API, start
 workers, wait until every node and GPU registered, run the job process
 (which streams logs and exits with the job's code), then stop the workers and
 the head, newest first, and remove the secrets file. Ctrl-C or SIGTERM at
-any point stops the job first.
+any point stops the job first; so does SIGHUP in a foreground run (the
+terminal or ssh session closed), after which the output goes to runner.log.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Callable
 
 from runner.cluster.hostfile import node_address
 from runner.cluster.spec import ClusterSpec
-from runner.execute import ProcessOwner, make_private_dir, sweep_run, write_private_file, write_secrets_file
+from runner.execute import (ProcessOwner, make_private_dir, redirect_output, sweep_run, write_private_file,
+                            write_secrets_file)
 from runner.train_plan import TrainPlan
 
 # Called once the run's Ray is down: (state, exit code, detail), state one of
@@ -35,15 +37,26 @@ class LaunchError(Exception):
 
 
 class _Terminated(Exception):
-    pass
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
 
 
-def _on_sigterm(_signum, _frame):  # noqa: ANN001
-    raise _Terminated()
+def _on_sigterm(signum, _frame):  # noqa: ANN001
+    raise _Terminated(signum)
+
+
+def _on_hangup_to(path: str):  # noqa: ANN202
+    def handler(signum, _frame):  # noqa: ANN001
+        redirect_output(path)
+        raise _Terminated(signum)
+    return handler
 
 
 def _log(msg: str) -> None:
-    print(f"[runner] {msg}", file=sys.stderr, flush=True)
+    try:
+        print(f"[runner] {msg}", file=sys.stderr, flush=True)
+    except OSError:  # the terminal hung up; the SIGHUP that follows redirects the output
+        pass
 
 
 def wait_for_job_api(spec: ClusterSpec, head, timeout: float) -> None:  # noqa: ANN001
@@ -132,11 +145,15 @@ def _last_line(path: str) -> str | None:
 
 
 def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 30.0,
-               report: Report | None = None) -> int:
-    """tp: a TrainPlan, or anything with its files, head, workers, job and cluster (runner.runs.bundle)."""
+               report: Report | None = None, hangup_log: str | None = None) -> int:
+    """tp: a TrainPlan, or anything with its files, head, workers, job and cluster (runner.runs.bundle).
+
+    hangup_log: a foreground run stops on SIGHUP (its terminal or ssh session closed) as on SIGTERM,
+    and says the rest into this file; a detached run's supervisor keeps its own SIGHUP handling."""
     spec = tp.cluster
     owner = ProcessOwner()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_hup = signal.signal(signal.SIGHUP, _on_hangup_to(hangup_log)) if hangup_log else None
     job = None
     outcome = ("failed", 1, "the runner stopped unexpectedly; see its output")
     try:
@@ -166,18 +183,23 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
         outcome = ("succeeded" if rc == 0 else "failed", rc, f"the job exited with code {rc}")
         return rc
     except (KeyboardInterrupt, _Terminated) as exc:
-        sig = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
+        sig = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else exc.signum
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _log(f"{'interrupted' if sig == signal.SIGINT else 'terminated'}: stopping the job and the Ray instance "
-             f"this run started")
+        if hangup_log:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        what = {signal.SIGINT: "interrupted", signal.SIGHUP: "the terminal hung up (SIGHUP)"}.get(sig, "terminated")
+        _log(f"{what}: stopping the job and the Ray instance this run started")
         if job is not None and job.poll() is None:
-            job.send_signal(sig)
+            # The job process stops the job through Ray on SIGINT, SIGTERM or SIGHUP alike.
+            job.send_signal(signal.SIGINT if sig == signal.SIGINT else signal.SIGTERM)
             try:
                 job.wait(timeout=90)
             except Exception:
                 pass
-        outcome = ("stopped", 128 + sig, f"stopped by {'SIGINT' if sig == signal.SIGINT else 'SIGTERM'}")
+        name = signal.Signals(sig).name
+        outcome = ("stopped", 128 + sig, f"stopped by {name}" + (" (the terminal hung up)"
+                                                                 if sig == signal.SIGHUP else ""))
         return 128 + sig
     except LaunchError as exc:
         _log(f"error: {exc}")
@@ -198,3 +220,5 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
             report(*outcome)
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if previous_hup is not None:
+            signal.signal(signal.SIGHUP, previous_hup)

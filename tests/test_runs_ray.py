@@ -385,3 +385,64 @@ def test_a_detached_run_is_found_from_a_new_shell(lab, tmp_path):
     gone = run_cli("status", run_id, env=lab["env"], cwd=str(other_dir))
     assert gone.returncode == 2 and f"no run '{run_id}'" in gone.stderr
     assert run_cli("status", run_id, "--runs-dir", str(base / "runs"), env=lab["env"]).returncode == 0
+
+
+@pytest.mark.slow
+def test_foreground_train_stops_cleanly_when_its_terminal_hangs_up(lab):
+    """As an ssh session that closes: an interactive shell on a pseudo-terminal runs a foreground `train`;
+    the terminal goes away. The job and this run's Ray stop as on SIGTERM, run.json says stopped, and no
+    process of the run is left."""
+    import fcntl
+    import termios
+
+    train = " ".join([sys.executable, "-m", "runner", *lab["train_args"](), "--", "--test-sleep", "300"])
+    master, slave = os.openpty()
+
+    def controlling_terminal():  # in the child, after setsid: the pty becomes its terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    shell = subprocess.Popen(["bash", "--norc", "--noprofile", "-i"], stdin=slave, stdout=slave, stderr=slave,
+                             cwd=REPO, env={**_cli_env(lab), "PS1": "$ "}, start_new_session=True,
+                             preexec_fn=controlling_terminal)
+    os.close(slave)
+    screen: list[bytes] = []
+
+    def read_terminal():
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            screen.append(data)
+
+    threading.Thread(target=read_terminal, daemon=True).start()
+    run_dir = None
+    try:
+        os.write(master, (train + "\n").encode())
+        run_dir = _wait(lambda: (_runs(lab) or [None])[0], 120, "the run directory")
+        _wait(lambda: (run_dir / "job.log").exists() and "ENTRY sleeping" in (run_dir / "job.log").read_text(),
+              180, "the job to run")
+        record = _record(run_dir)
+        assert record["state"] == "running" and record["supervisor"]["detached"] is False
+        seen = _descendants(record["supervisor"]["pid"]) | _marked(record["id"], lab["temp_dir"])
+        os.close(master)  # the terminal hangs up
+        master = None
+        final = _wait(lambda: _record(run_dir)["state"] in ("succeeded", "failed", "stopped", "lost")
+                      and _record(run_dir), 240, "the run to record its end")
+        shell.wait(timeout=60)
+    finally:
+        if master is not None:
+            os.close(master)
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+    assert final["state"] == "stopped" and final["exit_code"] == 128 + signal.SIGHUP, final
+    assert "SIGHUP" in final["detail"], final
+    assert "ENTRY exiting" not in (run_dir / "job.log").read_text()  # stopped, not finished
+    _wait(lambda: not any(_alive(p) for p in seen | _marked(final["id"], lab["temp_dir"])), 60,
+          "the run's processes to exit")
+    assert len(seen) >= 5
+    # What the runner said after the terminal was gone went to runner.log.
+    said = (run_dir / "runner.log").read_text()
+    assert "hung up" in said and "stopping job" in said and "Traceback" not in said, said
