@@ -493,3 +493,81 @@ def test_value_rules_hold_on_every_recipe(machine, recipe):
     if not multinode:
         refused(machine, train(machine, "--set", "micro-batch-size=0", recipe=recipe),
                 "--micro-batch-size 0 must be >= 1")
+
+
+# ---- Ray's own arguments: one line, exit 2, nothing created
+
+@pytest.mark.parametrize("given, words", [
+    (("--ray-port", "70000"), "argument --ray-port: 70000 is not a TCP port (1-65535)"),
+    (("--dashboard-port", "-1"), "argument --dashboard-port: -1 is not a TCP port (1-65535)"),
+    (("--ready-timeout", "-5"), "argument --ready-timeout: -5 must be a number of seconds > 0"),
+    (("--ready-timeout", "0"), "argument --ready-timeout: 0 must be a number of seconds > 0"),
+])
+def test_ray_arguments_out_of_range_are_usage_errors(machine, given, words):
+    for dry in (False, True):  # usage errors: exit 2 even for a dry-run, no traceback
+        r = train(machine, *given, dry=dry)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().splitlines()[-1].endswith(words), r.stderr
+    assert not machine["temp"].exists() and not (machine["base"] / "runs").exists()
+
+
+@pytest.mark.parametrize("given, words", [
+    (("--ray-port", "8300", "--dashboard-port", "8300"), "--ray-port and --dashboard-port are both 8300"),
+    (("--ray-port", "10001"), "--ray-port 10001 is the port of Ray's client server"),
+    (("--dashboard-port", "52365"), "--dashboard-port 52365 is the port of Ray's dashboard agent"),
+    (("--dashboard-port", "15000"), "--dashboard-port 15000 is in Ray's worker port range (10002-19999)"),
+])
+def test_ports_ray_cannot_use_are_refused_before_anything_starts(machine, given, words):
+    refused(machine, train(machine, *given), words)
+    assert not (machine["base"] / "runs").exists()
+    _, errors = _dry(machine, *given)
+    assert [e for e in errors if words in e], errors
+
+
+def _socket_limit() -> int:
+    """Ray's longest socket path for the head, <dir>/head/session_<%Y-%m-%d_%H-%M-%S_%f>_<pid>/sockets/
+    plasma_store (ray/_private/node.py), must stay within 107 bytes (ray/_private/utils.py
+    validate_socket_filepath); pids have as many digits as pid_max - 1."""
+    digits = len(str(int(open("/proc/sys/kernel/pid_max").read()) - 1))
+    return 107 - len("/head/session_") - len("2026-12-05_04-32-46_467549") - 1 - digits - len("/sockets/plasma_store")
+
+
+def test_ray_temp_dir_too_long_for_rays_socket_paths_is_refused(machine):
+    limit = _socket_limit()
+    at_limit = "/tmp/" + "x" * (limit - len("/tmp/"))
+    assert len(at_limit) == limit
+    _, errors = _dry(machine, "--ray-temp-dir", at_limit)
+    assert not [e for e in errors if "--ray-temp-dir" in e], errors
+    line = refused(machine, train(machine, "--ray-temp-dir", at_limit + "y"), f"is {limit + 1} bytes")
+    assert f"use one of at most {limit} bytes" in line
+    assert not os.path.exists(at_limit + "y")
+    # Multinode: each worker's Ray temp dir (worker-N/) is longer than the head's (head/).
+    hostfile = machine["tmp"] / "hosts"
+    hostfile.write_text("10.0.0.2\n10.0.0.3\n10.0.0.4\n")
+    _, errors = _dry(machine, "--ray-temp-dir", at_limit, "--hostfile", str(hostfile), "--master-addr", "10.0.0.1",
+                     recipe="megatron-multinode")
+    (line,) = [e for e in errors if "--ray-temp-dir" in e]
+    assert f"{at_limit}/worker-1/session_<time>_<pid>" in line and f"at most {limit - 4} bytes" in line
+
+
+def test_the_socket_path_limit_is_rays_own():
+    """The runner's limit, against Ray's own check of a socket path it would make at that limit."""
+    utils = pytest.importorskip("ray._private.utils", reason="needs ray")
+    import datetime
+
+    from runner.cluster.ray_args import max_private_dir_len, pid_digits
+    from runner.cluster.spec import ClusterSpec
+
+    digits = pid_digits()
+    spec = ClusterSpec(ray="ray", master_addr="127.0.0.1", gcs_port=6379, dashboard_host="127.0.0.1",
+                       dashboard_port=8265, gpus_per_node=0, nodes=1, temp_dir="/tmp/x", token_auth=True)
+    limit = max_private_dir_len(spec, digits)
+    assert limit == _socket_limit()
+    session = f"session_{datetime.datetime.today().strftime('%Y-%m-%d_%H-%M-%S_%f')}_{'9' * digits}"
+    for length, fits in ((limit, True), (limit + 1, False)):
+        path = f"{'/' + 'x' * (length - 1)}/head/{session}/sockets/plasma_store"
+        if fits:
+            utils.validate_socket_filepath(path)
+        else:
+            with pytest.raises(OSError, match="AF_UNIX path length"):
+                utils.validate_socket_filepath(path)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -179,3 +180,18 @@ def test_token_authentication_end_to_end(tmp_path, short_tmp):
     assert "ENTRY probe status 401" in out  # the job API refuses requests without the token
     assert "cluster ready" in out and "ENTRY exiting with 0" in out  # readiness probe, node list and job API all authenticated
     _assert_nothing_left(short_tmp, seen)
+
+
+@pytest.mark.slow
+def test_a_ray_temp_dir_at_the_socket_path_limit_runs(tmp_path, short_tmp):
+    """At the runner's limit Ray starts and runs the job (one byte more is refused: test_input_errors)."""
+    from tests.test_input_errors import _socket_limit
+
+    limit = _socket_limit()
+    at_limit = short_tmp + "/" + "x" * (limit - len(short_tmp) - 1)
+    assert len(at_limit) == limit
+    rc, out, seen = _launch(tmp_path, at_limit)
+    assert rc == 0, out[-3000:]
+    assert "ENTRY exiting with 0" in out
+    assert any(p.name.startswith("session_") for p in (Path(at_limit) / "head").iterdir())
+    _assert_nothing_left(at_limit, seen)

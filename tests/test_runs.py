@@ -19,7 +19,7 @@ from runner.runs.checkpoints import fresh_start_problem
 from runner.runs.layout import RunNotFound, RunPaths, find_run, list_runs, new_run_id, resolve_runs_dir
 from runner.runs.machine_lock import MachineLockBusy, acquire, active_run_problem
 from runner.runs.record import create_record, read_record, update_record
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, unused_short_path
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder
 from tests.machine import make_source_trees
@@ -160,9 +160,10 @@ def ready(tmp_path):
     """A machine that has everything (as in test_train_cli): 8 H100s, slime, Megatron-LM, checkpoints, data."""
     base = make_base_folder(tmp_path / "models")
     make_source_trees(tmp_path)
+    temp = unused_short_path()
     args = ["--base-folder", str(base), "--slime-dir", str(tmp_path / "slime"), "--megatron-dir",
-            str(tmp_path / "Megatron-LM"), "--ray-temp-dir", str(tmp_path / "raytmp")]
-    return {"base": base, "env": record(tmp_path / "gpus", 8), "args": args, "temp": tmp_path / "raytmp",
+            str(tmp_path / "Megatron-LM"), "--ray-temp-dir", str(temp)]
+    return {"base": base, "env": record(tmp_path / "gpus", 8), "args": args, "temp": temp,
             "tmp": tmp_path}
 
 def _train(ready, *extra, dry=True, env=None):
@@ -287,15 +288,16 @@ def test_another_ray_on_this_machine_is_refused_before_anything_is_written(tmp_p
     except OSError:
         holder = None  # a real Ray holds it right now: the refusal must come all the same
     try:
+        temp = unused_short_path()
         r = run_cli("train", "--recipe", "megatron-8gpu", "--test-entrypoint", str(entry), "--runs-dir",
-                    str(tmp_path / "runs"), "--ray-temp-dir", str(tmp_path / "ray"), "--ray-port", str(free_port()),
+                    str(tmp_path / "runs"), "--ray-temp-dir", str(temp), "--ray-port", str(free_port()),
                     "--dashboard-port", str(free_port()), env={"SLIME_RUNNER_LOCK": str(tmp_path / "lock")})
     finally:
         if holder is not None:
             holder.close()
     assert r.returncode == 2
     assert f"error: port {RAY_DASHBOARD_AGENT_PORT} (Ray's dashboard agent) is in use: another Ray" in r.stderr
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "ray").exists()
+    assert not (tmp_path / "runs").exists() and not temp.exists()
 
 
 def test_run_from_the_flake_records_its_revision_lock_and_store_paths(tmp_path):

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from runner.execute import processes_with_marker
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, unused_short_path
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder, make_dataset
 from tests.machine import make_source_trees
@@ -23,7 +23,7 @@ def ready(tmp_path):
     base = make_base_folder(tmp_path / "models")
     slime, megatron = make_source_trees(tmp_path)
     env = record(tmp_path / "gpus", 8)
-    temp = tmp_path / "raytmp"
+    temp = unused_short_path()
     args = ["--base-folder", str(base), "--slime-dir", str(slime), "--megatron-dir", str(megatron),
             "--ray-temp-dir", str(temp)]
     return {"base": base, "env": env, "args": args, "temp": temp, "tmp": tmp_path}

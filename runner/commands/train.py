@@ -32,6 +32,7 @@ from pathlib import Path
 
 from runner import input_checks, preflight
 from runner.cluster.hostfile import HostfileError, read_workers
+from runner.cluster.ray_args import pid_digits, port_problems, positive_seconds, socket_path_problem, tcp_port
 from runner.cluster.slurm import expand_nodelist
 from runner.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, ClusterSpec, supports_token_auth
 from runner.commands.common import add_location_arguments, checked_overrides, locations_from_args, print_plan
@@ -58,15 +59,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p)
     ray = p.add_argument_group("Ray cluster")
     ray.add_argument("--hostfile", help="multinode: worker hosts, one per line (first column; MASTER_ADDR is skipped)")
-    ray.add_argument("--ray-port", type=int, default=DEFAULT_GCS_PORT, help="GCS port of the head (default %(default)s)")
+    ray.add_argument("--ray-port", type=tcp_port, default=DEFAULT_GCS_PORT,
+                     help="GCS port of the head (default %(default)s)")
     ray.add_argument("--dashboard-host", default="127.0.0.1",
                      help="address the dashboard and job API bind to (default %(default)s; 0.0.0.0 lets anyone "
                           "who reaches this port run code)")
-    ray.add_argument("--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT, help="default %(default)s")
+    ray.add_argument("--dashboard-port", type=tcp_port, default=DEFAULT_DASHBOARD_PORT, help="default %(default)s")
     ray.add_argument("--ray-auth", choices=("auto", "token", "off"), default="auto",
                      help="Ray token authentication (Ray >= 2.52): auto = on (default); off lets any local user, "
                           "and anyone who reaches Ray's ports, submit jobs that run as you")
-    ray.add_argument("--ready-timeout", type=float, default=300.0,
+    ray.add_argument("--ready-timeout", type=positive_seconds, default=300.0,
                      help="seconds to wait for all nodes and GPUs to register (default %(default)s)")
     ray.add_argument("--ray-temp-dir", metavar="DIR",
                      help="the run's private directory (mode 0700) holding Ray's temp dir, e.g. DIR/head "
@@ -190,7 +192,9 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         workers=workers, worker_launcher=launcher, run_id=run_id,
     )
     secret_names = tuple(k for k in PASSED_SECRETS if environ.get(k))
-    problems += filter(None, [preflight.private_dir_problem(spec.temp_dir)])
+    problems += filter(None, [preflight.private_dir_problem(spec.temp_dir),
+                              socket_path_problem(spec, pid_digits())])
+    problems += port_problems(args.ray_port, args.dashboard_port)
     try:
         tp = build_train_plan(TrainInputs(
             recipe=recipe, overrides=checked.overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
