@@ -287,8 +287,8 @@ def test_every_option_a_message_names_exists():
 
 # ---- --unset and --set: what the renderer already removed, names, switches
 
-def _dry(machine, *extra, recipe="megatron-8gpu"):
-    r = train(machine, *extra, recipe=recipe, dry=True)
+def _dry(machine, *extra, recipe="megatron-8gpu", env=None):
+    r = train(machine, *extra, recipe=recipe, dry=True, env=env)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     plan = json.loads(r.stdout)
@@ -571,3 +571,35 @@ def test_the_socket_path_limit_is_rays_own():
         else:
             with pytest.raises(OSError, match="AF_UNIX path length"):
                 utils.validate_socket_filepath(path)
+
+
+def test_a_second_run_is_refused_with_the_lock_line_only(machine, tmp_path):
+    """While a run holds the machine (the lock, and its Ray on the ports), a second train says that, and
+    not that the ports are in use with a --ray-port hint that could not help."""
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    lock = str(tmp_path / "lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import os, sys, time\nfrom runner.runs.machine_lock import acquire\n"
+         "acquire({'SLIME_RUNNER_LOCK': sys.argv[1]}, 'run-x', '/runs/run-x', os.getpid())\n"
+         "print('held', flush=True)\ntime.sleep(600)", lock],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, text=True)
+    ports = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]  # what the active run's Ray holds
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        given = ("--ray-port", str(ports[0].getsockname()[1]), "--dashboard-port", str(ports[1].getsockname()[1]))
+        line = refused(machine, train(machine, *given, env={"SLIME_RUNNER_LOCK": lock}),
+                       "run run-x is still active on this machine")
+        assert "--ray-port" not in line
+        _, errors = _dry(machine, *given, env={"SLIME_RUNNER_LOCK": lock})
+        assert [e for e in errors if "still active" in e] and not [e for e in errors if "in use" in e], errors
+    finally:
+        holder.kill()
+        holder.wait()
+        for s in ports:
+            s.close()
+    assert not (machine["base"] / "runs").exists()

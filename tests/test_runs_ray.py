@@ -230,6 +230,7 @@ def test_status_logs_and_stop_on_a_running_job(lab, tmp_path):
         # A second run on this machine is refused while this one is active, and writes nothing.
         second = run_cli(*lab["train_args"](str(tmp_path / "t2")), env=lab["env"])
         assert second.returncode == 2 and f"run {run_id} is still active on this machine" in second.stderr
+        assert len([ln for ln in second.stderr.splitlines() if ln.startswith("error: ")]) == 1, second.stderr
         assert len(_runs(lab)) == 1 and not (tmp_path / "t2").exists()
 
         # Bystanders that look like Ray: another run's marker, a Ray-like command line. stop must spare them.

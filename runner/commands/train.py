@@ -43,6 +43,7 @@ from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
 from runner.render import OverrideError
 from runner.runs.arguments import add_run_arguments
+from runner.runs.machine_lock import active_run_problem
 from runner.runs.manifest import RunContext
 from runner.runs.setup import SetupError, override_layers, prepare_run, run_notes, run_problems
 from runner.secrets import PASSED_SECRETS, secret_flag_error, secret_values
@@ -211,7 +212,11 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     tp.run = RunContext(setup, locs, facts, detach=args.detach, ready_timeout=args.ready_timeout,
                         test_entrypoint=tp.inputs.test_entrypoint)
     plan.notes += run_notes(setup, tp.flags, detach=args.detach)
-    problems += run_problems(setup, tp.flags, environ)
+    problems += run_problems(setup, tp.flags)
+    # One run per machine. When a run holds the machine, its Ray holds the ports too: that is the one
+    # thing to say (a "port in use, pass --ray-port" could not help).
+    busy = active_run_problem(environ)
+    problems += filter(None, [busy])
 
     flags: FlagSet = tp.flags
     secret_flag = secret_flag_error(f.name for f in flags)
@@ -229,7 +234,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     if args.dashboard_host not in ("127.0.0.1", "localhost"):
         warnings.append(f"--dashboard-host {args.dashboard_host}: the Ray job API accepts code from anyone who "
                         f"reaches {args.dashboard_host}:{args.dashboard_port}")
-    if master_addr != "<MASTER_ADDR>":
+    if master_addr != "<MASTER_ADDR>" and not busy:
         for port, what, flag in ((args.ray_port, "Ray GCS", "--ray-port"),
                                  (args.dashboard_port, "Ray dashboard/job API", "--dashboard-port")):
             host = master_addr if what == "Ray GCS" else args.dashboard_host

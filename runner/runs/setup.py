@@ -188,20 +188,17 @@ def override_layers(setup: RunSetup, recipe, base_folder: str,
     return tuple(layers), problems
 
 
-def run_problems(setup: RunSetup, flags, environ: Mapping[str, str]) -> list[str]:  # noqa: ANN001 - a FlagSet
+def run_problems(setup: RunSetup, flags) -> list[str]:  # noqa: ANN001 - a FlagSet
     """What stops this run from starting: the setup's own, a fresh start over an
-    existing checkpoint, another active run on this machine. Reads only."""
+    existing checkpoint, its directory. Reads only. (Another active run on this
+    machine: runner.runs.machine_lock.active_run_problem.)"""
     from runner.runs.checkpoints import fresh_start_problem
-    from runner.runs.machine_lock import active_run_problem
 
     problems = list(setup.problems)
     if setup.resumed_from is None:
         problem = fresh_start_problem(flags.value("load"), flags.value("save"), setup.recipe)
         if problem:
             problems.append(problem)
-    active = active_run_problem(environ)
-    if active:
-        problems.append(active)
     if setup.paths.dir.exists():
         problems.append(f"run directory {setup.paths.dir} already exists; start again (a new id is drawn)")
     problems += filter(None, [runs_dir_problem(setup.runs_dir)])
