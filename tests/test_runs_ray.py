@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, run_cli
+from tests.conftest import REPO, free_port, run_cli, unused_short_path
 
 pytest.importorskip("ray.job_submission", reason="needs ray[default] (pip install -e '.[test]')")
 
@@ -228,10 +228,11 @@ def test_status_logs_and_stop_on_a_running_job(lab, tmp_path):
                                     env=_cli_env(lab), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
         # A second run on this machine is refused while this one is active, and writes nothing.
-        second = run_cli(*lab["train_args"](str(tmp_path / "t2")), env=lab["env"])
+        second_temp = unused_short_path()
+        second = run_cli(*lab["train_args"](str(second_temp)), env=lab["env"])
         assert second.returncode == 2 and f"run {run_id} is still active on this machine" in second.stderr
         assert len([ln for ln in second.stderr.splitlines() if ln.startswith("error: ")]) == 1, second.stderr
-        assert len(_runs(lab)) == 1 and not (tmp_path / "t2").exists()
+        assert len(_runs(lab)) == 1 and not second_temp.exists()
 
         # Bystanders that look like Ray: another run's marker, a Ray-like command line. stop must spare them.
         decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "ray", "start", "--head",
@@ -297,14 +298,15 @@ def test_resume_finds_the_recorded_checkpoint_and_a_fresh_start_over_it_is_refus
     # A fresh start over that folder: refused with one line, nothing written.
     before = sorted(p.name for p in lab["runs"].iterdir())
     ckpt_before = sorted(str(p) for p in (run1 / "checkpoints").rglob("*"))
-    refused = run_cli(*lab["train_args"](str(tmp_path / "t-refused")), "--set", f"load={folder}",
+    refused_temp = unused_short_path()
+    refused = run_cli(*lab["train_args"](str(refused_temp)), "--set", f"load={folder}",
                       "--set", f"save={folder}", env=lab["env"])
     assert refused.returncode == 2
     errors = [ln for ln in refused.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and f"python -m runner train --resume {run1}" in errors[0], refused.stderr
     assert sorted(p.name for p in lab["runs"].iterdir()) == before
     assert sorted(str(p) for p in (run1 / "checkpoints").rglob("*")) == ckpt_before
-    assert not (tmp_path / "t-refused").exists()
+    assert not refused_temp.exists()
 
     # Changing the recorded recipe on resume needs --force.
     changed = run_cli(*lab["train_args"](), "--resume", run1.name, "--set", "lr=1e-5", env=lab["env"])
