@@ -232,7 +232,7 @@ def test_resume_needs_a_run_or_a_checkpoint(ready):
     assert r.returncode == 2 and "train needs --recipe NAME (or --resume RUN" in r.stderr
 
 
-def test_resume_with_changes_needs_force_and_records_them(ready, tmp_path):
+def test_resume_with_changes_needs_accept_changes_and_records_them(ready, tmp_path):
     runs = tmp_path / "runs"
     folder = runs / "megatron-8gpu-20261129-000000-abcd" / "checkpoints"
     previous = RunPaths(folder.parent)
@@ -251,11 +251,14 @@ def test_resume_with_changes_needs_force_and_records_them(ready, tmp_path):
     assert "--grad-reduce-in-bf16" in entry  # the recorded --low-memory
     assert entry[entry.index("--load") + 1] == str(folder)
     refused = run_cli(*base[:-2], "--set", "lr=1e-5", env=env)
-    assert refused.returncode == 2 and "changing them (--set lr=1e-5) needs --force" in refused.stderr
-    forced = json.loads(run_cli(*base, "--set", "lr=1e-5", "--force", env=env).stdout)
-    entry = _entry_flags(forced)
+    assert refused.returncode == 2 and "changing them (--set lr=1e-5) needs --accept-changes" in refused.stderr
+    # --force no longer accepts changes: it only starts despite the memory plan.
+    still = run_cli(*base[:-2], "--set", "lr=1e-5", "--force", env=env)
+    assert still.returncode == 2 and "needs --accept-changes" in still.stderr
+    accepted = json.loads(run_cli(*base, "--set", "lr=1e-5", "--accept-changes", env=env).stdout)
+    entry = _entry_flags(accepted)
     assert entry[entry.index("--lr") + 1] == "1e-5" and entry[entry.index("--num-rollout") + 1] == "10"
-    assert any("changed on resume (--force; recorded): --set lr=1e-5" in n for n in forced["notes"])
+    assert any("changed on resume (--accept-changes; recorded): --set lr=1e-5" in n for n in accepted["notes"])
     assert sorted(p.name for p in runs.iterdir()) == [previous.id]
 
 

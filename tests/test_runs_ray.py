@@ -308,9 +308,9 @@ def test_resume_finds_the_recorded_checkpoint_and_a_fresh_start_over_it_is_refus
     assert sorted(str(p) for p in (run1 / "checkpoints").rglob("*")) == ckpt_before
     assert not refused_temp.exists()
 
-    # Changing the recorded recipe on resume needs --force.
+    # Changing the recorded recipe on resume needs --accept-changes.
     changed = run_cli(*lab["train_args"](), "--resume", run1.name, "--set", "lr=1e-5", env=lab["env"])
-    assert changed.returncode == 2 and "needs --force" in changed.stderr
+    assert changed.returncode == 2 and "needs --accept-changes" in changed.stderr
     assert sorted(p.name for p in lab["runs"].iterdir()) == before
 
     # train --resume RUN: no --recipe, no overrides: both come from run.json.

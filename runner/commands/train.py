@@ -74,8 +74,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ray.add_argument("--ray-temp-dir", metavar="DIR",
                      help="the run's private directory (mode 0700) holding Ray's temp dir, e.g. DIR/head "
                           "(default /tmp/slime-ray-<random>)")
-    p.add_argument("--force", action="store_true", help="start even if the memory planner says it will not fit; with --resume, also "
-                        "accept (and record) a changed recipe or overrides")
+    p.add_argument("--force", action="store_true", help="start even if the memory planner says it will not fit")
+    p.add_argument("--accept-changes", action="store_true",
+                   help="with --resume RUN: run with a recipe or overrides other than RUN's recorded ones (the "
+                        "change is recorded in the new run's run.json)")
     p.add_argument("--test-entrypoint", metavar="PY_FILE",
                    help="launch-path test: Ray with 0 GPUs (head, plus --hostfile workers if given), run PY_FILE "
                         "with the recipe's arguments in place of slime's train.py; skips GPU, checkpoint and data "
@@ -229,6 +231,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     warning = tp_cp_warning(flags, recipe.backend)
     if warning:
         warnings.append(warning)
+    if getattr(args, "accept_changes", False) and not getattr(args, "resume", None):
+        warnings.append("--accept-changes applies to --resume RUN only; ignored")
     if recipe.status != "faithful":
         warnings.append(f"recipe {recipe.name} is {recipe.status}: not yet run at full scale")
     if args.dashboard_host not in ("127.0.0.1", "localhost"):

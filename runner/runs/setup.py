@@ -10,7 +10,7 @@ creates and removes one empty directory: it leaves nothing).
 Checkpoint folder, as flag layers applied in this order:
   fresh run     recipe -> load/save = <run dir>/checkpoints -> your overrides
   --resume RUN  recipe -> RUN's recorded overrides -> load/save = the folder RUN
-                saved into -> your overrides (a change needs --force)
+                saved into -> your overrides (a change needs --accept-changes)
   --resume DIR  recipe -> load/save = DIR (a checkpoint folder no run wrote,
                 e.g. one from slime's own scripts) -> your overrides
 """
@@ -129,9 +129,10 @@ def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given_layer: 
     if recipe and recipe != recorded_recipe:
         changes.append(f"--recipe {recipe} (recorded: {recorded_recipe})")
     changes += describe_layer(given_layer)
-    if changes and not getattr(args, "force", False):
+    if changes and not getattr(args, "accept_changes", False):
         problems.append(f"--resume {previous.id} replays its recorded recipe and overrides; changing them "
-                        f"({'; '.join(changes)}) needs --force (the change is recorded in the new run's run.json)")
+                        f"({'; '.join(changes)}) needs --accept-changes (the change is recorded in the new run's "
+                        f"run.json; --force only starts despite the memory plan)")
     folder = (record.get("checkpoint") or {}).get("save") or (record.get("checkpoint") or {}).get("folder")
     iteration = latest_iteration(folder)
     if not folder:
@@ -240,7 +241,7 @@ def run_notes(setup: RunSetup, flags, detach: bool) -> list[str]:  # noqa: ANN00
         what = setup.resumed_from.get("run") or setup.resumed_from.get("checkpoint")
         notes.append(f"resumes {what} from iteration {setup.resumed_from.get('iteration')}")
     if setup.changes:
-        notes.append("changed on resume (--force; recorded): " + "; ".join(setup.changes))
+        notes.append("changed on resume (--accept-changes; recorded): " + "; ".join(setup.changes))
     notes += [f"kernel cache: {line}" for line in setup.kernel_cache.describe()]
     if detach:
         notes.append("detached: a supervisor (python -m runner.runs.supervisor, its own session) owns Ray and the "
