@@ -536,3 +536,16 @@ def test_an_unusable_runs_dir_is_refused_before_anything_starts(ready, tmp_path)
         assert any(p["message"].startswith(f"runs dir {runs_dir} ") for p in plan["problems"]), plan["problems"]
     assert blocker.read_text() == "" and not any(p.name.startswith(".slime-runner-probe") for p in tmp_path.iterdir())
     assert not [p for p in ready["base"].iterdir() if p.name == "runs"]
+
+
+def test_runs_and_status_of_a_runs_dir_that_is_a_file_fail(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for cmd in (("runs",), ("status",), ("status", "--json"), ("runs", "--json")):
+        r = run_cli(*cmd, "--runs-dir", str(blocker))
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (cmd, r.stdout, r.stderr)
+        assert r.stderr.strip() == (f"error: runs dir {blocker} (from --runs-dir) is a file, not a directory; name "
+                                    f"the runs dir with --runs-dir DIR or $SLIME_RUNS_DIR"), r.stderr
+        assert r.stdout == ""
+    empty = run_cli("runs", "--runs-dir", str(tmp_path / "nothing-yet"))  # not there yet: no runs, not an error
+    assert empty.returncode == 0 and "no runs under" in empty.stdout

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from runner.runs.arguments import add_lookup_arguments, readable_runs, runs_root
+from runner.runs.arguments import add_lookup_arguments, listable_runs_root, readable_runs
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,7 +24,9 @@ def run(args) -> int:
     from runner.runs.identity import effective_state
     from runner.runs.report import runs_table
 
-    root = runs_root(args)
+    root = listable_runs_root(args)
+    if root is None:
+        return 2
     rows = [(record, effective_state(record)[0]) for _, record in readable_runs(root)]
     if args.json:
         print(json.dumps([{"id": r.get("id"), "recipe": r.get("recipe"), "state": state,

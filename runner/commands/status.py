@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 
-from runner.runs.arguments import active_run, add_lookup_arguments, load_named_run, readable_runs, runs_root
+from runner.runs.arguments import active_run, add_lookup_arguments, listable_runs_root, load_named_run, readable_runs
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,7 +58,9 @@ def run(args) -> int:
     from runner.runs.record import ACTIVE, BadRecord, load_record
     from runner.runs.report import status_lines
 
-    root = runs_root(args)
+    root = listable_runs_root(args)
+    if root is None:
+        return 2
     # With --json, stdout carries JSON only: notes go to stderr.
     note_out = sys.stderr if args.json else sys.stdout
     if args.run:

@@ -35,6 +35,27 @@ def add_lookup_arguments(p: argparse.ArgumentParser, run_required: bool | None =
     p.add_argument("--base-folder", help="$BASE_FOLDER: runs live in BASE_FOLDER/runs unless --runs-dir says otherwise")
 
 
+def listable_runs_root(args):  # noqa: ANN001, ANN201
+    """runs_root(args) for a listing, or None once the reason is on stderr (the command exits 2): a runs
+    dir that is a file (or cannot be listed) is not an empty one."""
+    import os
+    import sys
+
+    from runner.runs.layout import resolve_runs_dir
+
+    setting = resolve_runs_dir(getattr(args, "runs_dir", None), getattr(args, "base_folder", None), os.environ)
+    root = runs_root(args)
+    if root.exists() and not root.is_dir():
+        print(f"error: runs dir {root} (from {setting.source}) is a file, not a directory; name the runs dir with "
+              f"--runs-dir DIR or $SLIME_RUNS_DIR", file=sys.stderr)
+        return None
+    if root.is_dir() and not os.access(root, os.R_OK | os.X_OK):
+        print(f"error: runs dir {root} (from {setting.source}) cannot be read; name another with --runs-dir DIR",
+              file=sys.stderr)
+        return None
+    return root
+
+
 def runs_root(args, environ=None):  # noqa: ANN001
     import os
     from pathlib import Path
