@@ -549,3 +549,28 @@ def test_runs_and_status_of_a_runs_dir_that_is_a_file_fail(tmp_path):
         assert r.stdout == ""
     empty = run_cli("runs", "--runs-dir", str(tmp_path / "nothing-yet"))  # not there yet: no runs, not an error
     assert empty.returncode == 0 and "no runs under" in empty.stdout
+
+
+def test_show_and_status_of_a_copied_run_read_the_copy(tmp_path):
+    import shutil
+
+    original = _make_run(tmp_path / "a", "fsdp-20261129-000000-abcd", state="succeeded", exit_code=0)
+    record = read_record(original)
+    record.update(dir=str(original.dir), logs={"job": str(original.job_log), "runner": None},
+                  checkpoint={"save": str(original.checkpoints), "load": str(original.checkpoints)})
+    (original.dir / "run.json").write_text(json.dumps(record))
+    original.job_log.write_text("step 1\nlast words of the copied run\n")
+    (original.checkpoints / "iter_0000005").mkdir(parents=True)
+    (original.checkpoints / "latest_checkpointed_iteration.txt").write_text("5")
+    copy = tmp_path / "archive" / original.id
+    shutil.copytree(original.dir, copy)
+    shutil.rmtree(tmp_path / "a")  # only the copy is left
+    status = json.loads(run_cli("status", original.id, "--runs-dir", str(copy.parent), "--json").stdout)
+    assert status["dir"] == str(copy) and status["iteration"] == "5", status
+    assert status["last_log_line"] == "last words of the copied run"
+    show = run_cli("show", str(copy))
+    assert show.returncode == 0, show.stderr
+    assert f"directory:   {copy} (run.json was written in {original.dir})" in show.stdout
+    assert f"--save {copy}/checkpoints" in show.stdout and str(original.dir) + "/" not in show.stdout
+    text = run_cli("status", original.id, "--runs-dir", str(copy.parent)).stdout
+    assert "latest iteration: 5" in text and f"job log:    {copy}/job.log" in text

@@ -105,16 +105,17 @@ def find_named_run(args):  # noqa: ANN001, ANN201
 
 
 def load_named_run(args):  # noqa: ANN001, ANN201
-    """(run directory, its run.json) for args.run, or None once the reason is on stderr (the command exits 2)."""
+    """(run directory, its run.json) for args.run, or None once the reason is on stderr (the command exits 2).
+    A run directory copied or moved elsewhere is read where it is (runner.runs.record.relocated)."""
     import sys
 
-    from runner.runs.record import BadRecord, load_record
+    from runner.runs.record import BadRecord, load_record, relocated
 
     paths = find_named_run(args)
     if paths is None:
         return None
     try:
-        return paths, load_record(paths)
+        return paths, relocated(load_record(paths), paths.dir)
     except BadRecord as exc:
         print(f"error: run {paths.id}: {exc}", file=sys.stderr)
         return None
@@ -126,12 +127,12 @@ def readable_runs(root):  # noqa: ANN001, ANN201
     import sys
 
     from runner.runs.layout import list_runs
-    from runner.runs.record import BadRecord, load_record
+    from runner.runs.record import BadRecord, load_record, relocated
 
     out = []
     for paths in list_runs(root):
         try:
-            out.append((paths, load_record(paths)))
+            out.append((paths, relocated(load_record(paths), paths.dir)))
         except BadRecord as exc:
             print(f"warning: skipped run {paths.id}: {exc}", file=sys.stderr)
     return out

@@ -73,8 +73,9 @@ def status_lines(record: dict, state: str, note: str, *, iteration: str | None, 
 
 def show_lines(record: dict, state: str, note: str) -> list[str]:
     """run.json, readably: the decisions first, then the software."""
+    moved = f" (run.json was written in {record['relocated_from']})" if record.get("relocated_from") else ""
     lines = [f"run {record.get('id')}  [{state}{': ' + note if note else ''}]",
-             f"directory:   {record.get('dir')}",
+             f"directory:   {record.get('dir')}{moved}",
              f"recipe:      {describe_request(record.get('request') or {})}"]
     if record.get("resumed_from"):
         lines.append(f"resumed:     {record['resumed_from']}")
