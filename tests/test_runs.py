@@ -574,3 +574,24 @@ def test_show_and_status_of_a_copied_run_read_the_copy(tmp_path):
     assert f"--save {copy}/checkpoints" in show.stdout and str(original.dir) + "/" not in show.stdout
     text = run_cli("status", original.id, "--runs-dir", str(copy.parent)).stdout
     assert "latest iteration: 5" in text and f"job log:    {copy}/job.log" in text
+
+
+def test_resume_on_the_other_backend_warns_that_it_cannot_continue(ready, tmp_path):
+    runs = tmp_path / "runs"
+    folder = runs / "megatron-8gpu-20261129-000000-abcd" / "checkpoints"
+    previous = RunPaths(folder.parent)
+    create_record(previous, {"id": previous.id, "state": "failed", "request": {"recipe": "megatron-8gpu",
+                                                                               "overrides": []},
+                             "checkpoint": {"folder": str(folder), "save": str(folder)}})
+    (folder / "iter_0000007").mkdir(parents=True)  # Megatron's layout: torch_dist files in iter_N/
+    (folder / "latest_checkpointed_iteration.txt").write_text("7")
+    base = ["train", "--resume", previous.id, "--runs-dir", str(runs), *ready["args"], "--dry-run", "--json"]
+    env = {**ready["env"], "SLIME_RUNNER_LOCK": str(tmp_path / "lock")}
+    plan = json.loads(run_cli(*base, "--recipe", "fsdp-h200", "--accept-changes", env=env).stdout)
+    warnings = [p["message"] for p in plan["problems"] if p["severity"] == "warning"]
+    (line,) = [w for w in warnings if "cannot continue" in w]
+    assert line.startswith(f"--recipe fsdp-h200 resumes {previous.id}, a megatron-8gpu run: the fsdp backend "
+                           f"cannot continue its megatron checkpoints")
+    assert "skips the load and trains from the HF weights" in line and "start a fresh run instead" in line
+    same = json.loads(run_cli(*base, "--recipe", "megatron-8gpu-80gb", "--accept-changes", env=env).stdout)
+    assert not [p for p in same["problems"] if "cannot continue" in p["message"]]  # same backend: no warning

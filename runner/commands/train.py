@@ -215,6 +215,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
                         test_entrypoint=tp.inputs.test_entrypoint)
     plan.notes += run_notes(setup, tp.flags, detach=args.detach)
     problems += run_problems(setup, tp.flags)
+    warnings += setup.warnings
     # One run per machine. When a run holds the machine, its Ray holds the ports too: that is the one
     # thing to say (a "port in use, pass --ray-port" could not help).
     busy = active_run_problem(environ)

@@ -53,6 +53,7 @@ class RunSetup:
     resumed_from: dict | None = None
     changes: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
 def layer_from_args(args: argparse.Namespace) -> dict:
@@ -144,13 +145,31 @@ def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given_layer: 
         problems.append(f"--resume {previous.id}: that run is still {record['state']}; stop it first "
                         f"(`python -m runner stop {previous.dir}`)")
     new_recipe = recipe or recorded_recipe
+    warnings = [w for w in [_backend_change_warning(previous.id, recorded_recipe, new_recipe, folder)] if w]
     run_id = new_run_id(new_recipe, now, suffix)
     paths = RunPaths(Path(runs_dir.value) / run_id)
     return RunSetup(
         run_id, paths, runs_dir, new_recipe, _request(new_recipe, recorded_layers, given_layer),
         tuple(recorded_layers), folder or "", caches,
         resumed_from={"run": previous.id, "dir": str(previous.dir), "checkpoint": folder, "iteration": iteration},
-        changes=tuple(changes), problems=tuple(problems))
+        changes=tuple(changes), problems=tuple(problems), warnings=tuple(warnings))
+
+
+def _backend_change_warning(run: str, recorded: str, recipe: str, folder: str | None) -> str | None:
+    """A resume on the other backend cannot continue the training: the two save different checkpoints."""
+    from runner.recipes import RECIPES
+
+    old, new = RECIPES.get(recorded), RECIPES.get(recipe)
+    if old is None or new is None or old.backend == new.backend:
+        return None
+    if new.backend == "fsdp":
+        what = (f"slime's FSDP backend loads iter_N/model/ (slime/backends/fsdp_utils/checkpoint.py), which a "
+                f"Megatron checkpoint has not: it skips the load and trains from the HF weights, saving into "
+                f"{folder}")
+    else:
+        what = "Megatron does not read the FSDP backend's checkpoints (iter_N/model/): loading them fails"
+    return (f"--recipe {recipe} resumes {run}, a {recorded} run: the {new.backend} backend cannot continue its "
+            f"{old.backend} checkpoints; {what}. To train {recipe}, start a fresh run instead")
 
 
 def _resume_folder(ref: str, folder: str, recipe: str | None, runs_dir: Setting,
