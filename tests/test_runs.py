@@ -595,3 +595,27 @@ def test_resume_on_the_other_backend_warns_that_it_cannot_continue(ready, tmp_pa
     assert "skips the load and trains from the HF weights" in line and "start a fresh run instead" in line
     same = json.loads(run_cli(*base, "--recipe", "megatron-8gpu-80gb", "--accept-changes", env=env).stdout)
     assert not [p for p in same["problems"] if "cannot continue" in p["message"]]  # same backend: no warning
+
+
+def test_no_none_where_a_run_has_no_exit_code_or_checkpoint(tmp_path, ready):
+    runs = tmp_path / "runs"
+    rid = "fsdp-20261129-000000-abcd"
+    lost = _make_run(runs, rid, state="lost", exit_code=None, ended_at="2026-11-29T01:00:00+0000",
+                     created_at="2026-11-29T00:00:00+0000", detail="its runner was killed", dir=str(runs / rid),
+                     request={"recipe": "fsdp", "overrides": []}, recipe="fsdp",
+                     checkpoint={"save": str(runs / rid / "checkpoints")},
+                     logs={"job": str(runs / rid / "job.log"), "runner": None, "ray": "/tmp/r/head/session_latest/logs"},
+                     ray={"temp_dir": "/tmp/r", "logs": "/tmp/r/head/session_latest/logs", "token_auth": True})
+    lost.job_log.write_text("a line\n")
+    outputs = {cmd: run_cli(*cmd, "--runs-dir", str(runs)) for cmd in
+               (("status", lost.id), ("show", lost.id), ("logs", "-f", lost.id), ("stop", lost.id), ("runs",))}
+    for cmd, r in outputs.items():
+        said = r.stdout + r.stderr
+        assert r.returncode == 0 and "exit code None" not in said and "iteration None" not in said, (cmd, said)
+    assert "no exit code" in outputs[("status", lost.id)].stdout and "no exit code" in outputs[("show", lost.id)].stdout
+    assert outputs[("logs", "-f", lost.id)].stderr.strip() == f"(run {lost.id} lost, no exit code)"
+    plan = json.loads(run_cli("train", "--resume", lost.id, "--runs-dir", str(runs), *ready["args"], "--dry-run",
+                              "--json", env=ready["env"]).stdout)
+    notes = [n for n in plan["notes"] if n.startswith("resumes ")]
+    assert notes == [f"resumes {lost.id} from its latest checkpoint (none yet: see the problems)"], notes
+    assert any("holds no checkpoint yet" in p["message"] for p in plan["problems"])

@@ -258,7 +258,9 @@ def run_notes(setup: RunSetup, flags, detach: bool) -> list[str]:  # noqa: ANN00
              f"checkpoints: --load {flags.value('load')} --save {flags.value('save')}"]
     if setup.resumed_from:
         what = setup.resumed_from.get("run") or setup.resumed_from.get("checkpoint")
-        notes.append(f"resumes {what} from iteration {setup.resumed_from.get('iteration')}")
+        iteration = setup.resumed_from.get("iteration")
+        notes.append(f"resumes {what} from " + (f"iteration {iteration}" if iteration is not None else
+                                                "its latest checkpoint (none yet: see the problems)"))
     if setup.changes:
         notes.append("changed on resume (--accept-changes; recorded): " + "; ".join(setup.changes))
     notes += [f"kernel cache: {line}" for line in setup.kernel_cache.describe()]
