@@ -13,7 +13,7 @@ from runner.flags import FlagSet
 from runner.job_secrets import HOOK, SECRETS_FILE_ENV
 from runner.plan import Plan, Process
 from runner.recipes.base import Recipe
-from runner.render import Overrides, runtime_env_vars, train_entrypoint, train_flags
+from runner.render import Overrides, no_proxy_value, runtime_env_vars, train_entrypoint, train_flags
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
         plan.secret_files = {spec.secrets_path: secrets}
     runtime_env_path = os.path.join(spec.temp_dir, "runtime_env.json")
 
-    no_proxy = f"127.0.0.1,{spec.master_addr}"
+    no_proxy = no_proxy_value(spec.master_addr)
     # Ray's system processes (GCS, raylet, dashboard) have no use for the secrets: not inherited.
     head = replace(head_process(spec, no_proxy), unset_env=secrets)
     output_dir = None if inputs.ray_banner else spec.temp_dir

@@ -237,3 +237,10 @@ def test_worker_output_files_are_numbered_by_host(ready):
     workers = [p["argv"][-1] for p in ssh if p["purpose"].startswith("Ray worker")]
     assert [f"--temp-dir {temp}/worker-{n} " in w for n, w in enumerate(workers, 1)] == [True] * 3
     assert plan["processes"][0]["output"] == f"{temp}/ray-head.out"
+
+
+def test_no_proxy_names_each_host_once(ready):
+    plan = json.loads(train(ready, dry=True).stdout)
+    (runtime_env,) = [json.loads(c) for c in plan["files"].values()]
+    assert runtime_env["env_vars"]["no_proxy"] == "127.0.0.1"
+    assert {p["env"].get("no_proxy") for p in plan["processes"]} == {"127.0.0.1"}
