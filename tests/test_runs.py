@@ -616,6 +616,17 @@ def test_no_none_where_a_run_has_no_exit_code_or_checkpoint(tmp_path, ready):
     assert outputs[("logs", "-f", lost.id)].stderr.strip() == f"(run {lost.id} lost, no exit code)"
     plan = json.loads(run_cli("train", "--resume", lost.id, "--runs-dir", str(runs), *ready["args"], "--dry-run",
                               "--json", env=ready["env"]).stdout)
+    (where,) = [n for n in plan["notes"] if n.startswith("run ")]
+    assert "(run.json, job.log); runs dir" in where and "checkpoints/" not in where  # it saves into lost's folder
     notes = [n for n in plan["notes"] if n.startswith("resumes ")]
     assert notes == [f"resumes {lost.id} from its latest checkpoint (none yet: see the problems)"], notes
     assert any("holds no checkpoint yet" in p["message"] for p in plan["problems"])
+
+
+def test_a_fresh_runs_directory_note_lists_its_checkpoints_folder(ready):
+    plan = json.loads(_train(ready).stdout)
+    (where,) = [n for n in plan["notes"] if n.startswith("run ")]
+    assert "(run.json, job.log, checkpoints/); runs dir" in where
+    detached = json.loads(_train(ready, "--detach").stdout)
+    (where,) = [n for n in detached["notes"] if n.startswith("run ")]
+    assert "(run.json, job.log, runner.log, checkpoints/); runs dir" in where

@@ -252,8 +252,15 @@ def runs_dir_problem(runs_dir: Setting) -> str | None:
     return None
 
 
+def run_dir_contents(setup: RunSetup, detach: bool) -> str:
+    """What the run's directory will hold: a resumed run saves into the folder it continues, so it has
+    no checkpoints/ of its own."""
+    files = ["run.json", "job.log"] + (["runner.log"] if detach else [])
+    return ", ".join(files + ([] if setup.resumed_from else ["checkpoints/"]))
+
+
 def run_notes(setup: RunSetup, flags, detach: bool) -> list[str]:  # noqa: ANN001 - a FlagSet
-    notes = [f"run {setup.run_id}: {setup.paths.dir} (run.json, job.log, checkpoints/); runs dir from "
+    notes = [f"run {setup.run_id}: {setup.paths.dir} ({run_dir_contents(setup, detach)}); runs dir from "
              f"{setup.runs_dir.source}",
              f"checkpoints: --load {flags.value('load')} --save {flags.value('save')}"]
     if setup.resumed_from:

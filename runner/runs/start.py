@@ -19,6 +19,7 @@ from runner.runs.identity import hostname, identity
 from runner.runs.machine_lock import MachineLockBusy, acquire
 from runner.runs.manifest import RunContext, build_record
 from runner.runs.record import create_record
+from runner.runs.setup import run_dir_contents
 
 
 def _log(msg: str) -> None:
@@ -73,13 +74,13 @@ def start_run(tp, ctx: RunContext, secrets: list[str], environ: Mapping[str, str
                  f"    python -m runner status {ref}\n"
                  f"    python -m runner logs -f {ref}\n"
                  f"    python -m runner stop {ref}\n"
-                 f"  run directory: {paths.dir} (run.json, job.log, runner.log, checkpoints/)")
+                 f"  run directory: {paths.dir} ({run_dir_contents(setup, detach=True)})")
         else:
             _log(f"run {setup.run_id} ended before its job ran (exit {rc}); see {paths.runner_log}")
         return rc
     from runner.runs.supervisor import supervise
 
-    _log(f"run {setup.run_id}: {paths.dir} (run.json, job.log, checkpoints/)")
+    _log(f"run {setup.run_id}: {paths.dir} ({run_dir_contents(setup, detach=False)})")
     _log("this run ends with this terminal (Ctrl-C stops it); to let a run outlive the terminal, start it with "
          f"--detach, then `python -m runner status|logs -f|stop {ref}`")
     try:
