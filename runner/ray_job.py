@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import re
 import shlex
@@ -207,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from ray.job_submission import JobSubmissionClient  # heavy: imported only when submitting
 
+    # Ray's job client logs "WebSocket closed for job ... with close code 1000" at INFO when a log stream
+    # ends normally (ray/dashboard/modules/job/sdk.py, 2.53 and 2.60): noise on the runner's stderr. An
+    # abnormal close raises, and is reported.
+    logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
     client = JobSubmissionClient(args.address)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)

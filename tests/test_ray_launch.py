@@ -131,6 +131,7 @@ def test_success_streams_logs_and_cleans_up(tmp_path, short_tmp):
     assert "ENTRY tick 0" in out and "ENTRY tick 2" in out and "ENTRY exiting with 0" in out
     assert "NCCL_NVLS_ENABLE=0" in out and "CUDA_DEVICE_MAX_CONNECTIONS=1" in out  # runtime env reached the job
     assert "job finished with exit code 0" in out
+    assert "WebSocket closed" not in out  # Ray's job client's INFO line when the log stream ends
     assert "ENTRY probe status 401" in out  # token authentication on every run, one node included
     _assert_nothing_left(short_tmp, seen)
     assert not os.path.exists(os.path.join(short_tmp, "runtime_env.json"))  # may hold secrets: removed
