@@ -49,6 +49,9 @@ class TrainInputs:
     run_dir: str | None = None
     # False for a detached run: the log goes to job.log only.
     echo_job_log: bool = True
+    # The runner's own -P (runner.interpreter), for its Python children: the job submitter, the driver's
+    # secrets wrapper.
+    python_flags: tuple[str, ...] = ()
 
 
 @dataclass
@@ -117,8 +120,8 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
     entrypoint = train_entrypoint(inputs.python, slime_dir, flags, inputs.test_entrypoint)
     if secrets:
         # The driver is no Ray worker: it loads the secrets file itself, then execs train.py.
-        entrypoint = [inputs.python, "-m", "runner.job_secrets", "--", *entrypoint]
-    job_argv = (inputs.python, "-m", "runner.ray_job", "--address", spec.dashboard_url,
+        entrypoint = [inputs.python, *inputs.python_flags, "-m", "runner.job_secrets", "--", *entrypoint]
+    job_argv = (inputs.python, *inputs.python_flags, "-m", "runner.ray_job", "--address", spec.dashboard_url,
                 "--submission-id", inputs.run_id, "--runtime-env-file", runtime_env_path,
                 "--submit-timeout", f"{inputs.submit_timeout:g}")
     if inputs.run_dir:

@@ -157,9 +157,16 @@ def _head_token(run_id: str) -> str | None:
 @pytest.mark.slow
 def test_detached_run_outlives_the_session_that_started_it(lab):
     # Like an ssh login: a shell that is a session leader starts the run, then the session hangs up.
-    train = " ".join([sys.executable, "-m", "runner", *lab["train_args"](), "--detach",
+    # As the flake's apps run it (python -P), from a directory whose ./runner is a decoy: the supervisor
+    # and the job submitter it starts must run the runner's code, not the decoy (runner.interpreter).
+    safe = ["-P"] if sys.version_info >= (3, 11) else []
+    decoy = lab["tmp"] / "checkout"
+    (decoy / "runner").mkdir(parents=True)
+    (decoy / "runner" / "__init__.py").write_text('raise ImportError("DECOY runner imported")\n')
+    train = " ".join([sys.executable, *safe, "-m", "runner", *lab["train_args"](), "--detach",
                       "--", "--test-sleep", "8"])
-    shell = subprocess.Popen(["bash", "-c", f"{train}; echo LAUNCHED rc=$?; exec sleep 600"], cwd=REPO,
+    shell = subprocess.Popen(["bash", "-c", f"{train}; echo LAUNCHED rc=$?; exec sleep 600"],
+                             cwd=decoy if safe else REPO,
                              env=_cli_env(lab), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              start_new_session=True)
     lines: list[str] = []
@@ -192,6 +199,7 @@ def test_detached_run_outlives_the_session_that_started_it(lab):
     assert f"ENTRY TRITON_CACHE_DIR={lab['tmp'] / 'kernels' / 'triton'}" in job_log  # persistent cache reached the job
     assert final["kernel_caches"]["TRITON_CACHE_DIR"]["path"] == str(lab["tmp"] / "kernels" / "triton")
     assert "SIGHUP ignored" not in (run_dir / "runner.log").read_text()  # it was never in that session
+    assert "DECOY" not in (run_dir / "runner.log").read_text() + "".join(lines)
     _wait(lambda: not any(_alive(p) for p in seen | _marked(final["id"], lab["temp_dir"])), 60,
           "the run's processes to exit")
     assert len(seen) >= 5  # the Ray head's daemons, workers, the job's driver were all watched

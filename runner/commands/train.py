@@ -38,6 +38,7 @@ from runner.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, Cluste
 from runner.commands.common import add_location_arguments, checked_overrides, locations_from_args, print_plan
 from runner.flags import FlagSet
 from runner.gpus import GpuFacts, nccl_nvls_value, query_gpus
+from runner.interpreter import own_python
 from runner.plan import Plan
 from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
@@ -202,6 +203,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         tp = build_train_plan(TrainInputs(
             recipe=recipe, overrides=checked.overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
             megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
+            python_flags=tuple(own_python()[1:]),
             nccl_nvls_enable=nvls, secret_names=secret_names, runner_path=runner_import_root(),
             ray_banner=getattr(args, "verbose", False),
             test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
