@@ -244,3 +244,11 @@ def backend_flags(backend: str) -> BackendFlags:
             if spelling.startswith("--"):
                 options[spelling[2:]] = option
     return BackendFlags(backend, options)
+
+
+@lru_cache(maxsize=None)
+def accumulating_flags() -> frozenset[str]:
+    """Spellings (without --) of slime's argparse action="append" options, on either backend (e.g.
+    --router-prefill URL [PORT], --router-decode URL): every occurrence adds a value group, none replaces."""
+    return frozenset(name for backend in _load()["backends"] for name, option in backend_flags(backend).options.items()
+                     if option.action == "append")
