@@ -42,20 +42,22 @@ def positive_seconds(text: str) -> float:
     return value
 
 
-def port_problems(gcs_port: int, dashboard_port: int) -> list[str]:
-    """Ports that cannot work whatever else runs on the machine."""
-    problems = []
-    if gcs_port == dashboard_port:
-        problems.append(f"--ray-port and --dashboard-port are both {gcs_port}: give them different ports")
+def port_problems(gcs_port: int, dashboard_port: int) -> dict[str, str]:
+    """Ports that cannot work whatever else runs on the machine: {flag: problem} (a port named here
+    needs no probe of whether it is free)."""
+    problems = {}
     for port, flag in ((gcs_port, "--ray-port"), (dashboard_port, "--dashboard-port")):
         if port == RAY_CLIENT_SERVER_PORT:
-            problems.append(f"{flag} {port} is the port of Ray's client server, which Ray binds itself: pick another")
+            problems[flag] = f"{flag} {port} is the port of Ray's client server, which Ray binds itself: pick another"
         elif port == RAY_DASHBOARD_AGENT_PORT:
-            problems.append(f"{flag} {port} is the port of Ray's dashboard agent, which Ray binds itself: pick "
-                            f"another")
+            problems[flag] = (f"{flag} {port} is the port of Ray's dashboard agent, which Ray binds itself: pick "
+                              f"another")
         elif port in RAY_WORKER_PORTS:
-            problems.append(f"{flag} {port} is in Ray's worker port range ({RAY_WORKER_PORTS.start}-"
-                            f"{RAY_WORKER_PORTS.stop - 1}), which Ray hands to its workers: pick a port outside it")
+            problems[flag] = (f"{flag} {port} is in Ray's worker port range ({RAY_WORKER_PORTS.start}-"
+                              f"{RAY_WORKER_PORTS.stop - 1}), which Ray hands to its workers: pick a port outside it")
+    if gcs_port == dashboard_port and not problems:
+        problems["--dashboard-port"] = (f"--ray-port and --dashboard-port are both {gcs_port}: give them different "
+                                        f"ports")
     return problems
 
 

@@ -198,7 +198,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     secret_names = tuple(k for k in PASSED_SECRETS if environ.get(k))
     problems += filter(None, [preflight.private_dir_problem(spec.temp_dir),
                               socket_path_problem(spec, pid_digits())])
-    problems += port_problems(args.ray_port, args.dashboard_port)
+    unusable_ports = port_problems(args.ray_port, args.dashboard_port)
+    problems += unusable_ports.values()
     try:
         tp = build_train_plan(TrainInputs(
             recipe=recipe, overrides=checked.overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
@@ -244,6 +245,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     if master_addr != "<MASTER_ADDR>" and not busy:
         for port, what, flag in ((args.ray_port, "Ray GCS", "--ray-port"),
                                  (args.dashboard_port, "Ray dashboard/job API", "--dashboard-port")):
+            if flag in unusable_ports:
+                continue  # said above; whether it is free too does not matter
             host = master_addr if what == "Ray GCS" else args.dashboard_host
             problem = preflight.port_problem(host, port, what, flag)
             if problem:
