@@ -603,3 +603,45 @@ def test_a_second_run_is_refused_with_the_lock_line_only(machine, tmp_path):
         for s in ports:
             s.close()
     assert not (machine["base"] / "runs").exists()
+
+
+# ---- IPv6: refused everywhere with one line (the pinned Ray cannot start a node on one)
+
+@pytest.mark.parametrize("given, env, named", [
+    ((), {"MASTER_ADDR": "::1"}, "MASTER_ADDR ::1 (from $MASTER_ADDR)"),
+    (("--master-addr", "[fd00::2]"), {}, "MASTER_ADDR [fd00::2] (from --master-addr)"),
+    (("--master-addr", "fe80::1%eth0"), {}, "MASTER_ADDR fe80::1%eth0 (from --master-addr)"),
+    (("--dashboard-host", "::1"), {}, "--dashboard-host ::1"),
+])
+def test_ipv6_addresses_are_refused_with_one_line(machine, given, env, named):
+    line = refused(machine, train(machine, *given, env=env), f"{named} is an IPv6 address")
+    assert "the pinned Ray (2.53) cannot start a node on an IPv6 address" in line and "IPv4" in line
+    assert "Address family" not in line
+    _, errors = _dry(machine, *given, env=env)
+    assert len([e for e in errors if "IPv6" in e]) == 1, errors
+
+
+@pytest.mark.parametrize("entry", ["fd00::3", "[fd00::3]", "root@fd00::3", "[fd00::3] slots=8"])
+def test_ipv6_hostfile_entries_are_refused_bare_or_bracketed(machine, entry):
+    hostfile = machine["tmp"] / "hosts"
+    hostfile.write_text(f"10.0.0.2\n{entry}\n10.0.0.4\n")
+    _, errors = _dry(machine, "--hostfile", str(hostfile), "--master-addr", "10.0.0.1", recipe="megatron-multinode")
+    (line,) = [e for e in errors if "hostfile" in e]
+    assert f"line 2: {entry!r}: an IPv6 address: the pinned Ray (2.53)" in line, line
+
+
+def test_a_name_that_resolves_to_ipv6_only_is_refused(monkeypatch):
+    """No name resolves to IPv6 only on this machine: the resolver stands in (the check is the runner's)."""
+    import socket
+
+    from runner.input_checks import ipv6_problem
+
+    def resolve(host, port, family=0, *rest):  # noqa: ANN001, ANN202
+        if host == "v6only.example" and family == socket.AF_INET:
+            raise socket.gaierror(socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("fd00::9", 0, 0, 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    line = ipv6_problem("v6only.example", "MASTER_ADDR", "$MASTER_ADDR")
+    assert line.startswith("MASTER_ADDR v6only.example (from $MASTER_ADDR) resolves to IPv6 addresses only")
+    assert ipv6_problem("10.0.0.1", "MASTER_ADDR") is None

@@ -404,6 +404,7 @@ def test_foreground_train_stops_cleanly_when_its_terminal_hangs_up(lab):
     the terminal goes away. The job and this run's Ray stop as on SIGTERM, run.json says stopped, and no
     process of the run is left."""
     import fcntl
+    import select
     import termios
 
     train = " ".join([sys.executable, "-m", "runner", *lab["train_args"](), "--", "--test-sleep", "300"])
@@ -417,18 +418,23 @@ def test_foreground_train_stops_cleanly_when_its_terminal_hangs_up(lab):
                              preexec_fn=controlling_terminal)
     os.close(slave)
     screen: list[bytes] = []
+    reading = threading.Event()
+    reading.set()
 
     def read_terminal():
-        while True:
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                return
-            if not data:
-                return
-            screen.append(data)
+        # Never blocked in read(): a read in progress keeps the terminal open when the master is closed.
+        while reading.is_set():
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                screen.append(data)
 
-    threading.Thread(target=read_terminal, daemon=True).start()
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
     run_dir = None
     try:
         os.write(master, (train + "\n").encode())
@@ -438,16 +444,22 @@ def test_foreground_train_stops_cleanly_when_its_terminal_hangs_up(lab):
         record = _record(run_dir)
         assert record["state"] == "running" and record["supervisor"]["detached"] is False
         seen = _descendants(record["supervisor"]["pid"]) | _marked(record["id"], lab["temp_dir"])
-        os.close(master)  # the terminal hangs up
+        reading.clear()
+        reader.join(timeout=10)
+        os.close(master)  # the terminal hangs up: the shell gets SIGHUP and passes it on to its job
         master = None
         final = _wait(lambda: _record(run_dir)["state"] in ("succeeded", "failed", "stopped", "lost")
                       and _record(run_dir), 240, "the run to record its end")
         shell.wait(timeout=60)
     finally:
+        reading.clear()
         if master is not None:
+            reader.join(timeout=10)
             os.close(master)
         if shell.poll() is None:
             os.killpg(shell.pid, signal.SIGKILL)
+        if run_dir is not None and _record(run_dir)["state"] in ("starting", "running"):
+            run_cli("stop", str(run_dir), env=lab["env"], timeout=300)  # leave nothing for the next test
     assert final["state"] == "stopped" and final["exit_code"] == 128 + signal.SIGHUP, final
     assert "SIGHUP" in final["detail"], final
     assert "ENTRY exiting" not in (run_dir / "job.log").read_text()  # stopped, not finished

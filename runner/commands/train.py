@@ -155,8 +155,11 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         problems.append(f"{recipe.name} needs MASTER_ADDR: the head node's address that the workers reach; "
                         f"export MASTER_ADDR or pass --master-addr")
         master_addr = "<MASTER_ADDR>"
-    elif multinode:
-        problems += filter(None, [input_checks.multinode_master_problem(master_addr, locs.master_addr.source)])
+    else:
+        ipv6 = input_checks.ipv6_problem(master_addr, "MASTER_ADDR", locs.master_addr.source)
+        problems += filter(None, [ipv6])
+        if multinode and not ipv6:
+            problems += filter(None, [input_checks.multinode_master_problem(master_addr, locs.master_addr.source)])
     base_problem = input_checks.base_folder_problem(locs)
     problems += filter(None, [base_problem])
     checked = checked_overrides(args, recipe, str(locs.base))
@@ -242,12 +245,16 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     if args.dashboard_host not in ("127.0.0.1", "localhost"):
         warnings.append(f"--dashboard-host {args.dashboard_host}: the Ray job API accepts code from anyone who "
                         f"reaches {args.dashboard_host}:{args.dashboard_port}")
+    dashboard_ipv6 = input_checks.ipv6_problem(args.dashboard_host, "--dashboard-host")
+    problems += filter(None, [dashboard_ipv6])
     if master_addr != "<MASTER_ADDR>" and not busy:
         for port, what, flag in ((args.ray_port, "Ray GCS", "--ray-port"),
                                  (args.dashboard_port, "Ray dashboard/job API", "--dashboard-port")):
             if flag in unusable_ports:
                 continue  # said above; whether it is free too does not matter
             host = master_addr if what == "Ray GCS" else args.dashboard_host
+            if input_checks.is_ipv6_literal(host) or (host == args.dashboard_host and dashboard_ipv6):
+                continue  # refused above (an IPv4 bind probe of it would only fail on the address family)
             problem = preflight.port_problem(host, port, what, flag)
             if problem:
                 problems.append(problem)
