@@ -139,8 +139,8 @@ def test_success_streams_logs_and_cleans_up(tmp_path, short_tmp):
 
 @pytest.mark.slow
 def test_nonzero_exit_code_propagates(tmp_path, short_tmp):
-    rc, out, seen = _launch(tmp_path, short_tmp, "--test-exit-code", "7", runner_args=("--verbose", "--ray-auth", "off"),
-                            probe=True)
+    rc, out, seen = _launch(tmp_path, short_tmp, "--test-exit-code", "7", probe=True,
+                            runner_args=("--verbose", "--ray-auth", "off"))
     assert rc == 7, out[-3000:]
     assert "Ray runtime started" in out  # --verbose: the banner on the terminal
     assert "warning: --ray-auth off: Ray token authentication is off" in out

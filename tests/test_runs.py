@@ -604,7 +604,8 @@ def test_no_none_where_a_run_has_no_exit_code_or_checkpoint(tmp_path, ready):
                      created_at="2026-11-29T00:00:00+0000", detail="its runner was killed", dir=str(runs / rid),
                      request={"recipe": "fsdp", "overrides": []}, recipe="fsdp",
                      checkpoint={"save": str(runs / rid / "checkpoints")},
-                     logs={"job": str(runs / rid / "job.log"), "runner": None, "ray": "/tmp/r/head/session_latest/logs"},
+                     logs={"job": str(runs / rid / "job.log"), "runner": None,
+                           "ray": "/tmp/r/head/session_latest/logs"},
                      ray={"temp_dir": "/tmp/r", "logs": "/tmp/r/head/session_latest/logs", "token_auth": True})
     lost.job_log.write_text("a line\n")
     outputs = {cmd: run_cli(*cmd, "--runs-dir", str(runs)) for cmd in

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, RUNNER_ENV, free_port
+from tests.conftest import REPO, RUNNER_ENV
 
 pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason="Python 3.10 has no -P")
 DECOY = 'raise ImportError("DECOY: the runner in the working directory was imported")\n'

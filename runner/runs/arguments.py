@@ -12,8 +12,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "(then: status, logs -f, stop)")
     g.add_argument("--resume", metavar="RUN",
                    help="continue RUN (an id or run directory) from its latest checkpoint with its recorded recipe "
-                        "and overrides (changing them needs --accept-changes), or continue a checkpoint folder that no run "
-                        "wrote (give --recipe)")
+                        "and overrides (changing them needs --accept-changes), or continue a checkpoint folder that "
+                        "no run wrote (give --recipe)")
     add_runs_dir_argument(g)
     g.add_argument("--kernel-cache", metavar="DIR",
                    help="Triton, flashinfer and torch-extension caches under DIR, e.g. on storage all nodes share "
