@@ -42,13 +42,17 @@ class _Terminated(Exception):
 
 
 def _on_sigterm(signum, _frame):  # noqa: ANN001
+    # One stop is enough: a second signal must not raise again while the first unwinds.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     raise _Terminated(signum)
 
 
 def _on_hangup_to(path: str):  # noqa: ANN202
-    def handler(signum, _frame):  # noqa: ANN001
+    def handler(signum, frame):  # noqa: ANN001
         redirect_output(path)
-        raise _Terminated(signum)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        _on_sigterm(signum, frame)
     return handler
 
 

@@ -61,15 +61,22 @@ class _Stop(BaseException):
         self.signum = signum
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _raise_stop(signum, _frame):  # noqa: ANN001
+    # One stop is enough: the next signal (the runner passes the terminal's SIGHUP on as SIGTERM) must not
+    # raise again while this one unwinds, e.g. inside asyncio's shutdown.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     raise _Stop(signum)
 
 
 def _hang_up_to(path: str | None):  # noqa: ANN202
     """SIGHUP: the terminal is gone; what this process still says goes to `path` (the run's runner.log)."""
-    def handler(signum, _frame):  # noqa: ANN001
+    def handler(signum, frame):  # noqa: ANN001
         redirect_output(path or os.devnull)
-        raise _Stop(signum)
+        _raise_stop(signum, frame)
     return handler
 
 
@@ -240,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.2)
         return _exit_code(client, args.submission_id)
     except _Stop as stop:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         if submitted:
             _stop(client, args.submission_id, args.stop_timeout)

@@ -524,12 +524,22 @@ def test_ports_ray_cannot_use_are_refused_before_anything_starts(machine, given,
     assert [e for e in errors if words in e], errors
 
 
+def _ray_socket_names() -> list[str]:
+    """The sockets Ray makes in the head's sockets dir, from Ray's own code: plasma_store and raylet
+    (ray/_private/node.py), and dash_<module> for every dashboard subprocess module Ray itself finds."""
+    utils = pytest.importorskip("ray.dashboard.utils", reason="needs ray[default]")
+    from ray.dashboard.subprocesses.module import SubprocessModule
+
+    return ["plasma_store", "raylet", *("dash_" + m.__name__ for m in utils.get_all_modules(SubprocessModule))]
+
+
 def _socket_limit() -> int:
-    """Ray's longest socket path for the head, <dir>/head/session_<%Y-%m-%d_%H-%M-%S_%f>_<pid>/sockets/
-    plasma_store (ray/_private/node.py), must stay within 107 bytes (ray/_private/utils.py
-    validate_socket_filepath); pids have as many digits as pid_max - 1."""
+    """The private directory's longest length: Ray's longest socket path on the head,
+    <dir>/head/session_<%Y-%m-%d_%H-%M-%S_%f>_<pid>/sockets/<name>, must stay within 107 bytes
+    (ray/_private/utils.py validate_socket_filepath); pids have as many digits as pid_max - 1."""
     digits = len(str(int(open("/proc/sys/kernel/pid_max").read()) - 1))
-    return 107 - len("/head/session_") - len("2026-12-05_04-32-46_467549") - 1 - digits - len("/sockets/plasma_store")
+    name = max(_ray_socket_names(), key=len)
+    return 107 - len("/head/session_") - len("2026-12-05_04-32-46_467549") - 1 - digits - len("/sockets/") - len(name)
 
 
 def test_ray_temp_dir_too_long_for_rays_socket_paths_is_refused(machine):
@@ -541,36 +551,41 @@ def test_ray_temp_dir_too_long_for_rays_socket_paths_is_refused(machine):
     line = refused(machine, train(machine, "--ray-temp-dir", at_limit + "y"), f"is {limit + 1} bytes")
     assert f"use one of at most {limit} bytes" in line
     assert not os.path.exists(at_limit + "y")
-    # Multinode: each worker's Ray temp dir (worker-N/) is longer than the head's (head/).
+    # Multinode: each worker's Ray temp dir (worker-N/) is longer than the head's (head/), but its sockets
+    # are only plasma_store and raylet: the head's dashboard sockets still decide.
     hostfile = machine["tmp"] / "hosts"
     hostfile.write_text("10.0.0.2\n10.0.0.3\n10.0.0.4\n")
-    _, errors = _dry(machine, "--ray-temp-dir", at_limit, "--hostfile", str(hostfile), "--master-addr", "10.0.0.1",
-                     recipe="megatron-multinode")
+    multinode = ("--hostfile", str(hostfile), "--master-addr", "10.0.0.1")
+    _, errors = _dry(machine, "--ray-temp-dir", at_limit, *multinode, recipe="megatron-multinode")
+    assert not [e for e in errors if "--ray-temp-dir" in e], errors
+    _, errors = _dry(machine, "--ray-temp-dir", at_limit + "y", *multinode, recipe="megatron-multinode")
     (line,) = [e for e in errors if "--ray-temp-dir" in e]
-    assert f"{at_limit}/worker-1/session_<time>_<pid>" in line and f"at most {limit - 4} bytes" in line
+    assert f"{at_limit}y/head/session_<time>_<pid>/sockets/dash_" in line and f"at most {limit} bytes" in line
 
 
 def test_the_socket_path_limit_is_rays_own():
-    """The runner's limit, against Ray's own check of a socket path it would make at that limit."""
-    utils = pytest.importorskip("ray._private.utils", reason="needs ray")
+    """The runner's limit, against Ray's own check of the longest socket path it would make there."""
     import datetime
 
-    from runner.cluster.ray_args import max_private_dir_len, pid_digits
+    from ray.dashboard.subprocesses.utils import get_socket_path
+
+    from runner.cluster.ray_args import dashboard_modules, max_private_dir_len, pid_digits
     from runner.cluster.spec import ClusterSpec
 
     digits = pid_digits()
     spec = ClusterSpec(ray="ray", master_addr="127.0.0.1", gcs_port=6379, dashboard_host="127.0.0.1",
                        dashboard_port=8265, gpus_per_node=0, nodes=1, temp_dir="/tmp/x", token_auth=True)
-    limit = max_private_dir_len(spec, digits)
+    limit = max_private_dir_len(spec, digits, dashboard_modules())
     assert limit == _socket_limit()
+    longest = max((n for n in _ray_socket_names() if n.startswith("dash_")), key=len)
     session = f"session_{datetime.datetime.today().strftime('%Y-%m-%d_%H-%M-%S_%f')}_{'9' * digits}"
     for length, fits in ((limit, True), (limit + 1, False)):
-        path = f"{'/' + 'x' * (length - 1)}/head/{session}/sockets/plasma_store"
-        if fits:
-            utils.validate_socket_filepath(path)
+        sockets = f"{'/' + 'x' * (length - 1)}/head/{session}/sockets"
+        if fits:  # Ray's own function makes and checks the path
+            get_socket_path(sockets, longest.removeprefix("dash_"))
         else:
             with pytest.raises(OSError, match="AF_UNIX path length"):
-                utils.validate_socket_filepath(path)
+                get_socket_path(sockets, longest.removeprefix("dash_"))
 
 
 def test_a_second_run_is_refused_with_the_lock_line_only(machine, tmp_path):

@@ -9,8 +9,11 @@ checks say so in one line first. Pure, except reading the kernel's pid_max.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import re
+from pathlib import Path
 
-from runner.cluster.spec import SOCKET_PATH_MAX, ClusterSpec, longest_socket_path
+from runner.cluster.spec import NODE_SOCKETS, SOCKET_PATH_MAX, ClusterSpec, longest_socket_path
 
 # Ports a Ray node binds whatever --port and --dashboard-port say (Ray 2.53 and 2.60 defaults:
 # ray_constants / `ray start` options): its client server, its dashboard agent's HTTP server, and
@@ -71,19 +74,53 @@ def pid_digits(pid_max_file: str = "/proc/sys/kernel/pid_max") -> int:
         return 7
 
 
-def max_private_dir_len(spec: ClusterSpec, digits: int) -> int:
+# The longest dashboard module of the Rays read here (2.60: TaskEventsHead; 2.53: MetricsHead), for when
+# no Ray is installed to read (a dry-run on a laptop).
+KNOWN_DASHBOARD_MODULE = "TaskEventsHead"
+_MODULE_CLASS = re.compile(r"^class (\w+)\(([^)]*)\)", re.MULTILINE)
+
+
+def dashboard_modules(ray_dir: Path | None = None) -> tuple[str, ...]:
+    """Class names of the installed Ray's dashboard subprocess modules (each gets a socket on the head:
+    sockets/dash_<name>), read from its sources without importing it; else the longest one known."""
+    if ray_dir is None:
+        try:
+            spec = importlib.util.find_spec("ray")
+        except (ImportError, ValueError):
+            spec = None
+        ray_dir = Path(spec.origin).parent if spec is not None and spec.origin else None
+    names = set()
+    if ray_dir is not None:
+        for path in (ray_dir / "dashboard").rglob("*.py"):
+            try:
+                text = path.read_text(errors="replace")
+            except OSError:
+                continue
+            if "SubprocessModule" in text:
+                names.update(name for name, bases in _MODULE_CLASS.findall(text) if "SubprocessModule" in bases
+                             and name != "SubprocessModule")
+    return tuple(sorted(names)) or (KNOWN_DASHBOARD_MODULE,)
+
+
+def head_sockets(modules: tuple[str, ...]) -> tuple[str, ...]:
+    return (*NODE_SOCKETS, *(f"dash_{m}" for m in modules))
+
+
+def max_private_dir_len(spec: ClusterSpec, digits: int, modules: tuple[str, ...]) -> int:
     """The longest private directory (bytes) whose every node's Ray socket paths fit Ray's limit."""
-    extra = max(longest_socket_path(node_dir, digits) - len(spec.temp_dir.encode()) for node_dir in
-                spec.node_temp_dirs())
+    extra = max(longest_socket_path(node_dir, digits, head_sockets(modules) if node_dir == spec.head_temp_dir
+                                    else NODE_SOCKETS) - len(spec.temp_dir.encode())
+                for node_dir in spec.node_temp_dirs())
     return SOCKET_PATH_MAX - extra
 
 
-def socket_path_problem(spec: ClusterSpec, digits: int) -> str | None:
-    limit = max_private_dir_len(spec, digits)
+def socket_path_problem(spec: ClusterSpec, digits: int, modules: tuple[str, ...]) -> str | None:
+    limit = max_private_dir_len(spec, digits, modules)
     length = len(spec.temp_dir.encode())
     if length <= limit:
         return None
-    longest = max(spec.node_temp_dirs(), key=len)
+    longest = max(((d, max(head_sockets(modules) if d == spec.head_temp_dir else NODE_SOCKETS, key=len))
+                   for d in spec.node_temp_dirs()), key=lambda item: len(item[0]) + len(item[1]))
     return (f"--ray-temp-dir {spec.temp_dir} is {length} bytes, too long for Ray's socket paths "
-            f"({longest}/session_<time>_<pid>/sockets/plasma_store must stay within {SOCKET_PATH_MAX} bytes): "
-            f"use one of at most {limit} bytes, e.g. under /tmp")
+            f"({longest[0]}/session_<time>_<pid>/sockets/{longest[1]} must stay within {SOCKET_PATH_MAX} "
+            f"bytes): use one of at most {limit} bytes, e.g. under /tmp")

@@ -12,18 +12,22 @@ TOKEN_AUTH_MIN_RAY = (2, 52)
 # it on to everything it starts.
 RUN_MARKER_ENV = "SLIME_RUNNER_RUN"
 HEAD_SUBDIR = "head"
-# Ray puts AF_UNIX sockets in each node's temp dir, the longest at
-#   <temp dir>/session_<%Y-%m-%d_%H-%M-%S_%f>_<pid of the head's `ray start`>/sockets/plasma_store
-# (ray/_private/node.py: the session name and _prepare_socket_file; the same
-# in Ray 2.53 and 2.60), and refuses a path over 107 bytes, Linux's sun_path
+# Ray puts AF_UNIX sockets in each node's temp dir:
+#   <temp dir>/session_<%Y-%m-%d_%H-%M-%S_%f>_<pid of the head's `ray start`>/sockets/<name>
+# (ray/_private/node.py: the session name and _prepare_socket_file, names
+# plasma_store and raylet; on the head also dash_<module> for each dashboard
+# module, ray/dashboard/subprocesses/utils.py get_socket_path; the same in
+# Ray 2.53 and 2.60), and refuses a path over 107 bytes, Linux's sun_path
 # less its NUL (ray/_private/utils.py validate_socket_filepath).
 SOCKET_PATH_MAX = 107
+NODE_SOCKETS = ("plasma_store", "raylet")
 
 
-def longest_socket_path(node_temp_dir: str, pid_digits: int) -> int:
+def longest_socket_path(node_temp_dir: str, pid_digits: int, socket_names=NODE_SOCKETS) -> int:  # noqa: ANN001
     """Bytes of Ray's longest socket path under a node's temp dir, for a head pid of pid_digits digits."""
     session = f"session_{'0' * 26}_{'9' * pid_digits}"
-    return len(f"{node_temp_dir}/{session}/sockets/plasma_store".encode())
+    name = max(socket_names, key=len)
+    return len(f"{node_temp_dir}/{session}/sockets/{name}".encode())
 
 
 @dataclass(frozen=True)

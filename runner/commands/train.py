@@ -32,7 +32,8 @@ from pathlib import Path
 
 from runner import input_checks, preflight
 from runner.cluster.hostfile import HostfileError, read_workers
-from runner.cluster.ray_args import pid_digits, port_problems, positive_seconds, socket_path_problem, tcp_port
+from runner.cluster.ray_args import (dashboard_modules, pid_digits, port_problems, positive_seconds,
+                                     socket_path_problem, tcp_port)
 from runner.cluster.slurm import expand_nodelist
 from runner.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, ClusterSpec, supports_token_auth
 from runner.commands.common import add_location_arguments, checked_overrides, locations_from_args, print_plan
@@ -200,7 +201,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     )
     secret_names = tuple(k for k in PASSED_SECRETS if environ.get(k))
     problems += filter(None, [preflight.private_dir_problem(spec.temp_dir),
-                              socket_path_problem(spec, pid_digits())])
+                              socket_path_problem(spec, pid_digits(), dashboard_modules())])
     unusable_ports = port_problems(args.ray_port, args.dashboard_port)
     problems += unusable_ports.values()
     try:
