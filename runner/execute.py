@@ -52,8 +52,10 @@ class ProcessOwner:
     started: list[Started] = field(default_factory=list)
 
     def spawn(self, process: Process, *, own_session: bool) -> subprocess.Popen:
-        env = {**os.environ, **process.env}
+        env = {**{k: v for k, v in os.environ.items() if k not in process.unset_env}, **process.env}
         stdin = subprocess.PIPE if process.stdin_secret else subprocess.DEVNULL
+        if process.stdin_file:
+            stdin = open(process.stdin_file, "rb")  # noqa: SIM115 - closed below, the child keeps its own fd
         output = open(process.output, "ab") if process.output else None  # noqa: SIM115 - the child keeps its own fd
         try:
             popen = subprocess.Popen(
@@ -67,6 +69,8 @@ class ProcessOwner:
         finally:
             if output:
                 output.close()
+            if process.stdin_file:
+                stdin.close()
         if process.stdin_secret:
             assert popen.stdin is not None
             popen.stdin.write(process.env.get(process.stdin_secret, ""))
@@ -202,5 +206,43 @@ def write_private_file(path: Path, content: str) -> None:
     """Create a file readable only by this user (it may hold secrets)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(content)
+
+
+def make_private_dir(path: Path) -> None:
+    """The run's directory, mode 0700 and ours: Ray makes its temp dir world-writable (0777), with its
+    logs and its raylet and object store sockets in it; a private parent keeps other users out of all of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        st = path.stat()
+        if not path.is_dir() or st.st_uid != os.geteuid():
+            raise PermissionError(f"{path} exists and is not a directory of this user (uid {st.st_uid})") from None
+    os.chmod(path, 0o700)
+
+
+def write_secrets_file(path: Path, names, environ) -> None:  # noqa: ANN001
+    """The named variables' values from `environ` as a JSON object, mode 0600 (runner.job_secrets reads it)."""
+    import json
+
+    write_private_file(path, json.dumps({n: environ[n] for n in names if environ.get(n)}))
+
+
+def redirect_output(path: str) -> None:
+    """stdout and stderr (fds 1 and 2) to `path`, appended: the terminal is gone (a write to a hung-up
+    terminal fails with EIO), and what the runner says while it stops the run still has to land somewhere."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError:
+        fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)

@@ -4,6 +4,9 @@ slime's scripts pass some flags twice (e.g. --moe-token-dispatcher-type in
 both MODEL_ARGS and MISC_ARGS); argparse keeps the last value. A `FlagSet`
 applies the same rule, so two argv lists can be compared the way train.py
 would see them, and overrides (`--set`, extra args) simply replace values.
+Except for slime's action="append" options (--router-prefill, --router-decode:
+runner.slime_schema.accumulating_flags), where argparse keeps every
+occurrence as a group of values, and so does a FlagSet.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class FlagSet:
 
     def __init__(self, flags: Iterable[Flag] = ()) -> None:
         self._values: dict[str, tuple[str, ...]] = {}
+        # Occurrences of accumulating flags, in order (_values holds them flattened).
+        self._groups: dict[str, list[tuple[str, ...]]] = {}
         for f in flags:
             self.set(f.name, *f.values)
 
@@ -62,10 +67,25 @@ class FlagSet:
         return result
 
     def set(self, name: str, *values: str) -> None:
-        self._values[name.removeprefix("--")] = tuple(values)
+        """Replace the flag's value; for an accumulating flag, add one more occurrence (as argparse does)."""
+        name = name.removeprefix("--")
+        if _accumulates(name):
+            self._groups.setdefault(name, []).append(tuple(values))
+            self._values[name] = tuple(v for group in self._groups[name] for v in group)
+            return
+        self._values[name] = tuple(values)
 
     def drop(self, name: str) -> bool:
-        return self._values.pop(name.removeprefix("--"), None) is not None
+        name = name.removeprefix("--")
+        self._groups.pop(name, None)
+        return self._values.pop(name, None) is not None
+
+    def occurrences(self, name: str) -> list[tuple[str, ...]]:
+        """Each occurrence's values: several for an accumulating flag, else at most one."""
+        name = name.removeprefix("--")
+        if name in self._groups:
+            return list(self._groups[name])
+        return [self._values[name]] if name in self._values else []
 
     def get(self, name: str) -> tuple[str, ...] | None:
         return self._values.get(name.removeprefix("--"))
@@ -97,10 +117,14 @@ class FlagSet:
 
     def update(self, other: "FlagSet") -> None:
         for f in other:
-            self.set(f.name, *f.values)
+            for values in other.occurrences(f.name):
+                self.set(f.name, *values)
 
     def copy(self) -> "FlagSet":
-        return FlagSet(iter(self))
+        out = FlagSet()
+        out._values = dict(self._values)
+        out._groups = {k: list(v) for k, v in self._groups.items()}
+        return out
 
     def __iter__(self) -> Iterator[Flag]:
         for name, values in self._values.items():
@@ -118,12 +142,19 @@ class FlagSet:
     def argv(self) -> list[str]:
         out: list[str] = []
         for f in self:
-            out.extend(f.argv())
+            for values in self.occurrences(f.name):
+                out.extend(Flag(f.name, values).argv())
         return out
 
     def __eq__(self, other: object) -> bool:
-        # argparse semantics: order does not matter, values do.
-        return isinstance(other, FlagSet) and self._values == other._values
+        # argparse semantics: order does not matter, values do (and an accumulating flag's groups).
+        return isinstance(other, FlagSet) and self._values == other._values and self._groups == other._groups
 
     def __repr__(self) -> str:
         return f"FlagSet({shlex.join(self.argv())})"
+
+
+def _accumulates(name: str) -> bool:
+    from runner.slime_schema import accumulating_flags
+
+    return name in accumulating_flags()

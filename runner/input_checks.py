@@ -26,6 +26,52 @@ def base_folder_problem(locs: Locations) -> str | None:
     return None
 
 
+# Why an IPv6 address is refused everywhere (MASTER_ADDR, --dashboard-host, hostfile entries): tried
+# here, Ray 2.53 (uv.lock's) cannot start a head on one: its client server fails to bind
+# "fd00::2:10001" (the address without brackets); Ray 2.60 started on fd00::2 but its dashboard agent
+# did not, and with --node-ip-address ::1 it took the node's IPv4 address instead.
+IPV6_REASON = ("the pinned Ray (2.53) cannot start a node on an IPv6 address (its client server fails to bind), so "
+               "the runner supports IPv4 only")
+
+
+def _bare(host: str) -> str:
+    """[addr] -> addr; a zone (%eth0) dropped."""
+    host = host.strip()
+    if host.startswith("[") and "]" in host:
+        host = host[1:host.index("]")]
+    return host.split("%", 1)[0]
+
+
+def is_ipv6_literal(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(_bare(host)).version == 6
+    except ValueError:
+        return False
+
+
+def ipv6_problem(host: str, what: str, source: str | None = None) -> str | None:
+    """One line when `host` is an IPv6 address, or a name that resolves to IPv6 addresses only."""
+    fix = "use the node's IPv4 address (`hostname -I`) or a name that resolves to it"
+    named = f"{what} {host}" + (f" (from {source})" if source else "")
+    if is_ipv6_literal(host):
+        return f"{named} is an IPv6 address: {IPV6_REASON}; {fix}"
+    try:
+        ipaddress.ip_address(host)
+        return None  # IPv4
+    except ValueError:
+        pass
+    try:
+        socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+        return None
+    except (socket.gaierror, UnicodeError):
+        pass
+    try:
+        socket.getaddrinfo(host, None, socket.AF_INET6, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return None  # unresolvable: the port check says so
+    return f"{named} resolves to IPv6 addresses only: {IPV6_REASON}; {fix}"
+
+
 def _loopback(host: str) -> str | None:
     """The loopback address `host` is or resolves to, else None."""
     try:

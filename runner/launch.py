@@ -1,14 +1,18 @@
 """Execute a planned training launch and clean up exactly what it started.
 
-Order: write the runtime-env file, start the Ray head, wait for its job API,
-start workers, wait until every node and GPU registered, run the job process
+Order: make the run's private directory (mode 0700), write the runtime-env
+and secrets files (0600), start the Ray head, wait for its job API, start
+workers, wait until every node and GPU registered, run the job process
 (which streams logs and exits with the job's code), then stop the workers and
-the head, newest first. Ctrl-C or SIGTERM at any point stops the job first.
+the head, newest first, and remove the secrets file. Ctrl-C or SIGTERM at
+any point stops the job first; so does SIGHUP in a foreground run (the
+terminal or ssh session closed), after which the output goes to runner.log.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -19,7 +23,8 @@ from typing import Callable
 
 from runner.cluster.hostfile import node_address
 from runner.cluster.spec import ClusterSpec
-from runner.execute import ProcessOwner, sweep_run, write_private_file
+from runner.execute import (ProcessOwner, make_private_dir, redirect_output, sweep_run, write_private_file,
+                            write_secrets_file)
 from runner.train_plan import TrainPlan
 
 # Called once the run's Ray is down: (state, exit code, detail), state one of
@@ -32,15 +37,30 @@ class LaunchError(Exception):
 
 
 class _Terminated(Exception):
-    pass
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
 
 
-def _on_sigterm(_signum, _frame):  # noqa: ANN001
-    raise _Terminated()
+def _on_sigterm(signum, _frame):  # noqa: ANN001
+    # One stop is enough: a second signal must not raise again while the first unwinds.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    raise _Terminated(signum)
+
+
+def _on_hangup_to(path: str):  # noqa: ANN202
+    def handler(signum, frame):  # noqa: ANN001
+        redirect_output(path)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        _on_sigterm(signum, frame)
+    return handler
 
 
 def _log(msg: str) -> None:
-    print(f"[runner] {msg}", file=sys.stderr, flush=True)
+    try:
+        print(f"[runner] {msg}", file=sys.stderr, flush=True)
+    except OSError:  # the terminal hung up; the SIGHUP that follows redirects the output
+        pass
 
 
 def wait_for_job_api(spec: ClusterSpec, head, timeout: float) -> None:  # noqa: ANN001
@@ -106,23 +126,58 @@ def wait_for_cluster(spec: ClusterSpec, timeout: float) -> None:
         time.sleep(1.0)
 
 
+def _wait_step(process, popen, timeout: float) -> None:  # noqa: ANN001
+    """A step that must finish before the next starts (a copy to a worker host)."""
+    try:
+        rc = popen.wait(timeout=timeout)
+    except Exception:
+        raise LaunchError(f"{process.purpose}: no answer within {timeout:.0f}s") from None
+    if rc != 0:
+        said = _last_line(process.output) if process.output else None
+        where = f"{said!r}; its output: {process.output}" if said else (
+            f"its output: {process.output}" if process.output else "its output is above")
+        raise LaunchError(f"{process.purpose} failed with exit code {rc} ({where})")
+
+
+def _last_line(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            lines = [ln.strip() for ln in f.read()[-4096:].decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return None
+    return lines[-1] if lines else None
+
+
 def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 30.0,
-               report: Report | None = None) -> int:
-    """tp: a TrainPlan, or anything with its files, head, workers, job and cluster (runner.runs.bundle)."""
+               report: Report | None = None, hangup_log: str | None = None) -> int:
+    """tp: a TrainPlan, or anything with its files, head, workers, job and cluster (runner.runs.bundle).
+
+    hangup_log: a foreground run stops on SIGHUP (its terminal or ssh session closed) as on SIGTERM,
+    and says the rest into this file; a detached run's supervisor keeps its own SIGHUP handling."""
     spec = tp.cluster
     owner = ProcessOwner()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_hup = signal.signal(signal.SIGHUP, _on_hangup_to(hangup_log)) if hangup_log else None
     job = None
     outcome = ("failed", 1, "the runner stopped unexpectedly; see its output")
     try:
+        try:
+            make_private_dir(Path(spec.temp_dir))
+        except OSError as exc:
+            raise LaunchError(f"cannot make the run's private directory {spec.temp_dir}: {exc}; choose another "
+                              f"with --ray-temp-dir") from None
         for path, content in tp.files.items():
             write_private_file(Path(path), content)
-        _log(f"starting Ray head on {spec.gcs_address} (temp dir {spec.temp_dir})")
+        for path, names in tp.secret_files.items():
+            write_secrets_file(Path(path), names, os.environ)
+        _log(f"starting Ray head on {spec.gcs_address} (temp dir {spec.head_temp_dir})")
         head = owner.spawn(tp.head, own_session=True)
         wait_for_job_api(spec, head, timeout=min(ready_timeout, 120.0))
         for worker in tp.workers:
             _log(worker.purpose)
-            owner.spawn(worker, own_session=True)
+            started = owner.spawn(worker, own_session=True)
+            if worker.wait:
+                _wait_step(worker, started, timeout=min(ready_timeout, 120.0))
         wait_for_cluster(spec, ready_timeout)
         _log(tp.job.purpose)
         # Same session as the runner: Ctrl-C in the terminal reaches the job process too.
@@ -132,18 +187,23 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
         outcome = ("succeeded" if rc == 0 else "failed", rc, f"the job exited with code {rc}")
         return rc
     except (KeyboardInterrupt, _Terminated) as exc:
-        sig = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
+        sig = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else exc.signum
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _log(f"{'interrupted' if sig == signal.SIGINT else 'terminated'}: stopping the job and the Ray instance "
-             f"this run started")
+        if hangup_log:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        what = {signal.SIGINT: "interrupted", signal.SIGHUP: "the terminal hung up (SIGHUP)"}.get(sig, "terminated")
+        _log(f"{what}: stopping the job and the Ray instance this run started")
         if job is not None and job.poll() is None:
-            job.send_signal(sig)
+            # The job process stops the job through Ray on SIGINT, SIGTERM or SIGHUP alike.
+            job.send_signal(signal.SIGINT if sig == signal.SIGINT else signal.SIGTERM)
             try:
                 job.wait(timeout=90)
             except Exception:
                 pass
-        outcome = ("stopped", 128 + sig, f"stopped by {'SIGINT' if sig == signal.SIGINT else 'SIGTERM'}")
+        name = signal.Signals(sig).name
+        outcome = ("stopped", 128 + sig, f"stopped by {name}" + (" (the terminal hung up)"
+                                                                 if sig == signal.SIGHUP else ""))
         return 128 + sig
     except LaunchError as exc:
         _log(f"error: {exc}")
@@ -155,11 +215,14 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         owner.stop_all(grace=stop_grace)
         sweep_run(spec.temp_dir, spec.run_id)
-        # The runtime env may hold secrets; Ray's logs stay for debugging.
-        for path in tp.files:
+        # The secrets go; so does the runtime env (it names the secrets file). Ray's logs stay for
+        # debugging, in the private directory.
+        for path in [*tp.files, *tp.secret_files]:
             Path(path).unlink(missing_ok=True)
         _log(f"Ray logs of this run: {spec.temp_dir}")
         if report is not None:
             report(*outcome)
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if previous_hup is not None:
+            signal.signal(signal.SIGHUP, previous_hup)

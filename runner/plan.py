@@ -29,11 +29,24 @@ class Process:
     # A file that takes the process's stdout and stderr (e.g. Ray's start-up
     # banner without --verbose); None: the terminal.
     output: str | None = None
+    # Variables removed from the inherited environment (secrets that this
+    # process has no use for, so that they do not spread with it).
+    unset_env: tuple[str, ...] = ()
+    # A file (written by the runner first) whose contents go to stdin.
+    stdin_file: str | None = None
+    # Run to completion before the next process starts; a non-zero exit stops the launch.
+    wait: bool = False
 
     def to_json(self) -> dict:
         out = {"argv": list(self.argv), "env": dict(self.env), "cwd": self.cwd, "purpose": self.purpose}
         if self.output:
             out["output"] = self.output
+        if self.unset_env:
+            out["unset_env"] = list(self.unset_env)
+        if self.stdin_file:
+            out["stdin_file"] = self.stdin_file
+        if self.wait:
+            out["wait"] = True
         return out
 
 
@@ -56,6 +69,10 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     # Files the runner writes before starting the processes: path -> content.
     files: dict[str, str] = field(default_factory=dict)
+    # Files of secrets: path -> the names of the environment variables whose
+    # values the runner writes there at launch (mode 0600) and removes at the
+    # end. The plan holds names only, so no output of it can show a value.
+    secret_files: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def error(self, message: str) -> None:
         self.problems.append(Problem(message, "error"))
@@ -73,6 +90,7 @@ class Plan:
             "problems": [p.to_json() for p in self.problems],
             "notes": list(self.notes),
             "files": dict(self.files),
+            "secret_files": {path: list(names) for path, names in self.secret_files.items()},
         }
 
     def dumps(self) -> str:

@@ -37,6 +37,28 @@ def port_problem(host: str, port: int, what: str, flag: str) -> str | None:
     return None
 
 
+def private_dir_problem(path: str) -> str | None:
+    """The run's private directory (--ray-temp-dir) can be ours, mode 0700: an existing one must be a
+    directory of this user (another user's could be read, or swapped, under Ray's logs and sockets)."""
+    import os
+
+    p = Path(path)
+    if p.exists():
+        st = p.stat()
+        if not p.is_dir():
+            return f"--ray-temp-dir {path} is a file; name a directory that does not exist yet (it is made mode 0700)"
+        if st.st_uid != os.geteuid():
+            return (f"--ray-temp-dir {path} belongs to another user (uid {st.st_uid}), who could read Ray's logs "
+                    f"and reach its sockets there; name a directory of yours, or one that does not exist yet")
+        return None
+    existing = p.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return f"--ray-temp-dir {path} cannot be created under {existing} (not writable); choose another"
+    return None
+
+
 # `ray start` binds its dashboard agent to this port on every node whatever
 # --port and --dashboard-port say. While another Ray instance on the machine
 # holds it, a new head's job agent never comes up, and every job submission

@@ -3,8 +3,9 @@
 Run as a process by the train executor (`python -m runner.ray_job ...`), so
 the plan shows exactly what runs. The runtime env's variables come from a
 JSON file (mode 0600) rather than argv, because they can include secrets.
-On SIGINT or SIGTERM it stops the job, waits for Ray to confirm, and exits
-130 / 143.
+On SIGINT, SIGTERM or SIGHUP it stops the job, waits for Ray to confirm, and
+exits 130 / 143 / 129 (after SIGHUP its output goes to the run's runner.log:
+the terminal is gone).
 
 Submission is retried, until --submit-timeout, on transient errors only: the
 head answers "500: No available agent to submit job" while its job agent has
@@ -18,12 +19,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import re
 import shlex
 import signal
 import sys
 import time
 from pathlib import Path
+
+from runner.execute import redirect_output
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -56,8 +61,30 @@ class _Stop(BaseException):
         self.signum = signum
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _raise_stop(signum, _frame):  # noqa: ANN001
+    # One stop is enough: the next signal (the runner passes the terminal's SIGHUP on as SIGTERM) must not
+    # raise again while this one unwinds, e.g. inside asyncio's shutdown.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     raise _Stop(signum)
+
+
+def _hang_up_to(path: str | None):  # noqa: ANN202
+    """SIGHUP: the terminal is gone; what this process still says goes to `path` (the run's runner.log)."""
+    def handler(signum, frame):  # noqa: ANN001
+        redirect_output(path or os.devnull)
+        _raise_stop(signum, frame)
+    return handler
+
+
+def _say(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:  # a hung-up terminal; the SIGHUP that follows redirects the output
+        pass
 
 
 async def _stream(client, job_id: str, log_file: str | None, echo: bool) -> None:
@@ -65,8 +92,11 @@ async def _stream(client, job_id: str, log_file: str | None, echo: bool) -> None
     try:
         async for chunk in client.tail_job_logs(job_id):
             if echo:
-                sys.stdout.write(chunk)
-                sys.stdout.flush()
+                try:
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+                except OSError:  # the terminal hung up: job.log keeps the log
+                    echo = False
             if log is not None:
                 log.write(chunk)
                 log.flush()
@@ -86,7 +116,7 @@ def _mark_running(run_dir: str | None) -> None:
         update_record(RunPaths(Path(run_dir)), {"state": "running", "job": {"submitted_at": now_iso()}},
                       only_if_state=("starting",))
     except OSError as exc:
-        print(f"[runner] could not update {run_dir}/run.json: {exc}", file=sys.stderr, flush=True)
+        _say(f"[runner] could not update {run_dir}/run.json: {exc}")
 
 
 def _status(value) -> str:  # noqa: ANN001
@@ -155,27 +185,27 @@ def _exit_code(client, job_id: str) -> int:
     if status == "SUCCEEDED":
         return 0
     code = getattr(info, "driver_exit_code", None)
-    print(f"[runner] job {job_id} {status}: {info.message or ''}".rstrip(), file=sys.stderr)
+    _say(f"[runner] job {job_id} {status}: {info.message or ''}".rstrip())
     if isinstance(code, int) and code != 0:
         return code
     return 1
 
 
 def _stop(client, job_id: str, timeout: float) -> None:
-    print(f"[runner] stopping job {job_id} ...", file=sys.stderr)
+    _say(f"[runner] stopping job {job_id} ...")
     try:
         client.stop_job(job_id)
     except Exception as exc:  # the job may already be gone
-        print(f"[runner] stop_job: {exc}", file=sys.stderr)
+        _say(f"[runner] stop_job: {exc}")
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = _status(client.get_job_status(job_id))
         if status in TERMINAL:
-            print(f"[runner] job {job_id} is {status}", file=sys.stderr)
+            _say(f"[runner] job {job_id} is {status}")
             return
         time.sleep(0.5)
-    print(f"[runner] job {job_id} did not stop within {timeout:.0f}s", file=sys.stderr)
+    _say(f"[runner] job {job_id} did not stop within {timeout:.0f}s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,9 +215,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from ray.job_submission import JobSubmissionClient  # heavy: imported only when submitting
 
+    # Ray's job client logs "WebSocket closed for job ... with close code 1000" at INFO when a log stream
+    # ends normally (ray/dashboard/modules/job/sdk.py, 2.53 and 2.60): noise on the runner's stderr. An
+    # abnormal close raises, and is reported.
+    logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
     client = JobSubmissionClient(args.address)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
+    # A foreground run's terminal closing: stop the job as on SIGTERM (a detached run's job process has
+    # no terminal, and its supervisor's session gets no SIGHUP).
+    signal.signal(signal.SIGHUP, _hang_up_to(os.path.join(args.run_dir, "runner.log") if args.run_dir else None))
     submitted = False
     try:
         # Set first: a signal that lands right after the submission must still stop the job.
@@ -210,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.2)
         return _exit_code(client, args.submission_id)
     except _Stop as stop:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         if submitted:
             _stop(client, args.submission_id, args.stop_timeout)
         return 128 + stop.signum

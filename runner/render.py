@@ -103,6 +103,13 @@ def job_pythonpath(recipe: Recipe, megatron_dir: str, slime_dir: str) -> str:
     return ":".join(parts)
 
 
+def no_proxy_value(master_addr: str) -> str:
+    """Hosts reached without a proxy: this node's loopback and MASTER_ADDR, each once (the scripts give
+    127.0.0.1 twice on one node)."""
+    hosts = ["127.0.0.1"] + ([master_addr] if master_addr != "127.0.0.1" else [])
+    return ",".join(hosts)
+
+
 def runtime_env_vars(recipe: Recipe, *, megatron_dir: str, slime_dir: str, master_addr: str,
                      nccl_nvls_enable: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The env_vars of the Ray job's runtime env (slime's RUNTIME_ENV_JSON, corrected)."""
@@ -110,7 +117,7 @@ def runtime_env_vars(recipe: Recipe, *, megatron_dir: str, slime_dir: str, maste
         "PYTHONPATH": job_pythonpath(recipe, megatron_dir, slime_dir),
         "CUDA_DEVICE_MAX_CONNECTIONS": "1",
         "NCCL_NVLS_ENABLE": nccl_nvls_enable,
-        "no_proxy": f"127.0.0.1,{master_addr}",
+        "no_proxy": no_proxy_value(master_addr),
         "MASTER_ADDR": master_addr,
         # The scripts export the misspelt PYTHONBUFFERED=16, which does nothing.
         "PYTHONUNBUFFERED": "1",

@@ -6,7 +6,8 @@ sglang's validate_args; a violated assertion kills the job after Ray is up
 and the weights are half loaded. The rules below need only the flags (no
 GPU, no files), so the runner checks them on the final flags at plan time.
 RULES lists them; docs/overrides.md lists them and what is left to slime.
-Pure: flags in, one-line problems out.
+VALUE_RULES is one table of value ranges (counts >= 1, rates > 0, fractions
+in range) applied to every backend alike. Pure: flags in, one-line problems out.
 """
 
 from __future__ import annotations
@@ -69,14 +70,14 @@ def _batch_divides(v: Values, backend: str) -> str | None:
         return None
     if steps is not None:
         if steps <= 0:
-            return f"--num-steps-per-rollout {steps} must be positive"
+            return None  # VALUE_RULES says so
         derived = rbs * n // steps
         if gbs is not None and gbs != derived:
             return (f"--global-batch-size {gbs} != --rollout-batch-size {rbs} x --n-samples-per-prompt {n} // "
                     f"--num-steps-per-rollout {steps} = {derived} (slime asserts it): drop one of them")
         gbs = derived
     if gbs is None or gbs <= 0:
-        return f"--global-batch-size must be a positive integer (got {gbs})" if gbs is not None else None
+        return None  # VALUE_RULES says so
     if (rbs * n) % gbs:
         return (f"--rollout-batch-size {rbs} x --n-samples-per-prompt {n} = {rbs * n} is not a multiple of "
                 f"--global-batch-size {gbs} (slime asserts it); use a divisor of {rbs * n}")
@@ -168,14 +169,9 @@ def _backend(v: Values, backend: str) -> str | None:
     return None
 
 
-def _positive_batches(v: Values, backend: str) -> str | None:
-    mbs = v["micro-batch-size"]
-    if mbs is not None and mbs <= 0:
-        return f"--micro-batch-size {mbs} must be positive"
-    return None
-
-
 def _min_lr(v: Values, backend: str) -> str | None:
+    if v["lr"] is not None and v["lr"] <= 0:
+        return None  # VALUE_RULES says so
     if v["lr"] is not None and v["min-lr"] is not None and v["min-lr"] > v["lr"]:
         return f"--min-lr {v['min-lr']} is above --lr {v['lr']} (Megatron asserts min_lr <= lr)"
     return None
@@ -187,8 +183,10 @@ def _save_intervals(v: Values, backend: str) -> str | None:
         return "--save-interval needs --save DIR (slime asserts it): set --save or --unset save-interval"
     if backend == "megatron" and save is not None:
         retain = v["save-retain-interval"]
-        if interval is None or interval <= 0:
+        if interval is None:
             return f"--save {save} needs a positive --save-interval (Megatron asserts it)"
+        if interval <= 0:
+            return None  # VALUE_RULES says so
         if retain is not None and (retain <= 0 or retain % interval):
             return f"--save-retain-interval {retain} must be a positive multiple of --save-interval {interval}"
     return None
@@ -290,7 +288,6 @@ RULES: tuple[Rule, ...] = (
          _excludes("prefill-num-servers", "rollout-external")),
     Rule("slime/backends/sglang_utils/arguments.py validate_args",
          "sglang data parallel size > 1 needs --sglang-enable-dp-attention", BOTH, _sglang_dp),
-    Rule(MEGATRON, "--micro-batch-size > 0", ("megatron",), _positive_batches),
     Rule(MEGATRON, "min_lr <= lr", ("megatron",), _min_lr),
     Rule(MEGATRON, "deprecated --batch-size, --warmup, --model-parallel-size, --checkpoint-activations",
          ("megatron",), _deprecated),
@@ -313,10 +310,80 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def cross_flag_problems(flags: FlagSet, backend: str) -> list[str]:
-    """Every rule of RULES for `backend` that the final flags break, as one-line problems."""
-    values = Values(flags, backend_flags(backend))
+@dataclass(frozen=True)
+class ValueRule:
+    """A flag's value must lie in a range, on every backend (argparse takes any int or float; a count of
+    0 or a negative rate runs, then divides by zero, loops over nothing or trains backwards)."""
+
+    flag: str
+    low: float
+    high: float | None = None
+    low_open: bool = False  # low itself excluded
+    high_open: bool = False
+    what: str = ""
+
+    def problem(self, value) -> str | None:  # noqa: ANN001
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        below = value <= self.low if self.low_open else value < self.low
+        above = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if not (below or above):
+            return None
+        if self.high is None:
+            bound = f"> {self.low:g}" if self.low_open else f">= {self.low:g}"
+        else:
+            bound = (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                     f"{')' if self.high_open else ']'}")
+        return f"--{self.flag} {value:g} must be {bound} ({self.what})"
+
+
+# One table, for every backend and recipe (a flag a backend lacks is skipped).
+VALUE_RULES: tuple[ValueRule, ...] = (
+    ValueRule("micro-batch-size", 1, what="samples per micro-batch"),
+    ValueRule("global-batch-size", 1, what="samples per optimizer step"),
+    ValueRule("rollout-batch-size", 1, what="prompts per rollout"),
+    ValueRule("n-samples-per-prompt", 1, what="responses per prompt"),
+    ValueRule("over-sampling-batch-size", 1, what="prompts sampled per rollout"),
+    ValueRule("num-steps-per-rollout", 1, what="optimizer steps per rollout"),
+    ValueRule("num-rollout", 1, what="rollouts to run"),
+    ValueRule("num-epoch", 1, what="passes over the dataset"),
+    ValueRule("save-interval", 1, what="rollouts between checkpoints; slime computes rollout % interval"),
+    ValueRule("eval-interval", 1, what="rollouts between evaluations; slime computes rollout % interval"),
+    ValueRule("n-samples-per-eval-prompt", 1, what="responses per evaluation prompt"),
+    ValueRule("rollout-max-response-len", 1, what="tokens"),
+    ValueRule("eval-max-response-len", 1, what="tokens"),
+    ValueRule("max-tokens-per-gpu", 1, what="tokens per GPU in a dynamic batch"),
+    ValueRule("log-probs-max-tokens-per-gpu", 1, what="tokens per GPU"),
+    ValueRule("lr", 0, low_open=True, what="the learning rate; 0 or below trains nothing, or backwards"),
+    ValueRule("min-lr", 0, what="the learning rate's floor"),
+    ValueRule("weight-decay", 0, what="a decay coefficient"),
+    ValueRule("clip-grad", 0, what="a gradient-norm bound; 0 turns clipping off"),
+    ValueRule("rollout-temperature", 0, what="a sampling temperature"),
+    ValueRule("rollout-top-p", 0, 1, low_open=True, what="a probability mass"),
+    ValueRule("eval-top-p", 0, 1, low_open=True, what="a probability mass"),
+    ValueRule("sglang-mem-fraction-static", 0, 1, low_open=True, high_open=True,
+              what="the fraction of GPU memory sglang takes"),
+)
+
+
+def value_problems(values: Values) -> list[str]:
     problems = []
+    for rule in VALUE_RULES:
+        try:
+            problem = rule.problem(values[rule.flag])
+        except KeyError:  # this backend has no such flag
+            continue
+        except TypeError:  # a value the schema check already refused
+            continue
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def cross_flag_problems(flags: FlagSet, backend: str) -> list[str]:
+    """VALUE_RULES, then every rule of RULES for `backend` that the final flags break, as one-line problems."""
+    values = Values(flags, backend_flags(backend))
+    problems = value_problems(values)
     for rule in RULES:
         if backend in rule.backends:
             try:

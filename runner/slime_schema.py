@@ -80,7 +80,8 @@ class Option:
             return f"{flag} {value!r}: {error}"
         shape = _VALUE_SHAPES.get(self.dest)
         if shape is not None and shape(converted):
-            return f"{flag} {value!r}: {shape(converted)}"
+            # Not echoed: the value may hold a secret (a --train-env-vars key like WANDB_API_KEY).
+            return f"{flag}: {shape(converted)}"
         if self.type == "bool" and value.strip().lower() in ("false", "0", "no", "off"):
             return (f"{flag} {value!r}: slime parses this flag with Python's bool(), so any non-empty value, "
                     f"{value!r} included, means True; leave the flag out (--unset) for False")
@@ -176,10 +177,12 @@ def _layer_pattern(text: str):  # noqa: ANN202
 
 
 def _env_object(value) -> str | None:  # noqa: ANN001
+    from runner.secrets import secret_env_vars_problem
+
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         return ('must be a JSON object of strings (slime passes it to Ray as environment variables), '
                 'e.g. --set \'train-env-vars={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}\'')
-    return None
+    return secret_env_vars_problem(value)
 
 
 # What a parsed value must look like beyond its type, by destination.
@@ -241,3 +244,11 @@ def backend_flags(backend: str) -> BackendFlags:
             if spelling.startswith("--"):
                 options[spelling[2:]] = option
     return BackendFlags(backend, options)
+
+
+@lru_cache(maxsize=None)
+def accumulating_flags() -> frozenset[str]:
+    """Spellings (without --) of slime's argparse action="append" options, on either backend (e.g.
+    --router-prefill URL [PORT], --router-decode URL): every occurrence adds a value group, none replaces."""
+    return frozenset(name for backend in _load()["backends"] for name, option in backend_flags(backend).options.items()
+                     if option.action == "append")

@@ -10,9 +10,10 @@ from runner.cluster import slurm, ssh
 from runner.cluster.head import head_process
 from runner.cluster.spec import ClusterSpec
 from runner.flags import FlagSet
+from runner.job_secrets import HOOK, SECRETS_FILE_ENV
 from runner.plan import Plan, Process
 from runner.recipes.base import Recipe
-from runner.render import Overrides, runtime_env_vars, train_entrypoint, train_flags
+from runner.render import Overrides, no_proxy_value, runtime_env_vars, train_entrypoint, train_flags
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,11 @@ class TrainInputs:
     python: str
     run_id: str
     nccl_nvls_enable: str
-    # Secrets found in the caller's environment, passed to the job's runtime env.
-    secret_env: dict[str, str] = field(default_factory=dict)
+    # Names of the secrets set in the caller's environment (runner.secrets.PASSED_SECRETS): their values
+    # reach the job's processes through a private file (runner.job_secrets), never the runtime env.
+    secret_names: tuple[str, ...] = ()
+    # Where the job's Python finds this runner (the secrets hook), when it is not installed there.
+    runner_path: str | None = None
     # Launch-path test: run this Python file in place of slime's train.py.
     test_entrypoint: str | None = None
     head_node: str = ""  # Slurm: the node this runner is on
@@ -45,6 +49,9 @@ class TrainInputs:
     run_dir: str | None = None
     # False for a detached run: the log goes to job.log only.
     echo_job_log: bool = True
+    # The runner's own -P (runner.interpreter), for its Python children: the job submitter, the driver's
+    # secrets wrapper.
+    python_flags: tuple[str, ...] = ()
 
 
 @dataclass
@@ -65,6 +72,10 @@ class TrainPlan:
     def files(self) -> dict[str, str]:
         return self.plan.files
 
+    @property
+    def secret_files(self) -> dict[str, tuple[str, ...]]:
+        return self.plan.secret_files
+
 
 def build_train_plan(inputs: TrainInputs) -> TrainPlan:
     plan = Plan()
@@ -75,28 +86,42 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
 
     env_vars = runtime_env_vars(recipe, megatron_dir=megatron_dir, slime_dir=slime_dir,
                                 master_addr=spec.master_addr, nccl_nvls_enable=inputs.nccl_nvls_enable,
-                                extra={**inputs.job_env, **inputs.secret_env})
+                                extra=inputs.job_env)
+    secrets = tuple(inputs.secret_names)
     if inputs.test_entrypoint:
         # The launch test needs neither slime nor Megatron on the path.
         env_vars.pop("PYTHONPATH")
-    runtime_env = {"env_vars": env_vars}
+    if secrets and inputs.runner_path:
+        paths = [p for p in (env_vars.get("PYTHONPATH"), inputs.runner_path) if p]
+        env_vars["PYTHONPATH"] = ":".join(paths)
+    runtime_env: dict = {"env_vars": env_vars}
+    if secrets:
+        # Only the file's path travels in the runtime env, which Ray logs and serves (runner.job_secrets).
+        env_vars[SECRETS_FILE_ENV] = spec.secrets_path
+        runtime_env["worker_process_setup_hook"] = HOOK
+        plan.secret_files = {spec.secrets_path: secrets}
     runtime_env_path = os.path.join(spec.temp_dir, "runtime_env.json")
 
-    no_proxy = f"127.0.0.1,{spec.master_addr}"
-    head = head_process(spec, no_proxy)
+    no_proxy = no_proxy_value(spec.master_addr)
+    # Ray's system processes (GCS, raylet, dashboard) have no use for the secrets: not inherited.
+    head = replace(head_process(spec, no_proxy), unset_env=secrets)
+    output_dir = None if inputs.ray_banner else spec.temp_dir
     if spec.worker_launcher == "ssh":
-        workers = ssh.worker_processes(spec)
+        workers = ssh.worker_processes(spec, with_secrets=bool(secrets), output_dir=output_dir)
     elif spec.worker_launcher == "slurm":
         workers = slurm.worker_processes(spec, inputs.head_node)
+        if output_dir:
+            workers = [replace(w, output=f"{output_dir}/ray-worker-{i}.out") for i, w in enumerate(workers, 1)]
     else:
         workers = []
-
-    if not inputs.ray_banner:
-        head = replace(head, output=f"{spec.temp_dir}/ray-head.out")
-        workers = [replace(w, output=f"{spec.temp_dir}/ray-worker-{i}.out") for i, w in enumerate(workers, 1)]
+    if output_dir:
+        head = replace(head, output=f"{output_dir}/ray-head.out")
 
     entrypoint = train_entrypoint(inputs.python, slime_dir, flags, inputs.test_entrypoint)
-    job_argv = (inputs.python, "-m", "runner.ray_job", "--address", spec.dashboard_url,
+    if secrets:
+        # The driver is no Ray worker: it loads the secrets file itself, then execs train.py.
+        entrypoint = [inputs.python, *inputs.python_flags, "-m", "runner.job_secrets", "--", *entrypoint]
+    job_argv = (inputs.python, *inputs.python_flags, "-m", "runner.ray_job", "--address", spec.dashboard_url,
                 "--submission-id", inputs.run_id, "--runtime-env-file", runtime_env_path,
                 "--submit-timeout", f"{inputs.submit_timeout:g}")
     if inputs.run_dir:
@@ -104,16 +129,21 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
     if not inputs.echo_job_log:
         job_argv += ("--quiet",)
     job_argv += ("--", *entrypoint)
-    job = Process(job_argv, {"no_proxy": no_proxy, **spec.auth_env()},
+    job = Process(job_argv, {"no_proxy": no_proxy, **spec.auth_env()}, unset_env=secrets,
                   purpose=f"submit {'the launch test' if inputs.test_entrypoint else 'slime train.py'} as Ray job "
                           f"{inputs.run_id} and stream its logs")
 
+    if secrets:
+        plan.notes.append(f"secrets {', '.join(secrets)}: from this environment into {spec.secrets_path} (mode "
+                          f"0600) for the job's processes (Ray worker_process_setup_hook {HOOK}), removed at the end; "
+                          f"never in the runtime env, which Ray logs and serves")
     plan.processes = [head, *workers, job]
     plan.files = {runtime_env_path: json.dumps(runtime_env, indent=2)}
     plan.notes += [
         f"recipe {recipe.name}: {recipe.summary} [{recipe.status}; flags from {recipe.source}]",
         f"Ray: head {spec.gcs_address}, dashboard/job API on {spec.dashboard_host}:{spec.dashboard_port}, "
-        f"token auth {'on' if spec.token_auth else 'off'}, temp dir {spec.temp_dir}",
+        f"token auth {'on' if spec.token_auth else 'off'}, private dir {spec.temp_dir} (mode 0700; the head's "
+        f"Ray temp dir: {spec.head_temp_dir})",
         f"waits for {spec.nodes} node(s) and {spec.expected_gpus} GPU(s) to register",
     ]
     return TrainPlan(plan, flags, head, workers, job, runtime_env, runtime_env_path, spec, inputs)

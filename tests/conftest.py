@@ -40,6 +40,14 @@ def free_port() -> int:
             return port
 
 
+def unused_short_path() -> Path:
+    """A short path under /tmp that does not exist: a run's --ray-temp-dir for tests that must start
+    nothing (Ray's socket paths allow it about 40 bytes; pytest's tmp_path is longer)."""
+    import secrets
+
+    return Path("/tmp") / f"rt-unused-{secrets.token_hex(5)}"
+
+
 @pytest.fixture
 def short_tmp():
     # Ray's unix socket paths must stay under ~107 bytes: pytest's tmp_path is too deep.

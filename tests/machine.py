@@ -8,7 +8,7 @@ from pathlib import Path
 import shutil
 
 from runner.execute import processes_with_marker
-from tests.conftest import DATA, run_cli
+from tests.conftest import DATA, run_cli, unused_short_path
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder
 
@@ -29,7 +29,7 @@ def make_machine(tmp_path: Path) -> dict:
     base = make_base_folder(tmp_path / "models")
     slime, _ = make_source_trees(tmp_path)
     env = record(tmp_path / "gpus", 8, name="NVIDIA H200", mib=143771)
-    temp = tmp_path / "raytmp"
+    temp = unused_short_path()
     # --force: the fsdp recipe's memory plan is not what these tests are about.
     args = ["--base-folder", str(base), "--slime-dir", str(slime), "--megatron-dir", str(tmp_path / "Megatron-LM"),
             "--ray-temp-dir", str(temp), "--force"]

@@ -105,3 +105,29 @@ def test_doctor_memory_row_names_the_derived_recipe_that_fits(tmp_path, recipe, 
 def test_doctor_memory_row_of_a_fitting_recipe(tmp_path):
     r = doctor(tmp_path, record(tmp_path / "gpus", 8, name="NVIDIA H200", mib=143771), "--recipe", "fsdp-h200")
     assert rows(r)["memory plan"]["status"] == "ok"
+
+
+def test_doctor_has_a_runs_dir_row(tmp_path):
+    env = record(tmp_path / "h200", 8, name="NVIDIA H200", mib=143771)
+    ok = rows(doctor(tmp_path, env))["runs dir"]
+    assert ok["status"] == "ok" and ok["detail"].startswith(str(tmp_path / "models" / "runs"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    r = run_cli("doctor", "--json", "--no-imports", "--base-folder", str(tmp_path / "models"), "--runs-dir",
+                str(blocker / "runs"), env=env)
+    bad = rows(r)["runs dir"]
+    assert r.returncode == 1 and bad["status"] == "fail" and "is not writable" in bad["detail"], bad
+    assert "--runs-dir DIR or $SLIME_RUNS_DIR" in bad["detail"]
+
+
+def test_doctor_says_a_base_folder_that_is_a_file_once(tmp_path):
+    env = record(tmp_path / "h200", 8, name="NVIDIA H200", mib=143771)
+    base = tmp_path / "base-file"
+    base.write_text("")
+    r = run_cli("doctor", "--json", "--no-imports", "--base-folder", str(base), env=env)
+    checks = json.loads(r.stdout)["checks"]
+    failing = [c for c in checks if c["status"] == "fail" and "BASE_FOLDER" in c["detail"] + c["fix"]]
+    assert [c["name"] for c in failing] == ["base folder"], failing
+    skipped = {c["name"] for c in checks if c["status"] == "skip" and "see base folder" in c["detail"]}
+    assert skipped == {"hf checkpoint", "torch_dist checkpoint", "datasets", "runs dir"}
+    assert sum(c["name"] == "base folder" for c in checks) == 1

@@ -13,7 +13,7 @@ from runner import planner
 from runner.planner.hardware import GPU_PRESETS_GIB
 from runner.recipes import RECIPES
 from runner.render import recipe_flags, train_flags
-from tests.conftest import run_cli
+from tests.conftest import run_cli, unused_short_path
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder
 from tests.slime_parser import parse_with_slime
@@ -134,7 +134,7 @@ def test_train_fsdp_names_the_derived_recipe_that_fits(tmp_path, gpu, mib, expec
     slime.mkdir()
     (slime / "train.py").write_text("")
     (tmp_path / "meg" / "megatron").mkdir(parents=True)
-    temp = tmp_path / "raytmp"
+    temp = unused_short_path()
     r = run_cli("train", "--recipe", "fsdp", "--base-folder", str(base), "--slime-dir", str(slime),
                 "--megatron-dir", str(tmp_path / "meg"), "--ray-temp-dir", str(temp),
                 env=record(tmp_path / "gpus", 8, name=gpu, mib=mib))

@@ -79,6 +79,8 @@ def test_runtime_env_fixes_the_scripts_json():
                             nccl_nvls_enable="1")
     assert fsdp["PYTHONPATH"] == "/m:/s:/s/scripts"  # the FSDP script adds its scripts/ dir
     assert fsdp["no_proxy"] == "127.0.0.1,10.0.0.1"
+    assert env["no_proxy"] == "127.0.0.1"  # the script's "127.0.0.1,127.0.0.1", once
+    assert script_env["no_proxy"] == "127.0.0.1,127.0.0.1"
 
 
 def test_low_memory_applies_the_seed_advice():

@@ -291,8 +291,8 @@ def test_every_option_a_message_names_exists():
 
 # ---- --unset and --set: what the renderer already removed, names, switches
 
-def _dry(machine, *extra, recipe="megatron-8gpu"):
-    r = train(machine, *extra, recipe=recipe, dry=True)
+def _dry(machine, *extra, recipe="megatron-8gpu", env=None):
+    r = train(machine, *extra, recipe=recipe, dry=True, env=env)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     plan = json.loads(r.stdout)
@@ -407,7 +407,7 @@ def test_layer_patterns_megatron_accepts(machine, value):
 @pytest.mark.parametrize("value", ['["A"]', '{"A": 1}', '"A=1"'])
 def test_train_env_vars_must_be_an_object_of_strings(machine, value):
     line = refused(machine, train(machine, "--set", f"train-env-vars={value}"),
-                   f"--train-env-vars {value!r}: must be a JSON object of strings")
+                   "--train-env-vars: must be a JSON object of strings")
     assert "e.g. --set 'train-env-vars={" in line
 
 
@@ -461,3 +461,206 @@ def test_odd_inputs_are_listed_by_a_dry_run(machine, extra):
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert any(line.startswith("error: ") for line in r.stdout.splitlines()), r.stdout[-2000:]
+
+
+# ---- one table of value rules, every recipe
+
+BAD_VALUES = {  # flag: (a value argparse takes and slime would run with, the rule's words)
+    "micro-batch-size": ("0", "must be >= 1"), "global-batch-size": ("-4", "must be >= 1"),
+    "n-samples-per-prompt": ("0", "must be >= 1"), "num-rollout": ("0", "must be >= 1"),
+    "save-interval": ("0", "must be >= 1"), "eval-interval": ("-1", "must be >= 1"),
+    "rollout-max-response-len": ("0", "must be >= 1"), "max-tokens-per-gpu": ("0", "must be >= 1"),
+    "lr": ("-1", "must be > 0"), "min-lr": ("-1e-7", "must be >= 0"), "weight-decay": ("-0.1", "must be >= 0"),
+    "rollout-temperature": ("-0.5", "must be >= 0"), "rollout-top-p": ("0", "must be in (0, 1]"),
+    "sglang-mem-fraction-static": ("1.5", "must be in (0, 1)"),
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(__import__("runner.recipes", fromlist=["RECIPES"]).RECIPES))
+def test_value_rules_hold_on_every_recipe(machine, recipe):
+    from runner.slime_rules import VALUE_RULES
+
+    assert set(BAD_VALUES) <= {r.flag for r in VALUE_RULES}
+    sets = [a for flag, (value, _) in BAD_VALUES.items() for a in ("--set", f"{flag}={value}")]
+    hostfile = machine["tmp"] / "hosts"
+    hostfile.write_text("10.0.0.2\n10.0.0.3\n10.0.0.4\n")
+    multinode = ["--hostfile", str(hostfile), "--master-addr", "10.0.0.1"] if "multinode" in recipe else []
+    _, errors = _dry(machine, *sets, *multinode, recipe=recipe)
+    for flag, (value, words) in BAD_VALUES.items():
+        line = f"--{flag} {float(value):g} {words}"
+        assert [e for e in errors if e.startswith(line)], (line, errors)
+    # The same on good values: none of these lines.
+    _, clean = _dry(machine, "--set", "num-rollout=1", "--set", "lr=1e-5", *multinode, recipe=recipe)
+    assert not [e for e in clean if " must be " in e], clean
+    # A real start is refused with one line: micro-batch-size=0 started an FSDP run before. (Multinode
+    # would also need MASTER_ADDR to be this machine's non-loopback address: its dry-run above suffices.)
+    if not multinode:
+        refused(machine, train(machine, "--set", "micro-batch-size=0", recipe=recipe),
+                "--micro-batch-size 0 must be >= 1")
+
+
+# ---- Ray's own arguments: one line, exit 2, nothing created
+
+@pytest.mark.parametrize("given, words", [
+    (("--ray-port", "70000"), "argument --ray-port: 70000 is not a TCP port (1-65535)"),
+    (("--dashboard-port", "-1"), "argument --dashboard-port: -1 is not a TCP port (1-65535)"),
+    (("--ready-timeout", "-5"), "argument --ready-timeout: -5 must be a number of seconds > 0"),
+    (("--ready-timeout", "0"), "argument --ready-timeout: 0 must be a number of seconds > 0"),
+])
+def test_ray_arguments_out_of_range_are_usage_errors(machine, given, words):
+    for dry in (False, True):  # usage errors: exit 2 even for a dry-run, no traceback
+        r = train(machine, *given, dry=dry)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().splitlines()[-1].endswith(words), r.stderr
+    assert not machine["temp"].exists() and not (machine["base"] / "runs").exists()
+
+
+@pytest.mark.parametrize("given, words", [
+    (("--ray-port", "8300", "--dashboard-port", "8300"), "--ray-port and --dashboard-port are both 8300"),
+    (("--ray-port", "10001"), "--ray-port 10001 is the port of Ray's client server"),
+    (("--dashboard-port", "52365"), "--dashboard-port 52365 is the port of Ray's dashboard agent"),
+    (("--dashboard-port", "15000"), "--dashboard-port 15000 is in Ray's worker port range (10002-19999)"),
+])
+def test_ports_ray_cannot_use_are_refused_before_anything_starts(machine, given, words):
+    refused(machine, train(machine, *given), words)
+    assert not (machine["base"] / "runs").exists()
+    _, errors = _dry(machine, *given)
+    assert [e for e in errors if words in e], errors
+
+
+def _ray_socket_names() -> list[str]:
+    """The sockets Ray makes in the head's sockets dir, from Ray's own code: plasma_store and raylet
+    (ray/_private/node.py), and dash_<module> for every dashboard subprocess module Ray itself finds."""
+    utils = pytest.importorskip("ray.dashboard.utils", reason="needs ray[default]")
+    from ray.dashboard.subprocesses.module import SubprocessModule
+
+    return ["plasma_store", "raylet", *("dash_" + m.__name__ for m in utils.get_all_modules(SubprocessModule))]
+
+
+def _socket_limit() -> int:
+    """The private directory's longest length: Ray's longest socket path on the head,
+    <dir>/head/session_<%Y-%m-%d_%H-%M-%S_%f>_<pid>/sockets/<name>, must stay within 107 bytes
+    (ray/_private/utils.py validate_socket_filepath); pids have as many digits as pid_max - 1."""
+    digits = len(str(int(open("/proc/sys/kernel/pid_max").read()) - 1))
+    name = max(_ray_socket_names(), key=len)
+    return 107 - len("/head/session_") - len("2026-12-05_04-32-46_467549") - 1 - digits - len("/sockets/") - len(name)
+
+
+def test_ray_temp_dir_too_long_for_rays_socket_paths_is_refused(machine):
+    limit = _socket_limit()
+    at_limit = "/tmp/" + "x" * (limit - len("/tmp/"))
+    assert len(at_limit) == limit
+    _, errors = _dry(machine, "--ray-temp-dir", at_limit)
+    assert not [e for e in errors if "--ray-temp-dir" in e], errors
+    line = refused(machine, train(machine, "--ray-temp-dir", at_limit + "y"), f"is {limit + 1} bytes")
+    assert f"use one of at most {limit} bytes" in line
+    assert not os.path.exists(at_limit + "y")
+    # Multinode: each worker's Ray temp dir (worker-N/) is longer than the head's (head/), but its sockets
+    # are only plasma_store and raylet: the head's dashboard sockets still decide.
+    hostfile = machine["tmp"] / "hosts"
+    hostfile.write_text("10.0.0.2\n10.0.0.3\n10.0.0.4\n")
+    multinode = ("--hostfile", str(hostfile), "--master-addr", "10.0.0.1")
+    _, errors = _dry(machine, "--ray-temp-dir", at_limit, *multinode, recipe="megatron-multinode")
+    assert not [e for e in errors if "--ray-temp-dir" in e], errors
+    _, errors = _dry(machine, "--ray-temp-dir", at_limit + "y", *multinode, recipe="megatron-multinode")
+    (line,) = [e for e in errors if "--ray-temp-dir" in e]
+    assert f"{at_limit}y/head/session_<time>_<pid>/sockets/dash_" in line and f"at most {limit} bytes" in line
+
+
+def test_the_socket_path_limit_is_rays_own():
+    """The runner's limit, against Ray's own check of the longest socket path it would make there."""
+    import datetime
+
+    from ray.dashboard.subprocesses.utils import get_socket_path
+
+    from runner.cluster.ray_args import dashboard_modules, max_private_dir_len, pid_digits
+    from runner.cluster.spec import ClusterSpec
+
+    digits = pid_digits()
+    spec = ClusterSpec(ray="ray", master_addr="127.0.0.1", gcs_port=6379, dashboard_host="127.0.0.1",
+                       dashboard_port=8265, gpus_per_node=0, nodes=1, temp_dir="/tmp/x", token_auth=True)
+    limit = max_private_dir_len(spec, digits, dashboard_modules())
+    assert limit == _socket_limit()
+    longest = max((n for n in _ray_socket_names() if n.startswith("dash_")), key=len)
+    session = f"session_{datetime.datetime.today().strftime('%Y-%m-%d_%H-%M-%S_%f')}_{'9' * digits}"
+    for length, fits in ((limit, True), (limit + 1, False)):
+        sockets = f"{'/' + 'x' * (length - 1)}/head/{session}/sockets"
+        if fits:  # Ray's own function makes and checks the path
+            get_socket_path(sockets, longest.removeprefix("dash_"))
+        else:
+            with pytest.raises(OSError, match="AF_UNIX path length"):
+                get_socket_path(sockets, longest.removeprefix("dash_"))
+
+
+def test_a_second_run_is_refused_with_the_lock_line_only(machine, tmp_path):
+    """While a run holds the machine (the lock, and its Ray on the ports), a second train says that, and
+    not that the ports are in use with a --ray-port hint that could not help."""
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    lock = str(tmp_path / "lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import os, sys, time\nfrom runner.runs.machine_lock import acquire\n"
+         "acquire({'SLIME_RUNNER_LOCK': sys.argv[1]}, 'run-x', '/runs/run-x', os.getpid())\n"
+         "print('held', flush=True)\ntime.sleep(600)", lock],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, text=True)
+    ports = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]  # what the active run's Ray holds
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        given = ("--ray-port", str(ports[0].getsockname()[1]), "--dashboard-port", str(ports[1].getsockname()[1]))
+        line = refused(machine, train(machine, *given, env={"SLIME_RUNNER_LOCK": lock}),
+                       "run run-x is still active on this machine")
+        assert "--ray-port" not in line
+        _, errors = _dry(machine, *given, env={"SLIME_RUNNER_LOCK": lock})
+        assert [e for e in errors if "still active" in e] and not [e for e in errors if "in use" in e], errors
+    finally:
+        holder.kill()
+        holder.wait()
+        for s in ports:
+            s.close()
+    assert not (machine["base"] / "runs").exists()
+
+
+# ---- IPv6: refused everywhere with one line (the pinned Ray cannot start a node on one)
+
+@pytest.mark.parametrize("given, env, named", [
+    ((), {"MASTER_ADDR": "::1"}, "MASTER_ADDR ::1 (from $MASTER_ADDR)"),
+    (("--master-addr", "[fd00::2]"), {}, "MASTER_ADDR [fd00::2] (from --master-addr)"),
+    (("--master-addr", "fe80::1%eth0"), {}, "MASTER_ADDR fe80::1%eth0 (from --master-addr)"),
+    (("--dashboard-host", "::1"), {}, "--dashboard-host ::1"),
+])
+def test_ipv6_addresses_are_refused_with_one_line(machine, given, env, named):
+    line = refused(machine, train(machine, *given, env=env), f"{named} is an IPv6 address")
+    assert "the pinned Ray (2.53) cannot start a node on an IPv6 address" in line and "IPv4" in line
+    assert "Address family" not in line
+    _, errors = _dry(machine, *given, env=env)
+    assert len([e for e in errors if "IPv6" in e]) == 1, errors
+
+
+@pytest.mark.parametrize("entry", ["fd00::3", "[fd00::3]", "root@fd00::3", "[fd00::3] slots=8"])
+def test_ipv6_hostfile_entries_are_refused_bare_or_bracketed(machine, entry):
+    hostfile = machine["tmp"] / "hosts"
+    hostfile.write_text(f"10.0.0.2\n{entry}\n10.0.0.4\n")
+    _, errors = _dry(machine, "--hostfile", str(hostfile), "--master-addr", "10.0.0.1", recipe="megatron-multinode")
+    (line,) = [e for e in errors if "hostfile" in e]
+    assert f"line 2: {entry!r}: an IPv6 address: the pinned Ray (2.53)" in line, line
+
+
+def test_a_name_that_resolves_to_ipv6_only_is_refused(monkeypatch):
+    """No name resolves to IPv6 only on this machine: the resolver stands in (the check is the runner's)."""
+    import socket
+
+    from runner.input_checks import ipv6_problem
+
+    def resolve(host, port, family=0, *rest):  # noqa: ANN001, ANN202
+        if host == "v6only.example" and family == socket.AF_INET:
+            raise socket.gaierror(socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("fd00::9", 0, 0, 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    line = ipv6_problem("v6only.example", "MASTER_ADDR", "$MASTER_ADDR")
+    assert line.startswith("MASTER_ADDR v6only.example (from $MASTER_ADDR) resolves to IPv6 addresses only")
+    assert ipv6_problem("10.0.0.1", "MASTER_ADDR") is None

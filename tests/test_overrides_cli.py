@@ -173,3 +173,34 @@ def test_every_problem_is_one_line():
                          extra=("stray", "--help"))
     assert len(problems) == 7, problems
     assert all("\n" not in p for p in problems)
+
+
+@pytest.mark.parametrize("recipe", ["megatron-8gpu", "fsdp-h200"])
+def test_append_options_keep_every_occurrence_as_argparse_does(machine, recipe):
+    """slime's --router-prefill URL [PORT] and --router-decode URL are argparse action="append": every
+    occurrence adds a group. Given through --set and after --, and on a resume's replay, all reach train.py
+    in order, as argparse itself collects them from the rendered argv."""
+    import argparse
+
+    from runner.slime_schema import accumulating_flags, backend_flags
+
+    assert accumulating_flags() == {"router-prefill", "router-decode"}
+    given = ["--set", "router-prefill=http://p1:30000 8998", "--set", "router-prefill=http://p2:30000",
+             "--", "--router-decode", "http://d1:30001", "--router-decode=http://d2:30001"]
+    plan = json.loads(train(machine, *given, recipe=recipe, dry=True).stdout)
+    assert not [p for p in plan["problems"] if "router" in p["message"]], plan["problems"]
+    entry = plan["processes"][-1]["argv"]
+    entry = entry[entry.index("--") + 1:][2:]  # python train.py FLAGS
+    # Real argparse, with the two options as slime's schema records them (action, nargs).
+    parser = argparse.ArgumentParser(allow_abbrev=False)
+    schema = backend_flags(RECIPES[recipe].backend)
+    for name in sorted(accumulating_flags()):
+        option = schema.get(name)
+        parser.add_argument(f"--{name}", action=option.action, nargs=option.nargs)
+    parsed, _ = parser.parse_known_args(entry)
+    assert parsed.router_prefill == [["http://p1:30000", "8998"], ["http://p2:30000"]]
+    assert parsed.router_decode == [["http://d1:30001"], ["http://d2:30001"]]
+    # An ordinary flag given twice still has one value, the last.
+    twice = json.loads(train(machine, "--set", "lr=1e-5", "--", "--lr", "2e-5", recipe=recipe, dry=True).stdout)
+    entry = twice["processes"][-1]["argv"]
+    assert entry.count("--lr") == 1 and entry[entry.index("--lr") + 1] == "2e-5"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,18 @@ if "--test-probe" in args:  # an unauthenticated request to the job API
     except urllib.error.HTTPError as e:
         status = e.code
     print("ENTRY probe status", status, flush=True)
+if "--test-node-probe" in args:  # an actor on every node reports (a hash of) the WANDB_API_KEY it sees
+    import hashlib, ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    ray.init()
+    @ray.remote(num_cpus=0)
+    class Probe:
+        def seen(self):
+            return hashlib.sha256(os.environ.get("WANDB_API_KEY", "").encode()).hexdigest()
+    for node in (n for n in ray.nodes() if n["Alive"]):
+        where = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        probe = Probe.options(scheduling_strategy=where, runtime_env={"env_vars": {"X": "1"}}).remote()
+        print("ENTRY node", node["NodeManagerAddress"], "key", ray.get(probe.seen.remote()), flush=True)
 if "--train-env-vars" in args:  # JSON through argv, ray_job's shlex.join and Ray's shell
     import json
     print("ENTRY train-env-vars", json.dumps(json.loads(args[args.index("--train-env-vars") + 1])), flush=True)
@@ -118,16 +131,20 @@ def test_success_streams_logs_and_cleans_up(tmp_path, short_tmp):
     assert "ENTRY tick 0" in out and "ENTRY tick 2" in out and "ENTRY exiting with 0" in out
     assert "NCCL_NVLS_ENABLE=0" in out and "CUDA_DEVICE_MAX_CONNECTIONS=1" in out  # runtime env reached the job
     assert "job finished with exit code 0" in out
-    assert "ENTRY probe status 200" in out  # one node, default: auth off, API only on 127.0.0.1
+    assert "WebSocket closed" not in out  # Ray's job client's INFO line when the log stream ends
+    assert "ENTRY probe status 401" in out  # token authentication on every run, one node included
     _assert_nothing_left(short_tmp, seen)
     assert not os.path.exists(os.path.join(short_tmp, "runtime_env.json"))  # may hold secrets: removed
 
 
 @pytest.mark.slow
 def test_nonzero_exit_code_propagates(tmp_path, short_tmp):
-    rc, out, seen = _launch(tmp_path, short_tmp, "--test-exit-code", "7", runner_args=("--verbose",))
+    rc, out, seen = _launch(tmp_path, short_tmp, "--test-exit-code", "7", probe=True,
+                            runner_args=("--verbose", "--ray-auth", "off"))
     assert rc == 7, out[-3000:]
     assert "Ray runtime started" in out  # --verbose: the banner on the terminal
+    assert "warning: --ray-auth off: Ray token authentication is off" in out
+    assert "ENTRY probe status 200" in out  # off: the job API answers anyone
     assert "ENTRY exiting with 7" in out
     _assert_nothing_left(short_tmp, seen)
 
@@ -164,3 +181,18 @@ def test_token_authentication_end_to_end(tmp_path, short_tmp):
     assert "ENTRY probe status 401" in out  # the job API refuses requests without the token
     assert "cluster ready" in out and "ENTRY exiting with 0" in out  # readiness probe, node list and job API all authenticated
     _assert_nothing_left(short_tmp, seen)
+
+
+@pytest.mark.slow
+def test_a_ray_temp_dir_at_the_socket_path_limit_runs(tmp_path, short_tmp):
+    """At the runner's limit Ray starts and runs the job (one byte more is refused: test_input_errors)."""
+    from tests.test_input_errors import _socket_limit
+
+    limit = _socket_limit()
+    at_limit = short_tmp + "/" + "x" * (limit - len(short_tmp) - 1)
+    assert len(at_limit) == limit
+    rc, out, seen = _launch(tmp_path, at_limit)
+    assert rc == 0, out[-3000:]
+    assert "ENTRY exiting with 0" in out
+    assert any(p.name.startswith("session_") for p in (Path(at_limit) / "head").iterdir())
+    _assert_nothing_left(at_limit, seen)

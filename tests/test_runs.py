@@ -19,7 +19,7 @@ from runner.runs.checkpoints import fresh_start_problem
 from runner.runs.layout import RunNotFound, RunPaths, find_run, list_runs, new_run_id, resolve_runs_dir
 from runner.runs.machine_lock import MachineLockBusy, acquire, active_run_problem
 from runner.runs.record import create_record, read_record, update_record
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, unused_short_path
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder
 from tests.machine import make_source_trees
@@ -160,9 +160,10 @@ def ready(tmp_path):
     """A machine that has everything (as in test_train_cli): 8 H100s, slime, Megatron-LM, checkpoints, data."""
     base = make_base_folder(tmp_path / "models")
     make_source_trees(tmp_path)
+    temp = unused_short_path()
     args = ["--base-folder", str(base), "--slime-dir", str(tmp_path / "slime"), "--megatron-dir",
-            str(tmp_path / "Megatron-LM"), "--ray-temp-dir", str(tmp_path / "raytmp")]
-    return {"base": base, "env": record(tmp_path / "gpus", 8), "args": args, "temp": tmp_path / "raytmp",
+            str(tmp_path / "Megatron-LM"), "--ray-temp-dir", str(temp)]
+    return {"base": base, "env": record(tmp_path / "gpus", 8), "args": args, "temp": temp,
             "tmp": tmp_path}
 
 def _train(ready, *extra, dry=True, env=None):
@@ -231,7 +232,7 @@ def test_resume_needs_a_run_or_a_checkpoint(ready):
     assert r.returncode == 2 and "train needs --recipe NAME (or --resume RUN" in r.stderr
 
 
-def test_resume_with_changes_needs_force_and_records_them(ready, tmp_path):
+def test_resume_with_changes_needs_accept_changes_and_records_them(ready, tmp_path):
     runs = tmp_path / "runs"
     folder = runs / "megatron-8gpu-20261129-000000-abcd" / "checkpoints"
     previous = RunPaths(folder.parent)
@@ -250,11 +251,14 @@ def test_resume_with_changes_needs_force_and_records_them(ready, tmp_path):
     assert "--grad-reduce-in-bf16" in entry  # the recorded --low-memory
     assert entry[entry.index("--load") + 1] == str(folder)
     refused = run_cli(*base[:-2], "--set", "lr=1e-5", env=env)
-    assert refused.returncode == 2 and "changing them (--set lr=1e-5) needs --force" in refused.stderr
-    forced = json.loads(run_cli(*base, "--set", "lr=1e-5", "--force", env=env).stdout)
-    entry = _entry_flags(forced)
+    assert refused.returncode == 2 and "changing them (--set lr=1e-5) needs --accept-changes" in refused.stderr
+    # --force no longer accepts changes: it only starts despite the memory plan.
+    still = run_cli(*base[:-2], "--set", "lr=1e-5", "--force", env=env)
+    assert still.returncode == 2 and "needs --accept-changes" in still.stderr
+    accepted = json.loads(run_cli(*base, "--set", "lr=1e-5", "--accept-changes", env=env).stdout)
+    entry = _entry_flags(accepted)
     assert entry[entry.index("--lr") + 1] == "1e-5" and entry[entry.index("--num-rollout") + 1] == "10"
-    assert any("changed on resume (--force; recorded): --set lr=1e-5" in n for n in forced["notes"])
+    assert any("changed on resume (--accept-changes; recorded): --set lr=1e-5" in n for n in accepted["notes"])
     assert sorted(p.name for p in runs.iterdir()) == [previous.id]
 
 
@@ -287,15 +291,16 @@ def test_another_ray_on_this_machine_is_refused_before_anything_is_written(tmp_p
     except OSError:
         holder = None  # a real Ray holds it right now: the refusal must come all the same
     try:
+        temp = unused_short_path()
         r = run_cli("train", "--recipe", "megatron-8gpu", "--test-entrypoint", str(entry), "--runs-dir",
-                    str(tmp_path / "runs"), "--ray-temp-dir", str(tmp_path / "ray"), "--ray-port", str(free_port()),
+                    str(tmp_path / "runs"), "--ray-temp-dir", str(temp), "--ray-port", str(free_port()),
                     "--dashboard-port", str(free_port()), env={"SLIME_RUNNER_LOCK": str(tmp_path / "lock")})
     finally:
         if holder is not None:
             holder.close()
     assert r.returncode == 2
     assert f"error: port {RAY_DASHBOARD_AGENT_PORT} (Ray's dashboard agent) is in use: another Ray" in r.stderr
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "ray").exists()
+    assert not (tmp_path / "runs").exists() and not temp.exists()
 
 
 def test_run_from_the_flake_records_its_revision_lock_and_store_paths(tmp_path):
@@ -512,15 +517,11 @@ def test_hints_after_train_name_the_run_from_any_directory(tmp_path):
     from runner.runs.start import run_ref
 
     rid = "fsdp-20261129-000000-abcd"
-    for flag, base in (("runs", None), (None, "models"), (None, None)):  # --runs-dir, --base-folder, ./models
-        where = resolve_runs_dir(flag, base, {}, str(tmp_path))
-        assert run_ref(rid, where, {}) == f"{rid} --runs-dir {tmp_path / (flag or 'models/runs')}"
-    shared = {"SLIME_RUNS_DIR": "/shared/runs"}
-    assert run_ref(rid, resolve_runs_dir(None, None, shared), shared) == rid
-    assert run_ref(rid, resolve_runs_dir(None, None, {"BASE_FOLDER": "/m"}), {"BASE_FOLDER": "/m"}) == rid
-    relative = {"BASE_FOLDER": "m"}  # found again only from this directory
-    assert run_ref(rid, resolve_runs_dir(None, None, relative, str(tmp_path)), relative) == \
-        f"{rid} --runs-dir {tmp_path / 'm' / 'runs'}"
+    for flag, base, environ in (("runs", None, {}), (None, "models", {}), (None, None, {}),
+                                (None, None, {"BASE_FOLDER": "/m"}), (None, None, {"SLIME_RUNS_DIR": "/shared/r"})):
+        where = resolve_runs_dir(flag, base, environ, str(tmp_path))
+        # Always the runs dir, absolute: a later shell may have another BASE_FOLDER, or none.
+        assert run_ref(rid, where) == f"{rid} --runs-dir {where.value}" and os.path.isabs(where.value)
     missing = run_cli("status", "nope", "--base-folder", str(tmp_path))
     assert missing.returncode == 2 and "--runs-dir, --base-folder, $SLIME_RUNS_DIR or $BASE_FOLDER" in missing.stderr
 
@@ -538,3 +539,98 @@ def test_an_unusable_runs_dir_is_refused_before_anything_starts(ready, tmp_path)
         assert any(p["message"].startswith(f"runs dir {runs_dir} ") for p in plan["problems"]), plan["problems"]
     assert blocker.read_text() == "" and not any(p.name.startswith(".slime-runner-probe") for p in tmp_path.iterdir())
     assert not [p for p in ready["base"].iterdir() if p.name == "runs"]
+
+
+def test_runs_and_status_of_a_runs_dir_that_is_a_file_fail(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for cmd in (("runs",), ("status",), ("status", "--json"), ("runs", "--json")):
+        r = run_cli(*cmd, "--runs-dir", str(blocker))
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (cmd, r.stdout, r.stderr)
+        assert r.stderr.strip() == (f"error: runs dir {blocker} (from --runs-dir) is a file, not a directory; name "
+                                    f"the runs dir with --runs-dir DIR or $SLIME_RUNS_DIR"), r.stderr
+        assert r.stdout == ""
+    empty = run_cli("runs", "--runs-dir", str(tmp_path / "nothing-yet"))  # not there yet: no runs, not an error
+    assert empty.returncode == 0 and "no runs under" in empty.stdout
+
+
+def test_show_and_status_of_a_copied_run_read_the_copy(tmp_path):
+    import shutil
+
+    original = _make_run(tmp_path / "a", "fsdp-20261129-000000-abcd", state="succeeded", exit_code=0)
+    record = read_record(original)
+    record.update(dir=str(original.dir), logs={"job": str(original.job_log), "runner": None},
+                  checkpoint={"save": str(original.checkpoints), "load": str(original.checkpoints)})
+    (original.dir / "run.json").write_text(json.dumps(record))
+    original.job_log.write_text("step 1\nlast words of the copied run\n")
+    (original.checkpoints / "iter_0000005").mkdir(parents=True)
+    (original.checkpoints / "latest_checkpointed_iteration.txt").write_text("5")
+    copy = tmp_path / "archive" / original.id
+    shutil.copytree(original.dir, copy)
+    shutil.rmtree(tmp_path / "a")  # only the copy is left
+    status = json.loads(run_cli("status", original.id, "--runs-dir", str(copy.parent), "--json").stdout)
+    assert status["dir"] == str(copy) and status["iteration"] == "5", status
+    assert status["last_log_line"] == "last words of the copied run"
+    show = run_cli("show", str(copy))
+    assert show.returncode == 0, show.stderr
+    assert f"directory:   {copy} (run.json was written in {original.dir})" in show.stdout
+    assert f"--save {copy}/checkpoints" in show.stdout and str(original.dir) + "/" not in show.stdout
+    text = run_cli("status", original.id, "--runs-dir", str(copy.parent)).stdout
+    assert "latest iteration: 5" in text and f"job log:    {copy}/job.log" in text
+
+
+def test_resume_on_the_other_backend_warns_that_it_cannot_continue(ready, tmp_path):
+    runs = tmp_path / "runs"
+    folder = runs / "megatron-8gpu-20261129-000000-abcd" / "checkpoints"
+    previous = RunPaths(folder.parent)
+    create_record(previous, {"id": previous.id, "state": "failed", "request": {"recipe": "megatron-8gpu",
+                                                                               "overrides": []},
+                             "checkpoint": {"folder": str(folder), "save": str(folder)}})
+    (folder / "iter_0000007").mkdir(parents=True)  # Megatron's layout: torch_dist files in iter_N/
+    (folder / "latest_checkpointed_iteration.txt").write_text("7")
+    base = ["train", "--resume", previous.id, "--runs-dir", str(runs), *ready["args"], "--dry-run", "--json"]
+    env = {**ready["env"], "SLIME_RUNNER_LOCK": str(tmp_path / "lock")}
+    plan = json.loads(run_cli(*base, "--recipe", "fsdp-h200", "--accept-changes", env=env).stdout)
+    warnings = [p["message"] for p in plan["problems"] if p["severity"] == "warning"]
+    (line,) = [w for w in warnings if "cannot continue" in w]
+    assert line.startswith(f"--recipe fsdp-h200 resumes {previous.id}, a megatron-8gpu run: the fsdp backend "
+                           f"cannot continue its megatron checkpoints")
+    assert "skips the load and trains from the HF weights" in line and "start a fresh run instead" in line
+    same = json.loads(run_cli(*base, "--recipe", "megatron-8gpu-80gb", "--accept-changes", env=env).stdout)
+    assert not [p for p in same["problems"] if "cannot continue" in p["message"]]  # same backend: no warning
+
+
+def test_no_none_where_a_run_has_no_exit_code_or_checkpoint(tmp_path, ready):
+    runs = tmp_path / "runs"
+    rid = "fsdp-20261129-000000-abcd"
+    lost = _make_run(runs, rid, state="lost", exit_code=None, ended_at="2026-11-29T01:00:00+0000",
+                     created_at="2026-11-29T00:00:00+0000", detail="its runner was killed", dir=str(runs / rid),
+                     request={"recipe": "fsdp", "overrides": []}, recipe="fsdp",
+                     checkpoint={"save": str(runs / rid / "checkpoints")},
+                     logs={"job": str(runs / rid / "job.log"), "runner": None,
+                           "ray": "/tmp/r/head/session_latest/logs"},
+                     ray={"temp_dir": "/tmp/r", "logs": "/tmp/r/head/session_latest/logs", "token_auth": True})
+    lost.job_log.write_text("a line\n")
+    outputs = {cmd: run_cli(*cmd, "--runs-dir", str(runs)) for cmd in
+               (("status", lost.id), ("show", lost.id), ("logs", "-f", lost.id), ("stop", lost.id), ("runs",))}
+    for cmd, r in outputs.items():
+        said = r.stdout + r.stderr
+        assert r.returncode == 0 and "exit code None" not in said and "iteration None" not in said, (cmd, said)
+    assert "no exit code" in outputs[("status", lost.id)].stdout and "no exit code" in outputs[("show", lost.id)].stdout
+    assert outputs[("logs", "-f", lost.id)].stderr.strip() == f"(run {lost.id} lost, no exit code)"
+    plan = json.loads(run_cli("train", "--resume", lost.id, "--runs-dir", str(runs), *ready["args"], "--dry-run",
+                              "--json", env=ready["env"]).stdout)
+    (where,) = [n for n in plan["notes"] if n.startswith("run ")]
+    assert "(run.json, job.log); runs dir" in where and "checkpoints/" not in where  # it saves into lost's folder
+    notes = [n for n in plan["notes"] if n.startswith("resumes ")]
+    assert notes == [f"resumes {lost.id} from its latest checkpoint (none yet: see the problems)"], notes
+    assert any("holds no checkpoint yet" in p["message"] for p in plan["problems"])
+
+
+def test_a_fresh_runs_directory_note_lists_its_checkpoints_folder(ready):
+    plan = json.loads(_train(ready).stdout)
+    (where,) = [n for n in plan["notes"] if n.startswith("run ")]
+    assert "(run.json, job.log, checkpoints/); runs dir" in where
+    detached = json.loads(_train(ready, "--detach").stdout)
+    (where,) = [n for n in detached["notes"] if n.startswith("run ")]
+    assert "(run.json, job.log, runner.log, checkpoints/); runs dir" in where

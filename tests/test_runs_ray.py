@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, run_cli
+from tests.conftest import REPO, free_port, run_cli, unused_short_path
 
 pytest.importorskip("ray.job_submission", reason="needs ray[default] (pip install -e '.[test]')")
 
@@ -157,9 +157,16 @@ def _head_token(run_id: str) -> str | None:
 @pytest.mark.slow
 def test_detached_run_outlives_the_session_that_started_it(lab):
     # Like an ssh login: a shell that is a session leader starts the run, then the session hangs up.
-    train = " ".join([sys.executable, "-m", "runner", *lab["train_args"](), "--detach",
+    # As the flake's apps run it (python -P), from a directory whose ./runner is a decoy: the supervisor
+    # and the job submitter it starts must run the runner's code, not the decoy (runner.interpreter).
+    safe = ["-P"] if sys.version_info >= (3, 11) else []
+    decoy = lab["tmp"] / "checkout"
+    (decoy / "runner").mkdir(parents=True)
+    (decoy / "runner" / "__init__.py").write_text('raise ImportError("DECOY runner imported")\n')
+    train = " ".join([sys.executable, *safe, "-m", "runner", *lab["train_args"](), "--detach",
                       "--", "--test-sleep", "8"])
-    shell = subprocess.Popen(["bash", "-c", f"{train}; echo LAUNCHED rc=$?; exec sleep 600"], cwd=REPO,
+    shell = subprocess.Popen(["bash", "-c", f"{train}; echo LAUNCHED rc=$?; exec sleep 600"],
+                             cwd=decoy if safe else REPO,
                              env=_cli_env(lab), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              start_new_session=True)
     lines: list[str] = []
@@ -192,6 +199,7 @@ def test_detached_run_outlives_the_session_that_started_it(lab):
     assert f"ENTRY TRITON_CACHE_DIR={lab['tmp'] / 'kernels' / 'triton'}" in job_log  # persistent cache reached the job
     assert final["kernel_caches"]["TRITON_CACHE_DIR"]["path"] == str(lab["tmp"] / "kernels" / "triton")
     assert "SIGHUP ignored" not in (run_dir / "runner.log").read_text()  # it was never in that session
+    assert "DECOY" not in (run_dir / "runner.log").read_text() + "".join(lines)
     _wait(lambda: not any(_alive(p) for p in seen | _marked(final["id"], lab["temp_dir"])), 60,
           "the run's processes to exit")
     assert len(seen) >= 5  # the Ray head's daemons, workers, the job's driver were all watched
@@ -228,9 +236,11 @@ def test_status_logs_and_stop_on_a_running_job(lab, tmp_path):
                                     env=_cli_env(lab), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
         # A second run on this machine is refused while this one is active, and writes nothing.
-        second = run_cli(*lab["train_args"](str(tmp_path / "t2")), env=lab["env"])
+        second_temp = unused_short_path()
+        second = run_cli(*lab["train_args"](str(second_temp)), env=lab["env"])
         assert second.returncode == 2 and f"run {run_id} is still active on this machine" in second.stderr
-        assert len(_runs(lab)) == 1 and not (tmp_path / "t2").exists()
+        assert len([ln for ln in second.stderr.splitlines() if ln.startswith("error: ")]) == 1, second.stderr
+        assert len(_runs(lab)) == 1 and not second_temp.exists()
 
         # Bystanders that look like Ray: another run's marker, a Ray-like command line. stop must spare them.
         decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "ray", "start", "--head",
@@ -263,7 +273,10 @@ def test_status_logs_and_stop_on_a_running_job(lab, tmp_path):
         if path.is_file():
             content = path.read_text(errors="replace")
             assert SECRET not in content and token not in content, path
-    assert final["job"]["runtime_env"]["env_vars"]["WANDB_API_KEY"] == "<redacted>"
+    # The key reached the job through a private file, never the runtime env (runner.job_secrets).
+    assert "WANDB_API_KEY" not in final["job"]["runtime_env"]["env_vars"]
+    assert final["job"]["secrets_passed"] == ["WANDB_API_KEY"]
+    assert final["job"]["runtime_env"]["env_vars"]["SLIME_RUNNER_SECRETS_FILE"] == f"{lab['temp_dir']}/secrets.json"
     # stop again: nothing to do.
     again = run_cli("stop", run_id, "--runs-dir", str(lab["runs"]), env=lab["env"])
     assert again.returncode == 0 and "nothing to stop" in again.stderr
@@ -293,18 +306,19 @@ def test_resume_finds_the_recorded_checkpoint_and_a_fresh_start_over_it_is_refus
     # A fresh start over that folder: refused with one line, nothing written.
     before = sorted(p.name for p in lab["runs"].iterdir())
     ckpt_before = sorted(str(p) for p in (run1 / "checkpoints").rglob("*"))
-    refused = run_cli(*lab["train_args"](str(tmp_path / "t-refused")), "--set", f"load={folder}",
+    refused_temp = unused_short_path()
+    refused = run_cli(*lab["train_args"](str(refused_temp)), "--set", f"load={folder}",
                       "--set", f"save={folder}", env=lab["env"])
     assert refused.returncode == 2
     errors = [ln for ln in refused.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and f"python -m runner train --resume {run1}" in errors[0], refused.stderr
     assert sorted(p.name for p in lab["runs"].iterdir()) == before
     assert sorted(str(p) for p in (run1 / "checkpoints").rglob("*")) == ckpt_before
-    assert not (tmp_path / "t-refused").exists()
+    assert not refused_temp.exists()
 
-    # Changing the recorded recipe on resume needs --force.
+    # Changing the recorded recipe on resume needs --accept-changes.
     changed = run_cli(*lab["train_args"](), "--resume", run1.name, "--set", "lr=1e-5", env=lab["env"])
-    assert changed.returncode == 2 and "needs --force" in changed.stderr
+    assert changed.returncode == 2 and "needs --accept-changes" in changed.stderr
     assert sorted(p.name for p in lab["runs"].iterdir()) == before
 
     # train --resume RUN: no --recipe, no overrides: both come from run.json.
@@ -344,3 +358,114 @@ def test_stop_after_the_supervisor_was_killed(lab):
     # The machine is free again: the kernel dropped the lock with the supervisor.
     again = run_cli(*lab["train_args"](lab["temp_dir"] + "-2"), "--dry-run", env=lab["env"])
     assert again.returncode == 0 and "still active" not in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_a_detached_run_is_found_from_a_new_shell(lab, tmp_path):
+    """Started with BASE_FOLDER set; later, from another directory and a shell without it, status, logs
+    and stop still find the run (through the machine lock), and the hints name its runs dir."""
+    base = tmp_path / "base"
+    args = [a for a in lab["train_args"]() if a not in ("--runs-dir", str(lab["runs"]))]
+    start_dir, other_dir = tmp_path / "here", tmp_path / "elsewhere"
+    start_dir.mkdir()
+    other_dir.mkdir()
+    r = run_cli(*args, "--detach", "--", "--test-sleep", "300", env={**lab["env"], "BASE_FOLDER": str(base)},
+                cwd=str(start_dir), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run_dir,) = [p for p in (base / "runs").iterdir() if (p / "run.json").is_file()]
+    run_id = run_dir.name
+    assert f"python -m runner stop {run_id} --runs-dir {base / 'runs'}" in r.stderr  # the hints name the runs dir
+    try:
+        _wait(lambda: "ENTRY sleeping" in (run_dir / "job.log").read_text(), 120, "the job to log")
+        # A new shell: no BASE_FOLDER, another directory (whose ./models/runs has nothing).
+        status = run_cli("status", run_id, "--json", env=lab["env"], cwd=str(other_dir))
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["state"] == "running"
+        assert f"run {run_id} is active on this machine: {run_dir}" in status.stderr
+        plain = run_cli("status", env=lab["env"], cwd=str(other_dir))
+        assert plain.returncode == 0 and f"run {run_id}: running" in plain.stdout, plain.stdout + plain.stderr
+        logs = run_cli("logs", run_id[:25], env=lab["env"], cwd=str(other_dir))
+        assert logs.returncode == 0 and "ENTRY sleeping" in logs.stdout
+        stop = run_cli("stop", run_id, env=lab["env"], cwd=str(other_dir), timeout=300)
+        assert stop.returncode == 0 and "no process of it is left" in stop.stderr, stop.stderr
+    finally:
+        if _record(run_dir)["state"] in ("starting", "running"):
+            run_cli("stop", str(run_dir), env=lab["env"], timeout=300)
+    assert _record(run_dir)["state"] == "stopped"
+    # Once it ended, the lock no longer names it: only its runs dir finds it.
+    gone = run_cli("status", run_id, env=lab["env"], cwd=str(other_dir))
+    assert gone.returncode == 2 and f"no run '{run_id}'" in gone.stderr
+    assert run_cli("status", run_id, "--runs-dir", str(base / "runs"), env=lab["env"]).returncode == 0
+
+
+@pytest.mark.slow
+def test_foreground_train_stops_cleanly_when_its_terminal_hangs_up(lab):
+    """As an ssh session that closes: an interactive shell on a pseudo-terminal runs a foreground `train`;
+    the terminal goes away. The job and this run's Ray stop as on SIGTERM, run.json says stopped, and no
+    process of the run is left."""
+    import fcntl
+    import select
+    import termios
+
+    train = " ".join([sys.executable, "-m", "runner", *lab["train_args"](), "--", "--test-sleep", "300"])
+    master, slave = os.openpty()
+
+    def controlling_terminal():  # in the child, after setsid: the pty becomes its terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    shell = subprocess.Popen(["bash", "--norc", "--noprofile", "-i"], stdin=slave, stdout=slave, stderr=slave,
+                             cwd=REPO, env={**_cli_env(lab), "PS1": "$ "}, start_new_session=True,
+                             preexec_fn=controlling_terminal)
+    os.close(slave)
+    screen: list[bytes] = []
+    reading = threading.Event()
+    reading.set()
+
+    def read_terminal():
+        # Never blocked in read(): a read in progress keeps the terminal open when the master is closed.
+        while reading.is_set():
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                screen.append(data)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    run_dir = None
+    try:
+        os.write(master, (train + "\n").encode())
+        run_dir = _wait(lambda: (_runs(lab) or [None])[0], 120, "the run directory")
+        _wait(lambda: (run_dir / "job.log").exists() and "ENTRY sleeping" in (run_dir / "job.log").read_text(),
+              180, "the job to run")
+        record = _record(run_dir)
+        assert record["state"] == "running" and record["supervisor"]["detached"] is False
+        seen = _descendants(record["supervisor"]["pid"]) | _marked(record["id"], lab["temp_dir"])
+        reading.clear()
+        reader.join(timeout=10)
+        os.close(master)  # the terminal hangs up: the shell gets SIGHUP and passes it on to its job
+        master = None
+        final = _wait(lambda: _record(run_dir)["state"] in ("succeeded", "failed", "stopped", "lost")
+                      and _record(run_dir), 240, "the run to record its end")
+        shell.wait(timeout=60)
+    finally:
+        reading.clear()
+        if master is not None:
+            reader.join(timeout=10)
+            os.close(master)
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+        if run_dir is not None and _record(run_dir)["state"] in ("starting", "running"):
+            run_cli("stop", str(run_dir), env=lab["env"], timeout=300)  # leave nothing for the next test
+    assert final["state"] == "stopped" and final["exit_code"] == 128 + signal.SIGHUP, final
+    assert "SIGHUP" in final["detail"], final
+    assert "ENTRY exiting" not in (run_dir / "job.log").read_text()  # stopped, not finished
+    _wait(lambda: not any(_alive(p) for p in seen | _marked(final["id"], lab["temp_dir"])), 60,
+          "the run's processes to exit")
+    assert len(seen) >= 5
+    # What the runner said after the terminal was gone went to runner.log.
+    said = (run_dir / "runner.log").read_text()
+    assert "hung up" in said and "stopping job" in said and "Traceback" not in said, said

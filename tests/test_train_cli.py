@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from runner.execute import processes_with_marker
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, unused_short_path
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder, make_dataset
 from tests.machine import make_source_trees
@@ -23,7 +23,7 @@ def ready(tmp_path):
     base = make_base_folder(tmp_path / "models")
     slime, megatron = make_source_trees(tmp_path)
     env = record(tmp_path / "gpus", 8)
-    temp = tmp_path / "raytmp"
+    temp = unused_short_path()
     args = ["--base-folder", str(base), "--slime-dir", str(slime), "--megatron-dir", str(megatron),
             "--ray-temp-dir", str(temp)]
     return {"base": base, "env": env, "args": args, "temp": temp, "tmp": tmp_path}
@@ -218,3 +218,29 @@ def test_hostfile_entries_may_name_the_ssh_user(ready):
     assert [w[-2] for w in workers] == ["root@10.0.0.2", "10.0.0.3", "root@10.0.0.4"]  # ssh targets
     assert "--node-ip-address 10.0.0.2 " in workers[0][-1]  # the Ray node address has no user
     assert not any("needs 3 worker" in p["message"] for p in plan["problems"])
+
+
+def test_worker_output_files_are_numbered_by_host(ready):
+    """ray-worker-N.out is the N-th host's Ray worker; its token and secrets copies say theirs in
+    copy-to-worker-N.out (the copies took the odd numbers before)."""
+    hostfile = ready["tmp"] / "hosts"
+    hostfile.write_text("10.0.0.2\n10.0.0.3\n10.0.0.4\n")
+    plan = json.loads(train(ready, "--hostfile", str(hostfile), "--master-addr", "127.0.0.1",
+                            recipe="megatron-multinode", dry=True, env={"WANDB_API_KEY": SECRET}).stdout)
+    temp = str(ready["temp"])
+    ssh = [p for p in plan["processes"] if p["argv"][0] == "ssh"]
+    outputs = [(p["purpose"], p["output"]) for p in ssh]
+    assert outputs == [item for n, host in enumerate(("10.0.0.2", "10.0.0.3", "10.0.0.4"), 1) for item in (
+        (f"copy the Ray auth token to {host} (via stdin)", f"{temp}/copy-to-worker-{n}.out"),
+        (f"copy the run's secrets to {host} (via stdin)", f"{temp}/copy-to-worker-{n}.out"),
+        (f"Ray worker on {host}", f"{temp}/ray-worker-{n}.out"))], outputs
+    workers = [p["argv"][-1] for p in ssh if p["purpose"].startswith("Ray worker")]
+    assert [f"--temp-dir {temp}/worker-{n} " in w for n, w in enumerate(workers, 1)] == [True] * 3
+    assert plan["processes"][0]["output"] == f"{temp}/ray-head.out"
+
+
+def test_no_proxy_names_each_host_once(ready):
+    plan = json.loads(train(ready, dry=True).stdout)
+    (runtime_env,) = [json.loads(c) for c in plan["files"].values()]
+    assert runtime_env["env_vars"]["no_proxy"] == "127.0.0.1"
+    assert {p["env"].get("no_proxy") for p in plan["processes"]} == {"127.0.0.1"}

@@ -20,7 +20,7 @@ def head_process(spec: ClusterSpec, no_proxy: str) -> Process:
         # slime binds 0.0.0.0 here: anyone who reaches this port can run code.
         "--dashboard-host", spec.dashboard_host,
         "--dashboard-port", str(spec.dashboard_port),
-        "--temp-dir", spec.temp_dir,
+        "--temp-dir", spec.head_temp_dir,
     )
     env = {"no_proxy": no_proxy, **spec.auth_env(), **NO_DRAIN, **spec.marker_env()}
     return Process(argv, env, purpose=f"Ray head on {spec.master_addr} ({spec.gpus_per_node} GPUs)")

@@ -16,6 +16,8 @@ import ipaddress
 import re
 from pathlib import Path
 
+from runner.input_checks import IPV6_REASON
+
 # RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
@@ -39,8 +41,10 @@ def entry_problem(entry: str) -> str | None:
         return f"{user!r} is not a user name"
     if "," in host:
         return "one host per line, not a comma-separated list"
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
-        ipaddress.ip_address(host)
+        if ipaddress.ip_address(bare.split("%", 1)[0]).version == 6:
+            return f"an IPv6 address: {IPV6_REASON}; give the host's IPv4 address or name"
         return None
     except ValueError:
         pass

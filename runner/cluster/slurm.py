@@ -3,6 +3,12 @@ starts a Ray worker on every other node of it.
 
 What Slurm itself says (scontrol, squeue, ...) is read by
 runner.cluster.slurm_cli; this module only plans and parses.
+
+srun hands its environment to the tasks: the Ray token travels that way, and
+so do WANDB_API_KEY and HF_TOKEN when set (runner.job_secrets: a variable a
+process already has wins over the secrets file, which is not copied to Slurm
+nodes). Each task first makes the run's private directory (mode 0700), then
+execs `ray start` with its temp dir inside it.
 """
 
 from __future__ import annotations
@@ -41,12 +47,15 @@ def worker_processes(spec: ClusterSpec, head_node: str) -> list[Process]:
         "--address", spec.gcs_address,
         "--num-gpus", str(spec.gpus_per_node),
         "--disable-usage-stats",
-        "--temp-dir", f"{spec.temp_dir}/worker",
+        "--temp-dir", spec.slurm_worker_temp_dir,
     )
+    # $1 is the directory; the umask stays in a subshell: Ray's own files keep the usual one.
+    private = ("bash", "-c", '(umask 077 && mkdir -p "$1") && chmod 700 "$1" && shift && exec "$@"', "slime-worker",
+               spec.temp_dir)
     argv = (
         "srun", f"--nodes={len(spec.workers)}", f"--ntasks={len(spec.workers)}", "--ntasks-per-node=1",
         f"--nodelist={','.join(spec.workers)}", f"--exclude={head_node}", "--overlap", "--kill-on-bad-exit=1",
-        *ray_argv,
+        *private, *ray_argv,
     )
     # srun propagates the environment, so the token travels there, not on argv.
     return [Process(argv, {**spec.auth_env(), **NO_DRAIN, **spec.marker_env()}, purpose=f"Ray workers on {len(spec.workers)} Slurm node(s)")]

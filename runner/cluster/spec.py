@@ -11,6 +11,23 @@ TOKEN_AUTH_MIN_RAY = (2, 52)
 # Set to the run id in the environment of every Ray node of a run; Ray passes
 # it on to everything it starts.
 RUN_MARKER_ENV = "SLIME_RUNNER_RUN"
+HEAD_SUBDIR = "head"
+# Ray puts AF_UNIX sockets in each node's temp dir:
+#   <temp dir>/session_<%Y-%m-%d_%H-%M-%S_%f>_<pid of the head's `ray start`>/sockets/<name>
+# (ray/_private/node.py: the session name and _prepare_socket_file, names
+# plasma_store and raylet; on the head also dash_<module> for each dashboard
+# module, ray/dashboard/subprocesses/utils.py get_socket_path; the same in
+# Ray 2.53 and 2.60), and refuses a path over 107 bytes, Linux's sun_path
+# less its NUL (ray/_private/utils.py validate_socket_filepath).
+SOCKET_PATH_MAX = 107
+NODE_SOCKETS = ("plasma_store", "raylet")
+
+
+def longest_socket_path(node_temp_dir: str, pid_digits: int, socket_names=NODE_SOCKETS) -> int:  # noqa: ANN001
+    """Bytes of Ray's longest socket path under a node's temp dir, for a head pid of pid_digits digits."""
+    session = f"session_{'0' * 26}_{'9' * pid_digits}"
+    name = max(socket_names, key=len)
+    return len(f"{node_temp_dir}/{session}/sockets/{name}".encode())
 
 
 @dataclass(frozen=True)
@@ -22,8 +39,11 @@ class ClusterSpec:
     dashboard_port: int
     gpus_per_node: int
     nodes: int
-    # A directory unique to this run: Ray's --temp-dir on the head. It marks
-    # every process of this Ray instance, so cleanup can find exactly those.
+    # The run's private directory (mode 0700), the same path on every node:
+    # each node's Ray temp dir lives inside it (Ray makes its own 0777, with
+    # its logs and sockets), and so do the runtime env, the secrets file and
+    # Ray's start-up output. Its path marks every process of this Ray
+    # instance, so cleanup can find exactly those.
     temp_dir: str
     token_auth: bool
     # The secret token; travels only in environments (and ssh's stdin).
@@ -37,6 +57,32 @@ class ClusterSpec:
 
     def marker_env(self) -> dict[str, str]:
         return {RUN_MARKER_ENV: self.run_id} if self.run_id else {}
+
+    @property
+    def head_temp_dir(self) -> str:
+        """The head's Ray --temp-dir (its logs: session_latest/logs)."""
+        return f"{self.temp_dir}/{HEAD_SUBDIR}"
+
+    def ssh_worker_temp_dir(self, number: int) -> str:
+        """The Ray --temp-dir of the number-th ssh worker (1-based, hostfile order)."""
+        return f"{self.temp_dir}/worker-{number}"
+
+    @property
+    def slurm_worker_temp_dir(self) -> str:
+        return f"{self.temp_dir}/worker"
+
+    def node_temp_dirs(self) -> list[str]:
+        """Every node's Ray temp dir."""
+        if self.worker_launcher == "ssh":
+            return [self.head_temp_dir, *(self.ssh_worker_temp_dir(i) for i in range(1, len(self.workers) + 1))]
+        if self.worker_launcher == "slurm" and self.workers:
+            return [self.head_temp_dir, self.slurm_worker_temp_dir]
+        return [self.head_temp_dir]
+
+    @property
+    def secrets_path(self) -> str:
+        """The run's secrets (runner.job_secrets), mode 0600, on every node that needs a copy."""
+        return f"{self.temp_dir}/secrets.json"
 
     @property
     def gcs_address(self) -> str:

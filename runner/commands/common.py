@@ -12,7 +12,7 @@ from runner.overrides import CheckedOverrides, check_overrides
 from runner.plan import Plan
 from runner.recipes.base import Recipe
 from runner.render import recipe_flags
-from runner.secrets import redact_env, redact_json, redact_text
+from runner.secrets import REDACTED, redact_argv, redact_env, redact_json, redact_text
 
 
 def add_location_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,10 +42,26 @@ def checked_overrides(args, recipe: Recipe, base_folder: str) -> CheckedOverride
     )
 
 
+def _redact_file(content: str) -> str:
+    """A planned file's content with the values of secret-named variables redacted (a JSON file whose
+    env_vars a secret could be in, such as the runtime env); other content as is."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return content
+    if isinstance(data, dict) and isinstance(data.get("env_vars"), dict):
+        data["env_vars"] = redact_env(data["env_vars"])
+        return json.dumps(data, indent=2)
+    return content
+
+
 def plan_to_json(plan: Plan, secrets: list[str]) -> dict:
+    """The plan as JSON, secrets redacted by name (environments, secret flags' values, files), then by value."""
     data = plan.to_json()
     for proc in data["processes"]:
         proc["env"] = redact_env(proc["env"])
+        proc["argv"] = redact_argv(proc["argv"])
+    data["files"] = {path: _redact_file(content) for path, content in data["files"].items()}
     return redact_json(data, secrets)
 
 
@@ -56,12 +72,19 @@ def render_plan_text(plan: Plan, secrets: list[str]) -> str:
         if proc.cwd not in (".", ""):
             lines.append(f"    cwd: {proc.cwd}")
         env = redact_env(proc.env)
+        if proc.unset_env:
+            lines.append("    unset: " + " ".join(proc.unset_env) + " (not inherited)")
         if env:
             lines.append("    env: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()))
-        lines.append("    $ " + shlex.join(proc.argv) + (f" > {proc.output} 2>&1" if proc.output else ""))
+        stdin = f" < {proc.stdin_file}" if proc.stdin_file else ""
+        lines.append("    $ " + shlex.join(redact_argv(proc.argv)) + stdin
+                     + (f" > {proc.output} 2>&1" if proc.output else ""))
     for path, content in plan.files.items():
         lines.append(f"[file] {path} (mode 0600):")
-        lines += ["    " + line for line in content.splitlines()]
+        lines += ["    " + line for line in _redact_file(content).splitlines()]
+    for path, names in plan.secret_files.items():
+        lines.append(f"[file] {path} (mode 0600, removed at the end): "
+                     + " ".join(f"{name}={REDACTED}" for name in names) + " (from this environment)")
     return redact_text("\n".join(lines), secrets)
 
 

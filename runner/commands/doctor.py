@@ -3,7 +3,8 @@
 Checks GPUs (count, model, compute capability, memory, NVLink), the driver
 library, Python packages against nix/pins.json, fla (its Blackwell patch, and
 on GPU machines that its device detection says cuda) and causal-conv1d,
-slime's patch in MEGATRON_DIR, disk space, checkpoints and data, the recipe's
+slime's patch in MEGATRON_DIR, disk space, checkpoints and data, the runs dir
+(can train create a run there?), the recipe's
 topology and memory plan. Exit 1 when something blocks the recipe. `--gpu` also runs
 the kernels (fla, causal-conv1d) against float32 references on the GPU.
 """
@@ -35,6 +36,7 @@ from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
 from runner.render import train_flags
 from runner.report import FAIL, OK, SKIP, WARN, Check, render_table
+from runner.runs.arguments import add_runs_dir_argument
 from runner.topology import topology_problems, tp_cp_warning
 
 
@@ -47,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where --gpu's compiled Triton kernels go, as smoke and train: caches under DIR (default: the "
                         "environment's TRITON_CACHE_DIR etc., else ~/.cache/slime-qwen3-next/kernels)")
     add_location_arguments(p)
+    add_runs_dir_argument(p)
 
 
 def collect(args, environ=None) -> list[Check]:
@@ -88,26 +91,15 @@ def collect(args, environ=None) -> list[Check]:
     checks.append(slime_resume_check(locs.slime_dir.value))
 
     base = input_checks.base_folder_problem(locs)
-    if base:
-        checks.append(Check("base folder", FAIL, base))
     flags = train_flags(recipe, str(locs.base))
-    hf = flags.value("hf-checkpoint")
-    try:
-        summary = validate_hf_checkpoint(Path(hf))
-        checks.append(Check("hf checkpoint", OK, f"{hf}: {len(summary.shards)} shards, "
-                                                 f"{summary.total_bytes / 1e9:.0f} GB, headers readable"))
-    except CheckpointError as exc:
-        checks.append(Check("hf checkpoint", FAIL, str(exc)))
-    ref = flags.value("ref-load")
-    if recipe.backend == "megatron" and ref:
-        done = torch_dist_complete(Path(ref))
-        # convert needs slime and Megatron-LM: say so first when they are missing.
-        convert = ("set SLIME_DIR and MEGATRON_DIR (--slime-dir, --megatron-dir), then run `python -m runner convert`"
-                   if slime else "run `python -m runner convert`")
-        checks.append(Check("torch_dist checkpoint", OK if done else FAIL, ref, "" if done else convert))
-    data = preflight.dataset_problems(flags)
-    checks.append(Check("datasets", FAIL if data else OK, "; ".join(data) if data else
-                        f"{flags.value('prompt-data')} and the eval set carry the input/label keys"))
+    if base:
+        # What lives under BASE_FOLDER would only repeat it, once per row.
+        checks.append(Check("base folder", FAIL, base))
+        checks += [Check(name, SKIP, "under BASE_FOLDER, which is a file (see base folder)") for name in
+                   ("hf checkpoint", "torch_dist checkpoint", "datasets")]
+    else:
+        checks += _base_folder_checks(recipe, flags, bool(slime))
+    checks.append(_runs_dir_check(args, environ, base_is_file=bool(base)))
     checks.append(disk_check(str(locs.base)))
 
     topo = topology_problems(flags, recipe.backend, QWEN3_NEXT_80B, nodes=recipe.layout.nodes,
@@ -121,6 +113,43 @@ def collect(args, environ=None) -> list[Check]:
         checks.append(Check("kernel cache", OK, "; ".join(caches.describe())))
         checks += _gpu_kernel_checks(caches)
     return checks
+
+
+def _base_folder_checks(recipe, flags, slime_missing: bool) -> list[Check]:  # noqa: ANN001
+    """The checkpoints and datasets the recipe reads under BASE_FOLDER."""
+    checks = []
+    hf = flags.value("hf-checkpoint")
+    try:
+        summary = validate_hf_checkpoint(Path(hf))
+        checks.append(Check("hf checkpoint", OK, f"{hf}: {len(summary.shards)} shards, "
+                                                 f"{summary.total_bytes / 1e9:.0f} GB, headers readable"))
+    except CheckpointError as exc:
+        checks.append(Check("hf checkpoint", FAIL, str(exc)))
+    ref = flags.value("ref-load")
+    if recipe.backend == "megatron" and ref:
+        done = torch_dist_complete(Path(ref))
+        # convert needs slime and Megatron-LM: say so first when they are missing.
+        convert = ("set SLIME_DIR and MEGATRON_DIR (--slime-dir, --megatron-dir), then run `python -m runner convert`"
+                   if slime_missing else "run `python -m runner convert`")
+        checks.append(Check("torch_dist checkpoint", OK if done else FAIL, ref, "" if done else convert))
+    data = preflight.dataset_problems(flags)
+    checks.append(Check("datasets", FAIL if data else OK, "; ".join(data) if data else
+                        f"{flags.value('prompt-data')} and the eval set carry the input/label keys"))
+    return checks
+
+
+def _runs_dir_check(args, environ, base_is_file: bool) -> Check:  # noqa: ANN001
+    """Where train would create the run's directory: as train checks it (it probes by making one)."""
+    from runner.runs.layout import resolve_runs_dir
+    from runner.runs.setup import runs_dir_problem
+
+    runs_dir = resolve_runs_dir(getattr(args, "runs_dir", None), getattr(args, "base_folder", None), environ)
+    if base_is_file and runs_dir.source in ("--base-folder", "$BASE_FOLDER", "default"):
+        return Check("runs dir", SKIP, "under BASE_FOLDER, which is a file (see base folder)")
+    problem = runs_dir_problem(runs_dir)
+    if problem:
+        return Check("runs dir", FAIL, problem)
+    return Check("runs dir", OK, f"{runs_dir.value} (from {runs_dir.source}): runs can be created there")
 
 
 def _memory_check(recipe, flags, facts, base_folder: str) -> Check:

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from runner import input_checks
+from runner.interpreter import own_python
 from runner.commands.common import add_location_arguments, locations_from_args, print_plan
 from runner.plan import Plan, Process
 from runner.recipes.qwen3_next import DEFAULT_HF_REPO, MODEL_DIR_NAME
@@ -61,7 +62,7 @@ def gather(args, environ=None) -> tuple[Plan, list[Fetch]]:
     if base_problem:
         plan.error(base_problem)
     for f in items:
-        argv = [sys.executable, "-m", "runner.hf_fetch", "--repo", f.repo, "--repo-type", f.repo_type,
+        argv = [*own_python(), "-m", "runner.hf_fetch", "--repo", f.repo, "--repo-type", f.repo_type,
                 "--local-dir", f.local_dir, "--expect", f.expect]
         if f.repo_type == "model" and args.revision:
             argv += ["--revision", args.revision]

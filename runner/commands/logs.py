@@ -60,6 +60,7 @@ def _runner_log(paths, record: dict):  # noqa: ANN001, ANN202
 def run(args) -> int:
     from runner.runs.identity import effective_state
     from runner.runs.record import ACTIVE, BadRecord, load_record
+    from runner.runs.report import exit_text
 
     found = load_named_run(args)
     if found is None:
@@ -98,7 +99,7 @@ def run(args) -> int:
                 record = load_record(paths)
             except BadRecord:
                 pass  # removed just now: the record read above stands
-            print(f"(run {paths.id} {effective_state(record)[0]}, exit code {record.get('exit_code')})",
+            print(f"(run {paths.id} {effective_state(record)[0]}, {exit_text(record)})",
                   file=sys.stderr)
             return 0
         time.sleep(args.poll)

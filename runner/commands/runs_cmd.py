@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from runner.runs.arguments import add_lookup_arguments, runs_root
+from runner.runs.arguments import add_lookup_arguments, listable_runs_root
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,7 +31,9 @@ def run(args) -> int:
     from runner.runs.record import ACTIVE
     from runner.runs.report import runs_table
 
-    root = runs_root(args)
+    root = listable_runs_root(args)
+    if root is None:
+        return 2
     listed = summaries(root, lambda line: print(line, file=sys.stderr))
     rows = [(record, effective_state(record)[0]) for _, record in listed]
     progress = [read_progress(paths) for paths, _ in listed]

@@ -1,6 +1,8 @@
 """`status [RUN]`: is a run alive, where is it, how far has it got, what did it last say?
 
-Without RUN: every active run under the runs dir (else the latest run). A run
+Without RUN: every active run under the runs dir, and the run active on this
+machine wherever it lives (it holds the machine lock); else the latest run. A
+RUN not under the runs dir is still found while it is active here. A run
 recorded as starting/running whose runner is gone shows as "lost", with why:
 killed, or the machine rebooted since it started. A run in a Slurm job (`train
 --slurm`, or started inside an allocation) whose runner is not on this machine
@@ -21,7 +23,7 @@ import argparse
 import json
 import sys
 
-from runner.runs.arguments import add_lookup_arguments, load_named_run, runs_root
+from runner.runs.arguments import active_run, add_lookup_arguments, listable_runs_root, load_named_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,10 +73,12 @@ def run(args) -> int:
     from runner.runs.identity import effective_state
     from runner.runs.listing import summaries
     from runner.runs.progress_text import progress_lines
-    from runner.runs.record import ACTIVE, BadRecord, load_record
+    from runner.runs.record import ACTIVE, BadRecord, load_record, relocated
     from runner.runs.report import status_lines
 
-    root = runs_root(args)
+    root = listable_runs_root(args)
+    if root is None:
+        return 2
     # With --json, stdout carries JSON only: notes go to stderr.
     note_out = sys.stderr if args.json else sys.stdout
     if args.run:
@@ -86,6 +90,10 @@ def run(args) -> int:
         # The few fields that say which runs are active, then the whole record of those only.
         listed = summaries(root, lambda line: print(line, file=sys.stderr))
         chosen = [paths for paths, r in listed if effective_state(r)[0] in ACTIVE]
+        # The run that holds this machine, wherever its runs dir is.
+        active = active_run()
+        if active is not None and active.dir not in {p.dir for p, _ in listed}:
+            chosen.append(active)
         if not chosen:
             if not listed:
                 print(f"no runs under {root}", file=note_out)
@@ -97,7 +105,7 @@ def run(args) -> int:
         runs = []
         for paths in chosen:
             try:
-                runs.append((paths, load_record(paths)))
+                runs.append((paths, relocated(load_record(paths), paths.dir)))
             except BadRecord as exc:  # rewritten since it was listed
                 print(f"warning: skipped run {paths.id}: {exc}", file=sys.stderr)
     records = [record for _, record in runs]

@@ -34,27 +34,30 @@ from pathlib import Path
 from runner import input_checks, preflight
 from runner.cluster.hostfile import HostfileError, read_workers
 from runner.cluster import slurm_cli
+from runner.cluster.ray_args import (dashboard_modules, pid_digits, port_problems, positive_seconds,
+                                     socket_path_problem, tcp_port)
 from runner.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, ClusterSpec, supports_token_auth
 from runner.commands import train_slurm
 from runner.commands.common import add_location_arguments, checked_overrides, locations_from_args, print_plan
 from runner.flags import FlagSet
 from runner.gpus import GpuFacts, nccl_nvls_value, query_gpus
 from runner.locations import Setting
+from runner.interpreter import own_python
 from runner.plan import Plan
 from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
 from runner.render import OverrideError
 from runner.runs import sinks
 from runner.runs.arguments import add_run_arguments
+from runner.runs.machine_lock import active_run_problem
 from runner.runs.manifest import RunContext
 from runner.runs.setup import SetupError, override_layers, prepare_run, run_notes, run_problems
 from runner.runs.slurm_run import adopt as adopt_prepared_run
-from runner.secrets import secret_flag_error, secret_values
+from runner.secrets import PASSED_SECRETS, secret_flag_error, secret_values
 from runner.slime_rules import cross_flag_problems
 from runner.topology import topology_problems, tp_cp_warning
 from runner.train_plan import TrainInputs, TrainPlan, build_train_plan
 
-PASSED_SECRETS = ("WANDB_API_KEY", "HF_TOKEN")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,18 +67,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p)
     ray = p.add_argument_group("Ray cluster")
     ray.add_argument("--hostfile", help="multinode: worker hosts, one per line (first column; MASTER_ADDR is skipped)")
-    ray.add_argument("--ray-port", type=int, default=DEFAULT_GCS_PORT, help="GCS port of the head (default %(default)s)")
+    ray.add_argument("--ray-port", type=tcp_port, default=DEFAULT_GCS_PORT,
+                     help="GCS port of the head (default %(default)s)")
     ray.add_argument("--dashboard-host", default="127.0.0.1",
                      help="address the dashboard and job API bind to (default %(default)s; 0.0.0.0 lets anyone "
                           "who reaches this port run code)")
-    ray.add_argument("--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT, help="default %(default)s")
+    ray.add_argument("--dashboard-port", type=tcp_port, default=DEFAULT_DASHBOARD_PORT, help="default %(default)s")
     ray.add_argument("--ray-auth", choices=("auto", "token", "off"), default="auto",
-                     help="Ray token authentication; auto = on for multinode when Ray >= 2.52 (default)")
-    ray.add_argument("--ready-timeout", type=float, default=300.0,
+                     help="Ray token authentication (Ray >= 2.52): auto = on (default); off lets any local user, "
+                          "and anyone who reaches Ray's ports, submit jobs that run as you")
+    ray.add_argument("--ready-timeout", type=positive_seconds, default=300.0,
                      help="seconds to wait for all nodes and GPUs to register (default %(default)s)")
-    ray.add_argument("--ray-temp-dir", help="Ray's --temp-dir for this run (default /tmp/slime-ray-<random>)")
-    p.add_argument("--force", action="store_true", help="start even if the memory planner says it will not fit; with --resume, also "
-                        "accept (and record) a changed recipe or overrides")
+    ray.add_argument("--ray-temp-dir", metavar="DIR",
+                     help="the run's private directory (mode 0700) holding Ray's temp dir, e.g. DIR/head "
+                          "(default /tmp/slime-ray-<random>)")
+    p.add_argument("--force", action="store_true", help="start even if the memory planner says it will not fit")
+    p.add_argument("--accept-changes", action="store_true",
+                   help="with --resume RUN: run with a recipe or overrides other than RUN's recorded ones (the "
+                        "change is recorded in the new run's run.json)")
     p.add_argument("--test-entrypoint", metavar="PY_FILE",
                    help="launch-path test: Ray with 0 GPUs (head, plus --hostfile workers if given), run PY_FILE "
                         "with the recipe's arguments in place of slime's train.py; skips GPU, checkpoint and data "
@@ -179,8 +188,11 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         problems.append(f"{recipe.name} needs MASTER_ADDR: the head node's address that the workers reach; "
                         f"export MASTER_ADDR or pass --master-addr")
         master_addr = "<MASTER_ADDR>"
-    elif multinode and not submitting:
-        problems += filter(None, [input_checks.multinode_master_problem(master_addr, locs.master_addr.source)])
+    else:
+        ipv6 = input_checks.ipv6_problem(master_addr, "MASTER_ADDR", locs.master_addr.source)
+        problems += filter(None, [ipv6])
+        if multinode and not ipv6 and not submitting:
+            problems += filter(None, [input_checks.multinode_master_problem(master_addr, locs.master_addr.source)])
     base_problem = input_checks.base_folder_problem(locs)
     problems += filter(None, [base_problem])
     checked = checked_overrides(args, recipe, str(locs.base))
@@ -203,12 +215,16 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     nvls, nvls_source = nccl_nvls_value(facts, environ)
 
     ray_version = _ray_version()
-    if args.ray_auth == "token" and not supports_token_auth(ray_version):
-        problems.append(f"--ray-auth token needs Ray >= 2.52; installed: {ray_version or 'none'}")
-    token_auth = args.ray_auth == "token" or (args.ray_auth == "auto" and multinode and supports_token_auth(ray_version))
-    if multinode and not token_auth:
-        warnings.append("Ray token authentication is off: anyone who reaches the GCS port can run code on this "
-                        "cluster (needs Ray >= 2.52, or pass --ray-auth token)")
+    # Every run, one node included: without a token any local user reaches the job API on 127.0.0.1
+    # (the job's runtime env, and jobs that run as you) and Ray's other ports.
+    token_auth = args.ray_auth != "off"
+    if token_auth and ray_version is not None and not supports_token_auth(ray_version):
+        problems.append(f"Ray {ray_version} has no token authentication (Ray >= 2.52 has): without it any local "
+                        f"user can submit jobs that run as you; use the pinned stack (Ray 2.53), or pass "
+                        f"--ray-auth off to run without it")
+    if not token_auth:
+        warnings.append("--ray-auth off: Ray token authentication is off: any local user, and anyone who reaches "
+                        "Ray's ports, can submit jobs that run as you")
     ray_exe = input_checks.ray_executable()
     problems += filter(None, [input_checks.job_python_problem(ray_exe)])
     if ray_exe is None:
@@ -219,19 +235,25 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         ray=ray_exe, master_addr=master_addr, gcs_port=args.ray_port, dashboard_host=args.dashboard_host,
         dashboard_port=args.dashboard_port, gpus_per_node=0 if test else recipe.layout.gpus_per_node,
         nodes=1 + len(workers) if test else recipe.layout.nodes,
-        temp_dir=args.ray_temp_dir or f"/tmp/slime-ray-{_secrets.token_hex(4)}",
+        temp_dir=os.path.abspath(args.ray_temp_dir) if args.ray_temp_dir else f"/tmp/slime-ray-{_secrets.token_hex(4)}",
         token_auth=token_auth,
         token=("<generated at launch>" if args.dry_run else _secrets.token_urlsafe(32)) if token_auth else None,
         workers=workers, worker_launcher=launcher, run_id=run_id,
     )
-    secret_env = {k: environ[k] for k in PASSED_SECRETS if environ.get(k)}
+    secret_names = tuple(k for k in PASSED_SECRETS if environ.get(k))
+    problems += filter(None, [preflight.private_dir_problem(spec.temp_dir),
+                              socket_path_problem(spec, pid_digits(), dashboard_modules())])
+    unusable_ports = port_problems(args.ray_port, args.dashboard_port)
+    problems += unusable_ports.values()
     try:
         # TensorBoard's and wandb's files (when the flags turn them on) go into the run directory.
         before += sinks.layers(recipe, str(locs.base), checked.overrides, before, str(setup.paths.dir))
         tp = build_train_plan(TrainInputs(
             recipe=recipe, overrides=checked.overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
             megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
-            nccl_nvls_enable=nvls, secret_env=secret_env, ray_banner=getattr(args, "verbose", False),
+            python_flags=tuple(own_python()[1:]),
+            nccl_nvls_enable=nvls, secret_names=secret_names, runner_path=runner_import_root(),
+            ray_banner=getattr(args, "verbose", False),
             test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
             submit_timeout=args.ready_timeout, before_overrides=before,
             job_env={**setup.kernel_cache.env, **sinks.sink_env(str(setup.paths.dir))},
@@ -244,7 +266,13 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
                         test_entrypoint=tp.inputs.test_entrypoint,
                         slurm=allocation.to_record() if allocation and launcher == "slurm" else None)
     plan.notes += run_notes(setup, tp.flags, detach=args.detach)
-    problems += run_problems(setup, tp.flags, environ, this_machine=not submitting)
+    problems += run_problems(setup, tp.flags)
+    warnings += setup.warnings
+    # One run per machine. When a run holds the machine, its Ray holds the ports too: that is the one
+    # thing to say (a "port in use, pass --ray-port" could not help).
+    # (`train --slurm` runs on the allocation's nodes, not here.)
+    busy = None if submitting else active_run_problem(environ)
+    problems += filter(None, [busy])
 
     flags: FlagSet = tp.flags
     secret_flag = secret_flag_error(f.name for f in flags)
@@ -257,15 +285,23 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     warning = tp_cp_warning(flags, recipe.backend)
     if warning:
         warnings.append(warning)
+    if getattr(args, "accept_changes", False) and not getattr(args, "resume", None):
+        warnings.append("--accept-changes applies to --resume RUN only; ignored")
     if recipe.status != "faithful":
         warnings.append(f"recipe {recipe.name} is {recipe.status}: not yet run at full scale")
     if args.dashboard_host not in ("127.0.0.1", "localhost"):
         warnings.append(f"--dashboard-host {args.dashboard_host}: the Ray job API accepts code from anyone who "
                         f"reaches {args.dashboard_host}:{args.dashboard_port}")
-    if master_addr != "<MASTER_ADDR>" and not submitting:
+    dashboard_ipv6 = input_checks.ipv6_problem(args.dashboard_host, "--dashboard-host")
+    problems += filter(None, [dashboard_ipv6])
+    if master_addr != "<MASTER_ADDR>" and not submitting and not busy:
         for port, what, flag in ((args.ray_port, "Ray GCS", "--ray-port"),
                                  (args.dashboard_port, "Ray dashboard/job API", "--dashboard-port")):
+            if flag in unusable_ports:
+                continue  # said above; whether it is free too does not matter
             host = master_addr if what == "Ray GCS" else args.dashboard_host
+            if input_checks.is_ipv6_literal(host) or (host == args.dashboard_host and dashboard_ipv6):
+                continue  # refused above (an IPv4 bind probe of it would only fail on the address family)
             problem = preflight.port_problem(host, port, what, flag)
             if problem:
                 problems.append(problem)
@@ -293,6 +329,20 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     for w in warnings:
         plan.warn(w)
     return tp, plan
+
+
+def runner_import_root() -> str | None:
+    """The directory that makes this runner importable (the job's secrets hook runs it in every Ray
+    worker), or None when it is installed in this Python's site-packages, where the job's Python finds it."""
+    import site
+    import sysconfig
+
+    import runner
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(runner.__file__)))
+    paths = sysconfig.get_paths()
+    installed = {os.path.abspath(p) for p in (*site.getsitepackages(), paths["purelib"], paths["platlib"])}
+    return None if root in installed else root
 
 
 def _ray_version() -> str | None:

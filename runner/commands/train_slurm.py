@@ -225,7 +225,7 @@ def _submit(tp, text: str, script_path: str, output: str, request: SlurmRequest,
         return 1
     job_output = output.replace("%j", job_id)
     update_record(paths, {"slurm": {"job_id": job_id, "output": job_output}, "logs": {"runner": job_output}})
-    ref = run_ref(ctx.setup.run_id, ctx.setup.runs_dir, os.environ)
+    ref = run_ref(ctx.setup.run_id, ctx.setup.runs_dir)
     print(f"[runner] run {ctx.setup.run_id}: submitted as Slurm job {job_id}\n"
           f"    python -m runner status {ref}\n"
           f"    python -m runner logs -f {ref}\n"

@@ -12,8 +12,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "(then: status, logs -f, stop)")
     g.add_argument("--resume", metavar="RUN",
                    help="continue RUN (an id or run directory) from its latest checkpoint with its recorded recipe "
-                        "and overrides (changing them needs --force), or continue a checkpoint folder that no run "
-                        "wrote (give --recipe)")
+                        "and overrides (changing them needs --accept-changes), or continue a checkpoint folder that "
+                        "no run wrote (give --recipe)")
     add_runs_dir_argument(g)
     g.add_argument("--kernel-cache", metavar="DIR",
                    help="Triton, flashinfer and torch-extension caches under DIR, e.g. on storage all nodes share "
@@ -35,6 +35,27 @@ def add_lookup_arguments(p: argparse.ArgumentParser, run_required: bool | None =
     p.add_argument("--base-folder", help="$BASE_FOLDER: runs live in BASE_FOLDER/runs unless --runs-dir says otherwise")
 
 
+def listable_runs_root(args):  # noqa: ANN001, ANN201
+    """runs_root(args) for a listing, or None once the reason is on stderr (the command exits 2): a runs
+    dir that is a file (or cannot be listed) is not an empty one."""
+    import os
+    import sys
+
+    from runner.runs.layout import resolve_runs_dir
+
+    setting = resolve_runs_dir(getattr(args, "runs_dir", None), getattr(args, "base_folder", None), os.environ)
+    root = runs_root(args)
+    if root.exists() and not root.is_dir():
+        print(f"error: runs dir {root} (from {setting.source}) is a file, not a directory; name the runs dir with "
+              f"--runs-dir DIR or $SLIME_RUNS_DIR", file=sys.stderr)
+        return None
+    if root.is_dir() and not os.access(root, os.R_OK | os.X_OK):
+        print(f"error: runs dir {root} (from {setting.source}) cannot be read; name another with --runs-dir DIR",
+              file=sys.stderr)
+        return None
+    return root
+
+
 def runs_root(args, environ=None):  # noqa: ANN001
     import os
     from pathlib import Path
@@ -46,8 +67,28 @@ def runs_root(args, environ=None):  # noqa: ANN001
                                  environ).value)
 
 
+def active_run(environ=None):  # noqa: ANN001, ANN201
+    """RunPaths of the run active on this machine (it holds the machine lock), whatever the runs dir,
+    or None."""
+    import os
+    from pathlib import Path
+
+    from runner.runs.layout import RUN_JSON, RunPaths
+    from runner.runs.machine_lock import active_holder
+
+    holder = active_holder(os.environ if environ is None else environ)
+    if holder is None or not os.path.isabs(str(holder["run_dir"])):
+        return None
+    paths = RunPaths(Path(holder["run_dir"]))
+    return paths if (paths.dir / RUN_JSON).is_file() else None
+
+
 def find_named_run(args):  # noqa: ANN001, ANN201
-    """The run directory args.run names, or None once the reason is on stderr (the command exits 2)."""
+    """The run directory args.run names, or None once the reason is on stderr (the command exits 2).
+
+    Under the runs dir first; else the run active on this machine when RUN names it (its id, a prefix
+    of it, or its directory): found from any directory and shell, whatever BASE_FOLDER says there."""
+    import os
     import sys
 
     from runner.runs.layout import RunNotFound, find_run
@@ -55,21 +96,26 @@ def find_named_run(args):  # noqa: ANN001, ANN201
     try:
         return find_run(runs_root(args), args.run)
     except RunNotFound as exc:
+        active = active_run()
+        if active is not None and (active.id.startswith(args.run) or os.path.abspath(args.run) == str(active.dir)):
+            print(f"(run {active.id} is active on this machine: {active.dir})", file=sys.stderr)
+            return active
         print(f"error: {exc}", file=sys.stderr)
         return None
 
 
 def load_named_run(args):  # noqa: ANN001, ANN201
-    """(run directory, its run.json) for args.run, or None once the reason is on stderr (the command exits 2)."""
+    """(run directory, its run.json) for args.run, or None once the reason is on stderr (the command exits 2).
+    A run directory copied or moved elsewhere is read where it is (runner.runs.record.relocated)."""
     import sys
 
-    from runner.runs.record import BadRecord, load_record
+    from runner.runs.record import BadRecord, load_record, relocated
 
     paths = find_named_run(args)
     if paths is None:
         return None
     try:
-        return paths, load_record(paths)
+        return paths, relocated(load_record(paths), paths.dir)
     except BadRecord as exc:
         print(f"error: run {paths.id}: {exc}", file=sys.stderr)
         return None
@@ -81,12 +127,12 @@ def readable_runs(root):  # noqa: ANN001, ANN201
     import sys
 
     from runner.runs.layout import list_runs
-    from runner.runs.record import BadRecord, load_record
+    from runner.runs.record import BadRecord, load_record, relocated
 
     out = []
     for paths in list_runs(root):
         try:
-            out.append((paths, load_record(paths)))
+            out.append((paths, relocated(load_record(paths), paths.dir)))
         except BadRecord as exc:
             print(f"warning: skipped run {paths.id}: {exc}", file=sys.stderr)
     return out

@@ -14,13 +14,14 @@ import subprocess
 import sys
 import time
 
+from runner.interpreter import own_python
 from runner.runs.layout import RunPaths
 from runner.runs.record import TERMINAL, read_record
 
 
 def start_supervisor(launch, paths: RunPaths, *, ready_timeout: float, lock_fd: int,
                      python: str = sys.executable) -> subprocess.Popen:  # noqa: ANN001
-    argv = [python, "-m", "runner.runs.supervisor", "--run-dir", str(paths.dir), "--lock-fd", str(lock_fd),
+    argv = [*own_python(python), "-m", "runner.runs.supervisor", "--run-dir", str(paths.dir), "--lock-fd", str(lock_fd),
             "--ready-timeout", f"{ready_timeout:g}"]
     with open(paths.runner_log, "ab") as log:
         popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,

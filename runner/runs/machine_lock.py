@@ -10,7 +10,9 @@ The lock is an flock on one file in /tmp (machine-wide; $SLIME_RUNNER_LOCK
 moves it), held by the process that owns the run's Ray: the foreground
 runner, or a detached run's supervisor (the open file is handed over, so the
 lock never lapses in between). The kernel drops it when that process dies,
-so a crash or reboot never leaves a stale lock. The file names the holder.
+so a crash or reboot never leaves a stale lock. The file names the holder
+(run id, run directory, pid, uid): `status`, `logs` and `stop` find the
+active run through it from any directory and shell (active_holder).
 """
 
 from __future__ import annotations
@@ -30,12 +32,17 @@ def lock_path(environ: Mapping[str, str]) -> Path:
     return Path(environ.get(LOCK_ENV) or DEFAULT_LOCK)
 
 
-def _holder_text(fd: int) -> str:
+def _read_holder(fd: int) -> dict:
     try:
         os.lseek(fd, 0, os.SEEK_SET)
         holder = json.loads(os.read(fd, 65536) or b"{}")
     except (OSError, ValueError):
-        holder = {}
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _holder_text(fd: int) -> str:
+    holder = _read_holder(fd)
     if holder.get("run_id"):
         where = holder.get("run_dir") or holder["run_id"]
         return (f"run {holder['run_id']} is still active on this machine (pid {holder.get('pid')}, {where}); one "
@@ -60,6 +67,27 @@ def active_run_problem(environ: Mapping[str, str]) -> str | None:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 return _holder_text(fd)
             raise
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def active_holder(environ: Mapping[str, str]) -> dict | None:
+    """{"run_id", "run_dir", "pid", "uid"} of the run that holds the lock now, or None (no run active, or
+    the lock cannot be read). Read-only: a shared lock attempt, released at once."""
+    try:
+        fd = os.open(lock_path(environ), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                holder = _read_holder(fd)
+                return holder if holder.get("run_id") and holder.get("run_dir") else None
+            return None
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
@@ -103,4 +131,4 @@ def set_holder(fd: int, run_id: str, run_dir: str, pid: int) -> None:
     """Name the holder in the lock file (a detached run's supervisor renames itself)."""
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, json.dumps({"run_id": run_id, "run_dir": run_dir, "pid": pid}).encode())
+    os.write(fd, json.dumps({"run_id": run_id, "run_dir": run_dir, "pid": pid, "uid": os.geteuid()}).encode())

@@ -16,7 +16,7 @@ from runner.plan import Process
 from runner.runs.record import now_iso
 from runner.runs.setup import RunSetup, describe_layer
 from runner.runs.sinks import sinks_record
-from runner.secrets import redact_env, redact_json
+from runner.secrets import redact_argv, redact_env, redact_json
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class RunContext:
 
 
 def _process(p: Process) -> dict:
-    return {"purpose": p.purpose, "argv": list(p.argv), "env": redact_env(p.env), "cwd": p.cwd}
+    return {"purpose": p.purpose, "argv": redact_argv(p.argv), "env": redact_env(p.env), "cwd": p.cwd}
 
 
 def _gpus(facts: GpuFacts) -> dict:
@@ -52,7 +52,7 @@ def _gpus(facts: GpuFacts) -> dict:
 def build_record(tp, ctx: RunContext, software: dict, secrets: list[str], host: str,
                  cache_entries_at_start: dict[str, int | None] | None = None) -> dict:  # noqa: ANN001 - a TrainPlan
     setup, spec = ctx.setup, tp.cluster
-    entry = list(tp.job.argv[list(tp.job.argv).index("--") + 1:])
+    entry = redact_argv(tp.job.argv[list(tp.job.argv).index("--") + 1:])
     caches = {var: {"path": path, "source": setup.kernel_cache.sources.get(var),
                     "entries_at_start": (cache_entries_at_start or {}).get(var)}
               for var, path in setup.kernel_cache.env.items()}
@@ -75,13 +75,18 @@ def build_record(tp, ctx: RunContext, software: dict, secrets: list[str], host: 
             ("megatron_dir", ctx.locations.megatron_dir), ("master_addr", ctx.locations.master_addr),
             ("runs_dir", setup.runs_dir))},
         "job": {"submission_id": setup.run_id, "entrypoint": entry, "runtime_env": {
-            "env_vars": redact_env(tp.runtime_env.get("env_vars", {}))}, "submitted_at": None},
+            "env_vars": redact_env(tp.runtime_env.get("env_vars", {})),
+            **({"worker_process_setup_hook": tp.runtime_env["worker_process_setup_hook"]}
+               if "worker_process_setup_hook" in tp.runtime_env else {})},
+                # Names only: the values went to the job's processes through a private file (runner.job_secrets).
+                "secrets_passed": [name for names in tp.secret_files.values() for name in names],
+                "submitted_at": None},
         "processes": [_process(p) for p in (tp.head, *tp.workers, tp.job)],
-        "ray": {"temp_dir": spec.temp_dir, "logs": os.path.join(spec.temp_dir, "session_latest", "logs"),
+        "ray": {"temp_dir": spec.temp_dir, "logs": os.path.join(spec.head_temp_dir, "session_latest", "logs"),
                 "gcs": spec.gcs_address, "dashboard": spec.dashboard_url, "token_auth": spec.token_auth,
                 "ready_timeout_s": ctx.ready_timeout},
         "logs": {"job": str(setup.paths.job_log), "runner": str(setup.paths.runner_log) if ctx.detach else None,
-                 "ray": os.path.join(spec.temp_dir, "session_latest", "logs")},
+                 "ray": os.path.join(spec.head_temp_dir, "session_latest", "logs")},
         # slime's metric lines as the run's owner collects them (runner.runs.collector), and the files
         # of slime's own sinks, kept in the run directory (runner.runs.sinks).
         "metrics": {"jsonl": str(setup.paths.dir / "metrics.jsonl"),

@@ -98,3 +98,26 @@ def update_record(paths: RunPaths, changes: dict, only_if_state: Iterable[str] |
 def create_record(paths: RunPaths, record: dict) -> None:
     paths.dir.mkdir(parents=True, exist_ok=False)
     write_json_atomic(paths.record, {"schema": SCHEMA, **record, "updated_at": now_iso()})
+
+
+def relocated(record: dict, actual_dir: Path) -> dict:
+    """A run directory read from elsewhere than it was written (copied, or moved): its record's paths
+    inside the recorded directory (job.log, runner.log, checkpoints/, the job's --run-dir ...) as they are
+    under `actual_dir`, and "relocated_from" the recorded one. Other records as they are. Pure."""
+    recorded = record.get("dir")
+    if not isinstance(recorded, str) or not recorded:
+        return record
+    old, new = os.path.normpath(recorded), os.path.normpath(str(actual_dir))
+    if old == new:
+        return record
+
+    def move(node):  # noqa: ANN001, ANN202
+        if isinstance(node, str):
+            return new + node[len(old):] if node == old or node.startswith(old + "/") else node
+        if isinstance(node, dict):
+            return {k: move(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [move(v) for v in node]
+        return node
+
+    return {**move(record), "relocated_from": recorded}

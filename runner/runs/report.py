@@ -38,6 +38,16 @@ def duration(record: dict, now: float | None = None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+def exit_text(record: dict) -> str:
+    """'exit code N', or what stands for it when the run has none (lost, or never started its job)."""
+    code = record.get("exit_code")
+    return f"exit code {code}" if isinstance(code, int) else "no exit code"
+
+
+def iteration_text(iteration) -> str:  # noqa: ANN001
+    return f"iteration {iteration}" if iteration is not None else "no checkpoint yet"
+
+
 def runs_table(rows: list[tuple[dict, str]], progress: list[str] | None = None) -> str:
     """rows: (record, effective state); progress: one cell per row (runner.runs.progress_text)."""
     header = ("RUN", "RECIPE", "STATE", "PROGRESS", "STARTED", "DURATION")
@@ -62,11 +72,11 @@ def status_lines(record: dict, state: str, note: str, *, iteration: str | None, 
              f"  recipe:     {describe_request(record.get('request') or {})}"]
     if record.get("resumed_from"):
         r = record["resumed_from"]
-        lines.append(f"  resumes:    {r.get('run') or r.get('checkpoint')} at iteration {r.get('iteration')}")
+        lines.append(f"  resumes:    {r.get('run') or r.get('checkpoint')} at {iteration_text(r.get('iteration'))}")
     started = (record.get("started_at") or record.get("created_at") or "-")
     if record.get("ended_at"):
-        lines.append(f"  ran:        {started} .. {record['ended_at']} ({duration(record)}), exit code "
-                     f"{record.get('exit_code')}: {record.get('detail') or ''}".rstrip())
+        lines.append(f"  ran:        {started} .. {record['ended_at']} ({duration(record)}), {exit_text(record)}: "
+                     f"{record.get('detail') or ''}".rstrip(": "))
     else:
         lines.append(f"  started:    {started} ({duration(record)} ago); owner {owner}")
     ckpt = record.get("checkpoint") or {}
@@ -87,15 +97,16 @@ def show_lines(record: dict, state: str, note: str) -> list[str]:
     """run.json, readably: the decisions first, then the software."""
     from runner.runs.manifest import describe_request
 
+    moved = f" (run.json was written in {record['relocated_from']})" if record.get("relocated_from") else ""
     lines = [f"run {record.get('id')}  [{state}{': ' + note if note else ''}]",
-             f"directory:   {record.get('dir')}",
+             f"directory:   {record.get('dir')}{moved}",
              f"recipe:      {describe_request(record.get('request') or {})}"]
     if record.get("resumed_from"):
         lines.append(f"resumed:     {record['resumed_from']}")
     for change in record.get("changes_on_resume") or []:
         lines.append(f"changed:     {change}")
     lines += [f"created:     {record.get('created_at')}",
-              f"ended:       {record.get('ended_at') or '-'}  exit code {record.get('exit_code')}  "
+              f"ended:       {record.get('ended_at') or '-'}  {exit_text(record)}  "
               f"{record.get('detail') or ''}".rstrip()]
     ckpt = record.get("checkpoint") or {}
     lines.append(f"checkpoint:  --load {ckpt.get('load')} --save {ckpt.get('save')} "

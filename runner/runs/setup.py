@@ -10,7 +10,7 @@ creates and removes one empty directory: it leaves nothing).
 Checkpoint folder, as flag layers applied in this order:
   fresh run     recipe -> load/save = <run dir>/checkpoints -> your overrides
   --resume RUN  recipe -> RUN's recorded overrides -> load/save = the folder RUN
-                saved into -> your overrides (a change needs --force)
+                saved into -> your overrides (a change needs --accept-changes)
   --resume DIR  recipe -> load/save = DIR (a checkpoint folder no run wrote,
                 e.g. one from slime's own scripts) -> your overrides
 """
@@ -56,6 +56,7 @@ class RunSetup:
     # The run directory and its queued run.json exist already: `train --slurm` made them
     # (runner.runs.slurm_run.adopt).
     prepared: bool = False
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
 def layer_from_args(args: argparse.Namespace) -> dict:
@@ -132,9 +133,10 @@ def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given_layer: 
     if recipe and recipe != recorded_recipe:
         changes.append(f"--recipe {recipe} (recorded: {recorded_recipe})")
     changes += describe_layer(given_layer)
-    if changes and not getattr(args, "force", False):
+    if changes and not getattr(args, "accept_changes", False):
         problems.append(f"--resume {previous.id} replays its recorded recipe and overrides; changing them "
-                        f"({'; '.join(changes)}) needs --force (the change is recorded in the new run's run.json)")
+                        f"({'; '.join(changes)}) needs --accept-changes (the change is recorded in the new run's "
+                        f"run.json; --force only starts despite the memory plan)")
     folder = (record.get("checkpoint") or {}).get("save") or (record.get("checkpoint") or {}).get("folder")
     iteration = latest_iteration(folder)
     if not folder:
@@ -146,13 +148,31 @@ def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given_layer: 
         problems.append(f"--resume {previous.id}: that run is still {record['state']}; stop it first "
                         f"(`python -m runner stop {previous.dir}`)")
     new_recipe = recipe or recorded_recipe
+    warnings = [w for w in [_backend_change_warning(previous.id, recorded_recipe, new_recipe, folder)] if w]
     run_id = new_run_id(new_recipe, now, suffix)
     paths = RunPaths(Path(runs_dir.value) / run_id)
     return RunSetup(
         run_id, paths, runs_dir, new_recipe, _request(new_recipe, recorded_layers, given_layer),
         tuple(recorded_layers), folder or "", caches,
         resumed_from={"run": previous.id, "dir": str(previous.dir), "checkpoint": folder, "iteration": iteration},
-        changes=tuple(changes), problems=tuple(problems))
+        changes=tuple(changes), problems=tuple(problems), warnings=tuple(warnings))
+
+
+def _backend_change_warning(run: str, recorded: str, recipe: str, folder: str | None) -> str | None:
+    """A resume on the other backend cannot continue the training: the two save different checkpoints."""
+    from runner.recipes import RECIPES
+
+    old, new = RECIPES.get(recorded), RECIPES.get(recipe)
+    if old is None or new is None or old.backend == new.backend:
+        return None
+    if new.backend == "fsdp":
+        what = (f"slime's FSDP backend loads iter_N/model/ (slime/backends/fsdp_utils/checkpoint.py), which a "
+                f"Megatron checkpoint has not: it skips the load and trains from the HF weights, saving into "
+                f"{folder}")
+    else:
+        what = "Megatron does not read the FSDP backend's checkpoints (iter_N/model/): loading them fails"
+    return (f"--recipe {recipe} resumes {run}, a {recorded} run: the {new.backend} backend cannot continue its "
+            f"{old.backend} checkpoints; {what}. To train {recipe}, start a fresh run instead")
 
 
 def _resume_folder(ref: str, folder: str, recipe: str | None, runs_dir: Setting,
@@ -191,22 +211,17 @@ def override_layers(setup: RunSetup, recipe, base_folder: str,
     return tuple(layers), problems
 
 
-def run_problems(setup: RunSetup, flags, environ: Mapping[str, str],  # noqa: ANN001 - a FlagSet
-                 this_machine: bool = True) -> list[str]:
+def run_problems(setup: RunSetup, flags) -> list[str]:  # noqa: ANN001 - a FlagSet
     """What stops this run from starting: the setup's own, a fresh start over an
-    existing checkpoint, another active run on this machine (unless it runs on
-    another: `train --slurm`). Reads only."""
+    existing checkpoint, its directory. Reads only. (Another active run on this
+    machine: runner.runs.machine_lock.active_run_problem.)"""
     from runner.runs.checkpoints import fresh_start_problem
-    from runner.runs.machine_lock import active_run_problem
 
     problems = list(setup.problems)
     if setup.resumed_from is None:
         problem = fresh_start_problem(flags.value("load"), flags.value("save"), setup.recipe)
         if problem:
             problems.append(problem)
-    active = active_run_problem(environ) if this_machine else None
-    if active:
-        problems.append(active)
     if setup.paths.dir.exists() and not setup.prepared:
         problems.append(f"run directory {setup.paths.dir} already exists; start again (a new id is drawn)")
     problems += filter(None, [runs_dir_problem(setup.runs_dir)])
@@ -240,15 +255,24 @@ def runs_dir_problem(runs_dir: Setting) -> str | None:
     return None
 
 
+def run_dir_contents(setup: RunSetup, detach: bool) -> str:
+    """What the run's directory will hold: a resumed run saves into the folder it continues, so it has
+    no checkpoints/ of its own."""
+    files = ["run.json", "job.log"] + (["runner.log"] if detach else [])
+    return ", ".join(files + ([] if setup.resumed_from else ["checkpoints/"]))
+
+
 def run_notes(setup: RunSetup, flags, detach: bool) -> list[str]:  # noqa: ANN001 - a FlagSet
-    notes = [f"run {setup.run_id}: {setup.paths.dir} (run.json, job.log, checkpoints/); runs dir from "
+    notes = [f"run {setup.run_id}: {setup.paths.dir} ({run_dir_contents(setup, detach)}); runs dir from "
              f"{setup.runs_dir.source}",
              f"checkpoints: --load {flags.value('load')} --save {flags.value('save')}"]
     if setup.resumed_from:
         what = setup.resumed_from.get("run") or setup.resumed_from.get("checkpoint")
-        notes.append(f"resumes {what} from iteration {setup.resumed_from.get('iteration')}")
+        iteration = setup.resumed_from.get("iteration")
+        notes.append(f"resumes {what} from " + (f"iteration {iteration}" if iteration is not None else
+                                                "its latest checkpoint (none yet: see the problems)"))
     if setup.changes:
-        notes.append("changed on resume (--force; recorded): " + "; ".join(setup.changes))
+        notes.append("changed on resume (--accept-changes; recorded): " + "; ".join(setup.changes))
     notes += [f"kernel cache: {line}" for line in setup.kernel_cache.describe()]
     if detach:
         notes.append("detached: a supervisor (python -m runner.runs.supervisor, its own session) owns Ray and the "

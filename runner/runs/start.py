@@ -19,18 +19,17 @@ from runner.runs.identity import hostname, identity
 from runner.runs.machine_lock import MachineLockBusy, acquire
 from runner.runs.manifest import RunContext, build_record
 from runner.runs.record import create_record
+from runner.runs.setup import run_dir_contents
 
 
 def _log(msg: str) -> None:
     print(f"[runner] {msg}", file=sys.stderr, flush=True)
 
 
-def run_ref(run_id: str, runs_dir: Setting, environ: Mapping[str, str]) -> str:
-    """How later commands name this run from any directory: its id, plus --runs-dir (absolute) unless
-    $SLIME_RUNS_DIR or $BASE_FOLDER, absolute, will find it there again."""
-    variable = {"$SLIME_RUNS_DIR": "SLIME_RUNS_DIR", "$BASE_FOLDER": "BASE_FOLDER"}.get(runs_dir.source)
-    if variable and os.path.isabs(os.path.expanduser(environ.get(variable, ""))):
-        return run_id
+def run_ref(run_id: str, runs_dir: Setting) -> str:
+    """How later commands name this run from any directory and shell: its id and --runs-dir (absolute).
+    (While it runs, `status`, `logs` and `stop` also find it through the machine lock; once it ended,
+    only its runs dir does.)"""
     return f"{run_id} --runs-dir {shlex.quote(runs_dir.value)}"
 
 
@@ -66,7 +65,7 @@ def start_run(tp, ctx: RunContext, secrets: list[str], environ: Mapping[str, str
             return 2
     else:
         create_record(paths, record)
-    ref = run_ref(setup.run_id, setup.runs_dir, environ)
+    ref = run_ref(setup.run_id, setup.runs_dir)
     launch = LaunchBundle.of(tp)
     if ctx.detach:
         from runner.runs.detach import start_supervisor, wait_until_running
@@ -84,13 +83,13 @@ def start_run(tp, ctx: RunContext, secrets: list[str], environ: Mapping[str, str
                  f"    python -m runner status {ref}\n"
                  f"    python -m runner logs -f {ref}\n"
                  f"    python -m runner stop {ref}\n"
-                 f"  run directory: {paths.dir} (run.json, job.log, runner.log, checkpoints/)")
+                 f"  run directory: {paths.dir} ({run_dir_contents(setup, detach=True)})")
         else:
             _log(f"run {setup.run_id} ended before its job ran (exit {rc}); see {paths.runner_log}")
         return rc
     from runner.runs.supervisor import supervise
 
-    _log(f"run {setup.run_id}: {paths.dir} (run.json, job.log, checkpoints/)")
+    _log(f"run {setup.run_id}: {paths.dir} ({run_dir_contents(setup, detach=False)})")
     _log("this run ends with this terminal (Ctrl-C stops it); to let a run outlive the terminal, start it with "
          f"--detach, then `python -m runner status|logs -f|stop {ref}`")
     try:

@@ -28,6 +28,7 @@ from runner.execute import run_processes, sweep_run
 from runner.runs import identity, slurm_run
 from runner.runs.layout import RunPaths
 from runner.runs.record import ACTIVE, load_record, now_iso, update_record
+from runner.runs.report import exit_text
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,7 @@ class StopDecision:
 def decide(record: dict) -> StopDecision:
     owner = record.get("supervisor") or {}
     if record.get("state") not in ACTIVE:
-        return StopDecision("ended", None, f"it already ended ({record.get('state')}, exit code "
-                                           f"{record.get('exit_code')})")
+        return StopDecision("ended", None, f"it already ended ({record.get('state')}, {exit_text(record)})")
     live = identity.alive(owner)
     if live is None:
         return StopDecision("elsewhere", None, f"its runner lives on host {owner.get('host')}: run "

@@ -49,8 +49,10 @@ def supervise(launch, paths: RunPaths, ready_timeout: float, detached: bool) -> 
         except (OSError, ValueError) as exc:  # the run directory went away: say so, keep the exit code
             print(f"[runner] could not record the end of run {paths.id} in {paths.record}: {exc}", file=sys.stderr)
 
+    # A foreground run ends with its terminal: SIGHUP stops it as SIGTERM does, the rest said in runner.log.
     try:
-        return run_launch(launch, ready_timeout=ready_timeout, report=report)
+        return run_launch(launch, ready_timeout=ready_timeout, report=report,
+                          hangup_log=None if detached else str(paths.runner_log))
     finally:
         collector.stop()
 

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 
+from runner.interpreter import own_python, own_python_env
 from runner.kernel_cache import resolve_kernel_cache
 from runner.plan import Plan, Process
 from runner.smoke import config as C
@@ -90,14 +91,14 @@ def build_plan(args) -> Plan:
     # A token only this run's processes carry on their command line: a Ctrl-C sweep finds
     # exactly them.
     run_id = f"smoke-{os.getpid()}-{secrets.token_hex(4)}"
-    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", nproc_arg,
+    argv = [*own_python(), "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", nproc_arg,
             "-m", WORKER, "--device", device, "--result", result, "--run-id", run_id]
     offload = bool(getattr(args, "fsdp_cpu_offload", False))
     if offload:
         argv.append("--fsdp-cpu-offload")
     for k in C.KNOBS:
         argv += ["--" + k.name.replace("_", "-"), str(knobs[k.name])]
-    env = {"PYTHONUNBUFFERED": "1"}
+    env = {"PYTHONUNBUFFERED": "1", **own_python_env()}  # torchrun starts the workers: -P through the env
     caches = resolve_kernel_cache(getattr(args, "kernel_cache", None), os.environ)
     env.update(caches.env)  # compiled kernels outlive this run (runner.kernel_cache)
     if device == "cpu":
