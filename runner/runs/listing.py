@@ -17,14 +17,15 @@ import os
 from pathlib import Path
 
 from runner.runs.layout import RUN_JSON, RunPaths, _stamp
-from runner.runs.record import BadRecord, load_record
+from runner.runs.record import ACTIVE, BadRecord, load_record
 
 # Written by the collector (runner.runs.collector); named here so that a listing imports no parser.
 PROGRESS_FILE = "progress.json"
 
 LISTED = ("id", "recipe", "state", "created_at", "started_at", "ended_at", "exit_code", "dir")
-# Read only for a run recorded as active: whether its owner is still alive (runner.runs.identity).
-ACTIVE_ONLY = ("supervisor",)
+# Read only for a run recorded as active: whether its owner is still alive, or what Slurm says of the
+# job it is queued or running in (runner.runs.identity.effective_state).
+ACTIVE_ONLY = ("supervisor", "slurm")
 _DECODER = json.JSONDecoder()
 
 
@@ -43,7 +44,7 @@ def summary(paths: RunPaths) -> dict:
     try:
         for key in LISTED:
             _decode(text, key, out)
-        if out.get("state") in ("starting", "running"):
+        if out.get("state") in ACTIVE:
             for key in ACTIVE_ONLY:
                 _decode(text, key, out)
     except ValueError:
