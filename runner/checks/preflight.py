@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import errno
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from runner.checks.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
+from runner.checks.checkpoint import (CheckpointError, CheckpointSummary, torch_dist_complete,
+                                      validate_hf_checkpoint)
 from runner.checks.dataset import DatasetError, validate_jsonl
 from runner.flags import FlagSet
 from runner.gpus import GpuFacts
@@ -138,20 +140,40 @@ def gpu_problems(recipe: Recipe, facts: GpuFacts, gpus_per_node_needed: int) -> 
     return problems
 
 
-def checkpoint_problems(flags: FlagSet, backend: str) -> list[str]:
-    """The HF checkpoint (--hf-checkpoint) and, for Megatron, the converted one (--ref-load)."""
-    problems = []
+@dataclass(frozen=True)
+class Checkpoints:
+    """The checkpoints a recipe's flags read, as found on disk: what train and doctor both judge."""
+
+    hf: str | None  # --hf-checkpoint
+    hf_summary: CheckpointSummary | None
+    hf_problem: str | None
+    ref: str | None  # --ref-load, Megatron only: the converted torch_dist checkpoint
+    ref_complete: bool
+
+    @property
+    def ref_problem(self) -> str | None:
+        if not self.ref or self.ref_complete:
+            return None
+        return (f"--ref-load {self.ref} is not a complete torch_dist checkpoint "
+                f"(no latest_checkpointed_iteration.txt); run `python -m runner convert` first")
+
+
+def read_checkpoints(flags: FlagSet, backend: str) -> Checkpoints:
     hf = flags.value("hf-checkpoint")
+    summary, problem = None, None
     if hf:
         try:
-            validate_hf_checkpoint(Path(hf))
+            summary = validate_hf_checkpoint(Path(hf))
         except CheckpointError as exc:
-            problems.append(str(exc))
-    ref = flags.value("ref-load")
-    if backend == "megatron" and ref and not torch_dist_complete(Path(ref)):
-        problems.append(f"--ref-load {ref} is not a complete torch_dist checkpoint "
-                        f"(no latest_checkpointed_iteration.txt); run `python -m runner convert` first")
-    return problems
+            problem = str(exc)
+    ref = flags.value("ref-load") if backend == "megatron" else None
+    return Checkpoints(hf, summary, problem, ref or None, bool(ref) and torch_dist_complete(Path(ref)))
+
+
+def checkpoint_problems(flags: FlagSet, backend: str) -> list[str]:
+    """The HF checkpoint (--hf-checkpoint) and, for Megatron, the converted one (--ref-load)."""
+    found = read_checkpoints(flags, backend)
+    return [p for p in (found.hf_problem, found.ref_problem) if p]
 
 
 def dataset_problems(flags: FlagSet) -> list[str]:

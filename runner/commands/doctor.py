@@ -15,10 +15,8 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from runner.checks import inputs, preflight
-from runner.checks.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
 from runner.checks.rows import FAIL, OK, SKIP, WARN, Check, render_table
 from runner.checks.stack import (
     disk_check,
@@ -119,20 +117,18 @@ def collect(args, environ=None) -> list[Check]:
 def _base_folder_checks(recipe, flags, slime_missing: bool) -> list[Check]:  # noqa: ANN001
     """The checkpoints and datasets the recipe reads under BASE_FOLDER."""
     checks = []
-    hf = flags.value("hf-checkpoint")
-    try:
-        summary = validate_hf_checkpoint(Path(hf))
-        checks.append(Check("hf checkpoint", OK, f"{hf}: {len(summary.shards)} shards, "
-                                                 f"{summary.total_bytes / 1e9:.0f} GB, headers readable"))
-    except CheckpointError as exc:
-        checks.append(Check("hf checkpoint", FAIL, str(exc)))
-    ref = flags.value("ref-load")
-    if recipe.backend == "megatron" and ref:
-        done = torch_dist_complete(Path(ref))
+    found = preflight.read_checkpoints(flags, recipe.backend)
+    if found.hf_summary is not None:
+        checks.append(Check("hf checkpoint", OK, f"{found.hf}: {len(found.hf_summary.shards)} shards, "
+                                                 f"{found.hf_summary.total_bytes / 1e9:.0f} GB, headers readable"))
+    else:
+        checks.append(Check("hf checkpoint", FAIL, found.hf_problem or "the recipe passes no --hf-checkpoint"))
+    if found.ref:
+        done = found.ref_complete
         # convert needs slime and Megatron-LM: say so first when they are missing.
         convert = ("set SLIME_DIR and MEGATRON_DIR (--slime-dir, --megatron-dir), then run `python -m runner convert`"
                    if slime_missing else "run `python -m runner convert`")
-        checks.append(Check("torch_dist checkpoint", OK if done else FAIL, ref, "" if done else convert))
+        checks.append(Check("torch_dist checkpoint", OK if done else FAIL, found.ref, "" if done else convert))
     data = preflight.dataset_problems(flags)
     checks.append(Check("datasets", FAIL if data else OK, "; ".join(data) if data else
                         f"{flags.value('prompt-data')} and the eval set carry the input/label keys"))

@@ -17,6 +17,7 @@ import sys
 import time
 
 from runner.runs.arguments import add_lookup_arguments, load_named_run
+from runner.runs.layout import read_from
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,16 +25,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the run ends")
     p.add_argument("--runner", action="store_true", help="the runner's own log (runner.log) instead of the job's")
     p.add_argument("--poll", type=float, default=0.5, help=argparse.SUPPRESS)
-
-
-def _read_from(path, offset: int) -> tuple[bytes, int]:  # noqa: ANN001
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except OSError:
-        return b"", offset
-    return data, offset + len(data)
 
 
 def _missing_note(path, paths, record: dict, runner_log: bool) -> str:  # noqa: ANN001
@@ -68,7 +59,7 @@ def run(args) -> int:
     paths, record = found
     path = _runner_log(paths, record) if args.runner else paths.job_log
     out = sys.stdout.buffer
-    data, offset = _read_from(path, 0)
+    data, offset = read_from(path, 0)
     out.write(data)
     out.flush()
     foreground_runner = (args.runner and (record.get("supervisor") or {}).get("detached") is False
@@ -86,13 +77,13 @@ def run(args) -> int:
             print(f"(stopped following run {paths.id}: {gone})", file=sys.stderr)
             return 1
         ended = effective_state(record)[0] not in ACTIVE
-        data, offset = _read_from(path, offset)
+        data, offset = read_from(path, offset)
         if data:
             out.write(data)
             out.flush()
         elif ended:
             # The state is written after the log's last chunk: one more read catches it.
-            data, offset = _read_from(path, offset)
+            data, offset = read_from(path, offset)
             out.write(data)
             out.flush()
             try:

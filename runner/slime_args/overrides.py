@@ -15,7 +15,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from runner.flags import Flag, FlagSet
+from runner.flags import Flag, FlagSet, split_flags
 from runner.slime_args.render import Overrides
 from runner.slime_args.schema import BackendFlags, Option, backend_flags
 
@@ -143,25 +143,11 @@ def _parse_set(text: str, schema: BackendFlags, problems: list[str]) -> _Given |
 
 def _parse_extra(argv: tuple[str, ...], problems: list[str]) -> list[_Given]:
     """Raw slime flags after `--`: `--name [values...]` or `--name=value`."""
-    out: list[_Given] = []
-    name: str | None = None
-    values: list[str] = []
-    for token in argv:
-        if token.startswith("--") and len(token) > 2:
-            if name is not None:
-                out.append(_Given(name, tuple(values), "after --"))
-            name, values = token[2:], []
-            if "=" in name:
-                name, value = name.split("=", 1)
-                values.append(value)
-        elif name is None:
-            problems.append(f"after '--': {token!r} does not follow a --flag; slime takes flags only "
-                            f"(e.g. -- --num-rollout 10)")
-        else:
-            values.append(token)
-    if name is not None:
-        out.append(_Given(name, tuple(values), "after --"))
-    return out
+    flags, stray = split_flags(argv)
+    for token in stray:
+        problems.append(f"after '--': {token!r} does not follow a --flag; slime takes flags only "
+                        f"(e.g. -- --num-rollout 10)")
+    return [_Given(f.name, f.values, "after --") for f in flags]
 
 
 def _flag_ok(given: _Given, schema: BackendFlags, own: set[str], allow_unknown: bool, problems: list[str]) -> bool:
