@@ -13,19 +13,7 @@ import pytest
 
 from tests.conftest import REPO, run_cli
 from tests.hub_standin import HubStandIn
-from tests.machine import make_machine, refused, train
-
-
-@pytest.fixture
-def machine(tmp_path):
-    return make_machine(tmp_path)
-
-
-def one_error(result) -> str:
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    return errors[0]
+from tests.machine import refused, train
 
 
 # ---- multinode: MASTER_ADDR and the hostfile
@@ -119,7 +107,7 @@ def test_config_json_that_is_not_json_reads_the_same_everywhere(machine):
     base = ["--base-folder", str(machine["base"])]
     for argv in (["plan", *base], ["plan", "--recipe", "megatron-8gpu", *base]):
         r = run_cli(*argv, env=machine["env"])
-        assert r.returncode == 2 and one_error(r).startswith(f"error: {expected}"), r.stderr
+        assert r.returncode == 2 and refused(None, r, code=None).startswith(f"error: {expected}"), r.stderr
     r = run_cli("doctor", "--json", "--no-imports", *base, env=machine["env"])
     hf = {c["name"]: c for c in json.loads(r.stdout)["checks"]}["hf checkpoint"]
     assert r.returncode == 1 and hf["status"] == "fail" and hf["detail"].startswith(expected)
@@ -190,7 +178,7 @@ def test_download_refuses_when_the_disk_cannot_hold_the_files(tmp_path):
     files = {"config.json": 700, "model-00001-of-00001.safetensors": 10**16}  # 10 PB: no disk here has it
     with HubStandIn({MODEL: files, DAPO: {"dapo-math-17k.jsonl": 10}, AIME: {"aime-2024.jsonl": 10}}) as hub:
         r = _download(hub, tmp_path / "models")
-    line = one_error(r)
+    line = refused(None, r, code=None)
     assert r.returncode == 2
     assert line.startswith("error: the download needs 10000000.0 GB but ") and "GB free" in line
     assert "--base-folder" in line
@@ -214,7 +202,7 @@ def test_download_says_when_there_is_nothing_to_do(tmp_path):
 def test_download_with_both_skips_has_nothing_to_do(tmp_path):
     r = run_cli("download", "--skip-model", "--skip-datasets", "--base-folder", str(tmp_path / "m"))
     assert r.returncode == 2
-    assert one_error(r) == ("error: --skip-model and --skip-datasets together leave nothing to download; "
+    assert refused(None, r, code=None) == ("error: --skip-model and --skip-datasets together leave nothing to download; "
                             "drop one of them")
     assert not (tmp_path / "m").exists()
 
@@ -371,10 +359,10 @@ def test_a_parallel_size_of_0_is_one_line_in_train_and_plan(machine, flag):
     plan = ["plan", "--recipe", "megatron-8gpu", "--gpu", "h200", "--set", f"{flag}=0"]
     r = run_cli(*plan, env=machine["env"])
     assert r.returncode == 2
-    assert one_error(r) == f"error: --{flag} 0: a parallel size must be >= 1 (e.g. --set {flag}=1)"
+    assert refused(None, r, code=None) == f"error: --{flag} 0: a parallel size must be >= 1 (e.g. --set {flag}=1)"
     assert "GiB" not in r.stdout  # the estimate is skipped
     r = run_cli(*plan, "--dry-run", env=machine["env"])
-    assert r.returncode == 0 and "a parallel size must be >= 1" in one_error(r)
+    assert r.returncode == 0 and "a parallel size must be >= 1" in refused(None, r, code=None)
 
 
 def test_plan_checks_the_topology_before_estimating(machine):

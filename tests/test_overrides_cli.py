@@ -13,12 +13,7 @@ from runner.slime_args.overrides import check_overrides
 from runner.slime_args.render import recipe_flags, train_flags
 from runner.slime_args.rules import RULES, cross_flag_problems
 from tests.conftest import run_cli
-from tests.machine import make_machine, refused, train
-
-
-@pytest.fixture
-def machine(tmp_path):
-    return make_machine(tmp_path)
+from tests.machine import refused, train
 
 
 def test_the_recipes_pass_untouched(machine):
