@@ -22,7 +22,8 @@ from pathlib import Path
 
 from runner.checks import inputs
 from runner.checks.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
-from runner.commands.common import add_location_arguments, locations_from_args, print_plan
+from runner.commands.common import print_plan
+from runner.commands.options import add_location_arguments, locations_from_args
 from runner.gpus import query_gpus
 from runner.launch.plan import Plan, Process
 from runner.recipes.common import HF_CHECKPOINT, TORCH_DIST_CHECKPOINT

@@ -17,6 +17,7 @@ import os
 import sys
 
 from runner.checks import inputs, preflight
+from runner.checks.request import CheckedRequest, check_request
 from runner.checks.rows import FAIL, OK, SKIP, WARN, Check, render_table
 from runner.checks.stack import (
     disk_check,
@@ -28,15 +29,12 @@ from runner.checks.stack import (
     package_checks,
     slime_resume_check,
 )
-from runner.commands.common import add_location_arguments, locations_from_args
-from runner.gpus import query_gpus
+from runner.commands.options import (add_kernel_cache_argument, add_location_arguments, add_runs_dir_argument,
+                                     locations_from_args)
+from runner.gpus import GpuFacts, query_gpus
 from runner.kernel_cache import KernelCache, resolve_kernel_cache
 from runner.planner.fit import fitting_derived_recipe, memory_fit
-from runner.planner.topology import topology_problems, tp_cp_warning
 from runner.recipes import RECIPES, get_recipe
-from runner.recipes.qwen3_next import QWEN3_NEXT_80B
-from runner.runs.arguments import add_runs_dir_argument
-from runner.slime_args.render import train_flags
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,9 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the recipe to check for (default %(default)s)")
     p.add_argument("--gpu", action="store_true", help="also run the GPU kernel self-checks (fla, causal-conv1d)")
     p.add_argument("--no-imports", action="store_true", help="skip importing the stack in a subprocess (faster)")
-    p.add_argument("--kernel-cache", metavar="DIR", default=None,
-                   help="where --gpu's compiled Triton kernels go, as smoke and train: caches under DIR (default: the "
-                        "environment's TRITON_CACHE_DIR etc., else ~/.cache/slime-qwen3-next/kernels)")
+    add_kernel_cache_argument(p, "where --gpu's compiled Triton kernels go, as smoke and train: caches under DIR "
+                                 "(default: the environment's TRITON_CACHE_DIR etc., else "
+                                 "~/.cache/slime-qwen3-next/kernels)")
     add_location_arguments(p)
     add_runs_dir_argument(p)
 
@@ -90,7 +88,8 @@ def collect(args, environ=None) -> list[Check]:
     checks.append(slime_resume_check(locs.slime_dir.value))
 
     base = inputs.base_folder_problem(locs)
-    flags = train_flags(recipe, str(locs.base))
+    request = check_request(recipe, str(locs.base))  # the recipe as it is: doctor takes no overrides
+    flags = request.flags
     if base:
         # What lives under BASE_FOLDER would only repeat it, once per row.
         checks.append(Check("base folder", FAIL, base))
@@ -101,13 +100,11 @@ def collect(args, environ=None) -> list[Check]:
     checks.append(_runs_dir_check(args, environ, base_is_file=bool(base)))
     checks.append(disk_check(str(locs.base)))
 
-    topo = topology_problems(flags, recipe.backend, QWEN3_NEXT_80B, nodes=recipe.layout.nodes,
-                             gpus_per_node=recipe.layout.gpus_per_node)
+    topo = request.topology
     checks.append(Check("topology", FAIL if topo else OK, "; ".join(topo) if topo else "parallel sizes divide"))
-    warning = tp_cp_warning(flags, recipe.backend)
-    if warning:
+    for warning in request.warnings:
         checks.append(Check("grad-norm (TP x CP)", WARN, warning))
-    checks.append(_memory_check(recipe, flags, facts, str(locs.base)))
+    checks.append(_memory_check(request, facts, str(locs.base)))
     if args.gpu:
         checks.append(Check("kernel cache", OK, "; ".join(caches.describe())))
         checks += _gpu_kernel_checks(caches)
@@ -149,8 +146,9 @@ def _runs_dir_check(args, environ, base_is_file: bool) -> Check:  # noqa: ANN001
     return Check("runs dir", OK, f"{runs_dir.value} (from {runs_dir.source}): runs can be created there")
 
 
-def _memory_check(recipe, flags, facts, base_folder: str) -> Check:
-    fit = memory_fit(recipe, flags, facts)
+def _memory_check(request: CheckedRequest, facts: GpuFacts, base_folder: str) -> Check:
+    recipe = request.recipe
+    fit = memory_fit(recipe, request.flags, facts, request.checked_shape)
     if fit is None:
         return Check("memory plan", SKIP, "no GPUs seen: run `python -m runner plan --gpu h100` to plan for one")
     ok, reasons, gib = fit

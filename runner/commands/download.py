@@ -14,7 +14,8 @@ import sys
 from dataclasses import dataclass
 
 from runner.checks import inputs
-from runner.commands.common import add_location_arguments, locations_from_args, print_plan
+from runner.commands.common import print_plan
+from runner.commands.options import add_location_arguments, locations_from_args
 from runner.interpreter import own_python
 from runner.launch.plan import Plan, Process
 from runner.recipes.qwen3_next import DEFAULT_HF_REPO, MODEL_DIR_NAME

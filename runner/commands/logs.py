@@ -16,7 +16,7 @@ import argparse
 import sys
 import time
 
-from runner.runs.arguments import add_lookup_arguments, load_named_run
+from runner.commands.options import add_lookup_arguments, load_named_run
 from runner.runs.layout import read_from
 
 

@@ -23,7 +23,7 @@ import argparse
 import json
 import sys
 
-from runner.runs.arguments import active_run, add_lookup_arguments, listable_runs_root, load_named_run
+from runner.commands.options import active_run, add_lookup_arguments, listable_runs_root, load_named_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -32,8 +32,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from runner.checks import inputs, preflight
+from runner.checks.request import OverrideLayer, check_request
 from runner.commands import train_slurm
-from runner.commands.common import add_location_arguments, checked_overrides, locations_from_args, print_plan
+from runner.commands.common import print_plan
+from runner.commands.options import (add_location_arguments, add_override_arguments, add_run_arguments,
+                                     locations_from_args, override_layer_from_args)
 from runner.flags import FlagSet
 from runner.gpus import GpuFacts, nccl_nvls_value, query_gpus
 from runner.interpreter import own_python
@@ -46,18 +49,13 @@ from runner.launch.plan import Plan
 from runner.launch.train_plan import TrainInputs, TrainPlan, build_train_plan
 from runner.locations import Setting
 from runner.planner.fit import fitting_derived_recipe, memory_fit
-from runner.planner.topology import topology_problems, tp_cp_warning
 from runner.recipes import RECIPES, get_recipe
-from runner.recipes.qwen3_next import QWEN3_NEXT_80B
 from runner.runs import sinks
-from runner.runs.arguments import add_run_arguments
 from runner.runs.machine_lock import active_run_problem
 from runner.runs.manifest import RunContext
-from runner.runs.setup import SetupError, override_layers, prepare_run, run_notes, run_problems
+from runner.runs.setup import SetupError, checkpoint_layer, prepare_run, run_notes, run_problems
 from runner.runs.slurm_run import adopt as adopt_prepared_run
 from runner.secrets import PASSED_SECRETS, secret_flag_error, secret_values
-from runner.slime_args.render import OverrideError
-from runner.slime_args.rules import cross_flag_problems
 
 
 
@@ -93,16 +91,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     train_slurm.add_arguments(p)
     p.add_argument("slime_args", nargs="*", metavar="-- SLIME_ARGS",
                    help="extra slime/Megatron flags after `--`; they override the recipe's (last one wins)")
-
-
-def add_override_arguments(p: argparse.ArgumentParser) -> None:
-    o = p.add_argument_group("changing the recipe")
-    o.add_argument("--set", dest="set_flags", action="append", default=[], metavar="FLAG=VALUE",
-                   help="set a slime flag, e.g. --set lr=2e-6, --set 'sglang-cuda-graph-bs=1 2 4', "
-                        "--set use-wandb (switch); repeatable")
-    o.add_argument("--unset", action="append", default=[], metavar="FLAG", help="remove a recipe flag; repeatable")
-    o.add_argument("--low-memory", action="store_true",
-                   help="the seed's OOM advice: drop --accumulate-allreduce-grads-in-fp32, add --grad-reduce-in-bf16")
 
 
 def _workers(args, recipe, master_addr: str, allocation, environ,
@@ -196,10 +184,19 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
             problems += filter(None, [inputs.multinode_master_problem(master_addr, locs.master_addr.source)])
     base_problem = inputs.base_folder_problem(locs)
     problems += filter(None, [base_problem])
-    checked = checked_overrides(args, recipe, str(locs.base))
-    problems += checked.problems
-    before, replay_problems = override_layers(setup, recipe, str(locs.base), allow_unknown=bool(args.test_entrypoint))
-    problems += replay_problems
+    run_dir = str(setup.paths.dir)
+    # The one validation pipeline: every layer checked, the flags rendered, the shape derived, once.
+    request = check_request(
+        recipe, str(locs.base), override_layer_from_args(args),
+        replay=[OverrideLayer.from_record(layer) for layer in setup.replay],
+        replayed_run=(setup.resumed_from or {}).get("run"), fixed=(checkpoint_layer(setup.checkpoint_dir),),
+        # TensorBoard's and wandb's files (when the flags turn them on) go into the run directory.
+        more_layers=lambda flags: tuple(filter(None, [sinks.wandb_layer(flags, run_dir)])),
+        runner_options=getattr(args, "own_options", None) or (), allow_unknown=bool(args.test_entrypoint))
+    if request.fatal:  # a layer that cannot be applied: the one thing to say
+        return None, _failed(request.fatal)
+    problems += request.override_problems
+    problems += request.replay_problems
 
     if submitting:
         workers = tuple(f"<node {i} of the allocation>" for i in range(2, nodes + 1))
@@ -246,21 +243,15 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
                               socket_path_problem(spec, pid_digits(), dashboard_modules())])
     unusable_ports = port_problems(args.ray_port, args.dashboard_port)
     problems += unusable_ports.values()
-    try:
-        # TensorBoard's and wandb's files (when the flags turn them on) go into the run directory.
-        before += sinks.layers(recipe, str(locs.base), checked.overrides, before, str(setup.paths.dir))
-        tp = build_train_plan(TrainInputs(
-            recipe=recipe, overrides=checked.overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
-            megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
-            python_flags=tuple(own_python()[1:]),
-            nccl_nvls_enable=nvls, secret_names=secret_names, runner_path=runner_import_root(),
-            ray_banner=getattr(args, "verbose", False),
-            test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
-            submit_timeout=args.ready_timeout, before_overrides=before,
-            job_env={**setup.kernel_cache.env, **sinks.sink_env(str(setup.paths.dir))},
-            run_dir=str(setup.paths.dir), echo_job_log=not args.detach))
-    except OverrideError as exc:
-        return None, _failed(str(exc))
+    tp = build_train_plan(TrainInputs(
+        recipe=recipe, flags=request.flags, slime_dir=locs.slime_dir.value,
+        megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
+        python_flags=tuple(own_python()[1:]),
+        nccl_nvls_enable=nvls, secret_names=secret_names, runner_path=runner_import_root(),
+        ray_banner=getattr(args, "verbose", False),
+        test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
+        submit_timeout=args.ready_timeout, job_env={**setup.kernel_cache.env, **sinks.sink_env(run_dir)},
+        run_dir=run_dir, echo_job_log=not args.detach))
     plan = tp.plan
     plan.notes[:0] = locs.describe() + [f"NCCL_NVLS_ENABLE = {nvls} (from {nvls_source})"]
     tp.run = RunContext(setup, locs, facts, detach=args.detach, ready_timeout=args.ready_timeout,
@@ -279,13 +270,10 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     secret_flag = secret_flag_error(f.name for f in flags)
     if secret_flag:
         problems.append(secret_flag)
-    problems += cross_flag_problems(flags, recipe.backend)
-    topology = topology_problems(flags, recipe.backend, QWEN3_NEXT_80B, nodes=recipe.layout.nodes,
-                                 gpus_per_node=recipe.layout.gpus_per_node)
+    problems += request.rule_problems
+    topology = request.topology
     problems += topology
-    warning = tp_cp_warning(flags, recipe.backend)
-    if warning:
-        warnings.append(warning)
+    warnings += request.warnings
     if getattr(args, "accept_changes", False) and not getattr(args, "resume", None):
         warnings.append("--accept-changes applies to --resume RUN only; ignored")
     if recipe.status != "faithful":
@@ -316,7 +304,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         if not base_problem:  # files under a BASE_FOLDER that is a file would only repeat it
             problems += preflight.checkpoint_problems(flags, recipe.backend)
             problems += preflight.dataset_problems(flags)
-        fit = None if topology else memory_fit(recipe, flags, facts)  # it divides by the sizes
+        fit = None if topology else memory_fit(recipe, flags, facts, request.checked_shape)  # it divides by the sizes
         fit_problems = [f"memory plan: {r}" for r in fit[1]] if fit and not fit[0] else []
         if args.force:
             warnings += [f"{p} (--force: starting anyway)" for p in fit_problems]

@@ -13,14 +13,14 @@ from runner.launch.cluster.spec import ClusterSpec
 from runner.launch.job_secrets import HOOK, SECRETS_FILE_ENV
 from runner.launch.plan import Plan, Process
 from runner.recipes.base import Recipe
-from runner.slime_args.render import Overrides, no_proxy_value, runtime_env_vars, train_entrypoint, train_flags
+from runner.slime_args.render import no_proxy_value, runtime_env_vars, train_entrypoint
 
 
 @dataclass(frozen=True)
 class TrainInputs:
     recipe: Recipe
-    overrides: Overrides
-    base_folder: str
+    # train.py's flags: the recipe with every override layer applied (runner.checks.request).
+    flags: FlagSet
     slime_dir: str | None
     megatron_dir: str | None
     cluster: ClusterSpec
@@ -39,9 +39,6 @@ class TrainInputs:
     ray_banner: bool = False
     # How long the job process retries a transient submission error (--ready-timeout).
     submit_timeout: float = 300.0
-    # Override layers applied before `overrides` (runner.runs.setup: the run's
-    # checkpoint folder; a resumed run's recorded overrides).
-    before_overrides: tuple[Overrides, ...] = ()
     # Added to the job's runtime env (persistent kernel caches).
     job_env: dict[str, str] = field(default_factory=dict)
     # The run directory: the job process appends the job's log to its job.log
@@ -80,7 +77,7 @@ class TrainPlan:
 def build_train_plan(inputs: TrainInputs) -> TrainPlan:
     plan = Plan()
     recipe, spec = inputs.recipe, inputs.cluster
-    flags = train_flags(recipe, inputs.base_folder, inputs.overrides, before=inputs.before_overrides)
+    flags = inputs.flags
     slime_dir = inputs.slime_dir or "<SLIME_DIR unset>"
     megatron_dir = inputs.megatron_dir or "<MEGATRON_DIR unset>"
 

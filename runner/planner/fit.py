@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from runner.flags import FlagSet
 from runner.gpus import GpuFacts
+from runner.planner.topology import CheckedShape
 from runner.recipes.base import Recipe
 
 
-def memory_fit(recipe: Recipe, flags: FlagSet, facts: GpuFacts) -> tuple[bool, list[str], float] | None:
-    """The memory planner's verdict on this node's smallest GPU: (fits, reasons, GiB); None without GPUs."""
+def memory_fit(recipe: Recipe, flags: FlagSet, facts: GpuFacts,
+               checked: CheckedShape | None = None) -> tuple[bool, list[str], float] | None:
+    """The memory planner's verdict on this node's smallest GPU: (fits, reasons, GiB); None without GPUs.
+    `checked`: the shape the checked request derived (runner.checks.request)."""
     from runner import planner
 
     if not facts.gpus:
         return None
     gib = min(g.memory_gib for g in facts.gpus)
-    ok, reasons = planner.fits(recipe, flags, gib)
+    ok, reasons = planner.fits(recipe, flags, gib, checked=checked)
     return ok, reasons, gib
 
 

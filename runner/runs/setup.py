@@ -3,7 +3,8 @@
 Its id and directory, the recipe and the override layers (a resumed run
 replays the layers recorded in its run.json, then this invocation's), its
 checkpoint folder and the kernel caches. Reads only: a resumed run's
-run.json and checkpoint trackers. `train` turns the result into flags and
+run.json and checkpoint trackers. `train` turns the result into flags
+(runner.checks.request, which checks a resumed run's recorded layers again) and
 processes (runner.launch.train_plan); nothing here writes (the runs dir probe
 creates and removes one empty directory: it leaves nothing).
 
@@ -187,28 +188,6 @@ def _resume_folder(ref: str, folder: str, recipe: str | None, runs_dir: Setting,
     paths = RunPaths(Path(runs_dir.value) / run_id)
     return RunSetup(run_id, paths, runs_dir, recipe, _request(recipe, [], given_layer), (), folder, caches,
                     resumed_from={"run": None, "dir": None, "checkpoint": folder, "iteration": iteration})
-
-
-def override_layers(setup: RunSetup, recipe, base_folder: str,
-                    allow_unknown: bool = False) -> tuple[tuple[Overrides, ...], list[str]]:  # noqa: ANN001
-    """The layers applied before this invocation's overrides: a resumed run's recorded
-    ones (checked again, as the command line that gave them was), then the checkpoint folder."""
-    from runner.slime_args.overrides import check_overrides
-    from runner.slime_args.render import recipe_flags
-
-    layers: list[Overrides] = []
-    problems: list[str] = []
-    if setup.replay:
-        flags = recipe_flags(recipe, base_folder)
-        for layer in setup.replay:
-            checked = check_overrides(recipe, flags, set_texts=layer.get("set", ()), unset=layer.get("unset", ()),
-                                      extra_argv=layer.get("extra_argv", ()), low_memory=bool(layer.get("low_memory")),
-                                      allow_unknown=allow_unknown)
-            run = (setup.resumed_from or {}).get("run")
-            problems += [f"--resume {run}: a recorded override: {p}" for p in checked.problems]
-            layers.append(checked.overrides)
-    layers.append(checkpoint_layer(setup.checkpoint_dir))
-    return tuple(layers), problems
 
 
 def run_problems(setup: RunSetup, flags) -> list[str]:  # noqa: ANN001 - a FlagSet

@@ -36,15 +36,6 @@ def sink_env(run_dir: str) -> dict[str, str]:
     return {"TENSORBOARD_DIR": tensorboard_dir(run_dir)}
 
 
-def layers(recipe, base_folder: str, overrides: Overrides, before: tuple, run_dir: str) -> tuple:  # noqa: ANN001
-    """The override layers to add after `before` (before the user's `overrides`): --wandb-dir, when the
-    flags these layers make turn wandb on."""
-    from runner.slime_args.render import train_flags
-
-    layer = wandb_layer(train_flags(recipe, base_folder, overrides, before=before), run_dir)
-    return (layer,) if layer else ()
-
-
 def wandb_layer(flags: FlagSet, run_dir: str) -> Overrides | None:
     """--wandb-dir into the run directory, for flags that turn wandb on and name no --wandb-dir."""
     if not flags.has("use-wandb") or flags.has("wandb-dir"):

@@ -1,8 +1,52 @@
-"""`train`'s options about its run: where it lives, detaching, resuming, caches."""
+"""The options several subcommands share, declared once: locations, the recipe's overrides, the kernel
+cache, a run and where to look for it; and the lookups of a named run they print their errors for.
+
+argparse lives in runner/commands/ only: the rest of the runner takes typed values, which the
+`..._from_args` helpers here read off a parsed Namespace.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+from runner.checks.request import OverrideLayer
+from runner.locations import Locations, resolve_locations
+
+
+def add_location_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("locations (flags win over the environment)")
+    g.add_argument("--base-folder", help="checkpoints and data live here ($BASE_FOLDER, default ./models)")
+    g.add_argument("--slime-dir", help="slime checkout ($SLIME_DIR; the flake's apps set it)")
+    g.add_argument("--megatron-dir", help="Megatron-LM checkout ($MEGATRON_DIR; the flake's apps set it)")
+    g.add_argument("--master-addr", help="head node address ($MASTER_ADDR; default 127.0.0.1 on one node)")
+
+
+def locations_from_args(args: argparse.Namespace, environ, default_master_addr: str | None = "127.0.0.1",  # noqa: ANN001
+                        ) -> Locations:
+    return resolve_locations(base_folder=getattr(args, "base_folder", None), slime_dir=getattr(args, "slime_dir", None),
+                             megatron_dir=getattr(args, "megatron_dir", None),
+                             master_addr=getattr(args, "master_addr", None), environ=environ,
+                             default_master_addr=default_master_addr)
+
+
+def add_override_arguments(p: argparse.ArgumentParser) -> None:
+    o = p.add_argument_group("changing the recipe")
+    o.add_argument("--set", dest="set_flags", action="append", default=[], metavar="FLAG=VALUE",
+                   help="set a slime flag, e.g. --set lr=2e-6, --set 'sglang-cuda-graph-bs=1 2 4', "
+                        "--set use-wandb (switch); repeatable")
+    o.add_argument("--unset", action="append", default=[], metavar="FLAG", help="remove a recipe flag; repeatable")
+    o.add_argument("--low-memory", action="store_true",
+                   help="the seed's OOM advice: drop --accumulate-allreduce-grads-in-fp32, add --grad-reduce-in-bf16")
+
+
+def override_layer_from_args(args: argparse.Namespace) -> OverrideLayer:
+    """This invocation's --set/--unset/--low-memory and the slime flags after `--`."""
+    return OverrideLayer(tuple(getattr(args, "set_flags", None) or ()), tuple(getattr(args, "unset", None) or ()),
+                         bool(getattr(args, "low_memory", False)), tuple(getattr(args, "slime_args", None) or ()))
+
+
+def add_kernel_cache_argument(p, help: str) -> None:  # noqa: ANN001 - a parser or an argument group
+    p.add_argument("--kernel-cache", metavar="DIR", default=None, help=help)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,9 +59,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "and overrides (changing them needs --accept-changes), or continue a checkpoint folder that "
                         "no run wrote (give --recipe)")
     add_runs_dir_argument(g)
-    g.add_argument("--kernel-cache", metavar="DIR",
-                   help="Triton, flashinfer and torch-extension caches under DIR, e.g. on storage all nodes share "
-                        "(default: the environment's TRITON_CACHE_DIR etc., else ~/.cache/slime-qwen3-next/kernels)")
+    add_kernel_cache_argument(
+        g, "Triton, flashinfer and torch-extension caches under DIR, e.g. on storage all nodes share "
+           "(default: the environment's TRITON_CACHE_DIR etc., else ~/.cache/slime-qwen3-next/kernels)")
 
 
 def add_runs_dir_argument(p) -> None:  # noqa: ANN001 - a parser or an argument group
