@@ -17,6 +17,7 @@ import pytest
 from conftest import REPO, run_cli
 
 import runner.smoke as smoke
+from runner.commands import smoke_cmd
 from runner.smoke import config as C
 from runner.smoke import verdict
 
@@ -35,11 +36,10 @@ def has_cuda() -> bool:
 
 
 def parse(*argv):
+    """`runner smoke ARGV`'s request, as the command reads it off its parser."""
     p = argparse.ArgumentParser()
-    smoke.add_arguments(p)
-    args = p.parse_args(list(argv))
-    args.dry_run = False
-    return args
+    smoke_cmd.add_arguments(p)
+    return smoke_cmd.request_from_args(p.parse_args(list(argv)))
 
 
 def test_import_does_not_import_torch():
