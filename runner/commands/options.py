@@ -45,6 +45,16 @@ def override_layer_from_args(args: argparse.Namespace) -> OverrideLayer:
                          bool(getattr(args, "low_memory", False)), tuple(getattr(args, "slime_args", None) or ()))
 
 
+def run_request_from_args(args: argparse.Namespace):  # noqa: ANN201 - a runner.runs.setup.RunRequest
+    """`train`'s options about its run (runner.runs.setup)."""
+    from runner.runs.setup import RunRequest
+
+    return RunRequest(recipe=getattr(args, "recipe", None), layer=override_layer_from_args(args).to_record(),
+                      resume=getattr(args, "resume", None), accept_changes=bool(getattr(args, "accept_changes", False)),
+                      runs_dir=getattr(args, "runs_dir", None), base_folder=getattr(args, "base_folder", None),
+                      kernel_cache=getattr(args, "kernel_cache", None))
+
+
 def add_kernel_cache_argument(p, help: str) -> None:  # noqa: ANN001 - a parser or an argument group
     p.add_argument("--kernel-cache", metavar="DIR", default=None, help=help)
 

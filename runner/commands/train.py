@@ -36,7 +36,7 @@ from runner.checks.request import OverrideLayer, check_request
 from runner.commands import train_slurm
 from runner.commands.common import print_plan
 from runner.commands.options import (add_location_arguments, add_override_arguments, add_run_arguments,
-                                     locations_from_args, override_layer_from_args)
+                                     locations_from_args, override_layer_from_args, run_request_from_args)
 from runner.flags import FlagSet
 from runner.gpus import GpuFacts, nccl_nvls_value, query_gpus
 from runner.interpreter import own_python
@@ -149,7 +149,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     problems: list[str] = []
     warnings: list[str] = []
     try:
-        setup = prepare_run(args, environ, now=time.time(), suffix=_secrets.token_hex(2))
+        setup = prepare_run(run_request_from_args(args), environ, now=time.time(), suffix=_secrets.token_hex(2))
     except SetupError as exc:
         return None, _failed(str(exc))
     if getattr(args, "prepared_run", None):

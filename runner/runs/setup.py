@@ -18,7 +18,6 @@ Checkpoint folder, as flag layers applied in this order:
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,16 +59,6 @@ class RunSetup:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
-def layer_from_args(args: argparse.Namespace) -> dict:
-    """This invocation's overrides in command-line form (how run.json records them)."""
-    return {
-        "set": list(getattr(args, "set_flags", None) or []),
-        "unset": list(getattr(args, "unset", None) or []),
-        "low_memory": bool(getattr(args, "low_memory", False)),
-        "extra_argv": list(getattr(args, "slime_args", None) or []),
-    }
-
-
 def layer_is_empty(layer: dict) -> bool:
     return not (layer.get("set") or layer.get("unset") or layer.get("low_memory") or layer.get("extra_argv"))
 
@@ -87,23 +76,38 @@ def checkpoint_layer(folder: str) -> Overrides:
     return Overrides(set_flags=(Flag("load", (folder,)), Flag("save", (folder,))))
 
 
-def prepare_run(args: argparse.Namespace, environ: Mapping[str, str], *, now: float, suffix: str,
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked of the run: `train`'s options about it, typed (runner.commands.train reads them)."""
+
+    recipe: str | None  # --recipe
+    layer: dict  # this invocation's overrides in command-line form (how run.json records them)
+    resume: str | None = None  # --resume RUN (an id, a run directory, or a checkpoint folder)
+    accept_changes: bool = False
+    runs_dir: str | None = None  # --runs-dir
+    base_folder: str | None = None  # --base-folder
+    kernel_cache: str | None = None  # --kernel-cache
+
+
+def prepare_run(req: RunRequest, environ: Mapping[str, str], *, now: float, suffix: str,
                 cwd: str | None = None) -> RunSetup:
     """Raises SetupError for input that cannot be planned at all; other problems are listed."""
     cwd = cwd or os.getcwd()
-    runs_dir = resolve_runs_dir(getattr(args, "runs_dir", None), getattr(args, "base_folder", None), environ, cwd)
-    given_layer = layer_from_args(args)
-    caches = resolve_kernel_cache(getattr(args, "kernel_cache", None), environ, cwd)
-    resume = getattr(args, "resume", None)
-    recipe = getattr(args, "recipe", None)
-    if not resume:
-        if not recipe:
+    runs_dir = resolve_runs_dir(req.runs_dir, req.base_folder, environ, cwd)
+    caches = resolve_kernel_cache(req.kernel_cache, environ, cwd)
+    if not req.resume:
+        if not req.recipe:
             raise SetupError("train needs --recipe NAME (or --resume RUN to continue a run)")
-        run_id = new_run_id(recipe, now, suffix)
-        paths = RunPaths(Path(runs_dir.value) / run_id)
+        run_id, paths = _mint(req.recipe, runs_dir, now, suffix)
         folder = str(paths.checkpoints)
-        return RunSetup(run_id, paths, runs_dir, recipe, _request(recipe, [], given_layer), (), folder, caches)
-    return _resume(args, resume, recipe, runs_dir, given_layer, caches, now=now, suffix=suffix, cwd=cwd)
+        return RunSetup(run_id, paths, runs_dir, req.recipe, _request(req.recipe, [], req.layer), (), folder, caches)
+    return _resume(req, runs_dir, caches, now=now, suffix=suffix, cwd=cwd)
+
+
+def _mint(recipe: str, runs_dir: Setting, now: float, suffix: str) -> tuple[str, RunPaths]:
+    """A new run's id and its directory under the runs dir (each run, resumed or not, gets its own)."""
+    run_id = new_run_id(recipe, now, suffix)
+    return run_id, RunPaths(Path(runs_dir.value) / run_id)
 
 
 def _request(recipe: str, recorded_layers: list[dict], given_layer: dict) -> dict:
@@ -111,8 +115,9 @@ def _request(recipe: str, recorded_layers: list[dict], given_layer: dict) -> dic
     return {"recipe": recipe, "overrides": layers}
 
 
-def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given_layer: dict,
-            caches: KernelCache, *, now: float, suffix: str, cwd: str) -> RunSetup:  # noqa: ANN001
+def _resume(req: RunRequest, runs_dir: Setting, caches: KernelCache, *, now: float, suffix: str,
+            cwd: str) -> RunSetup:
+    ref, recipe, given_layer = req.resume, req.recipe, req.layer
     problems: list[str] = []
     try:
         previous = find_run(Path(runs_dir.value), ref)
@@ -134,7 +139,7 @@ def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given_layer: 
     if recipe and recipe != recorded_recipe:
         changes.append(f"--recipe {recipe} (recorded: {recorded_recipe})")
     changes += describe_layer(given_layer)
-    if changes and not getattr(args, "accept_changes", False):
+    if changes and not req.accept_changes:
         problems.append(f"--resume {previous.id} replays its recorded recipe and overrides; changing them "
                         f"({'; '.join(changes)}) needs --accept-changes (the change is recorded in the new run's "
                         f"run.json; --force only starts despite the memory plan)")
@@ -150,8 +155,7 @@ def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given_layer: 
                         f"(`python -m runner stop {previous.dir}`)")
     new_recipe = recipe or recorded_recipe
     warnings = [w for w in [_backend_change_warning(previous.id, recorded_recipe, new_recipe, folder)] if w]
-    run_id = new_run_id(new_recipe, now, suffix)
-    paths = RunPaths(Path(runs_dir.value) / run_id)
+    run_id, paths = _mint(new_recipe, runs_dir, now, suffix)
     return RunSetup(
         run_id, paths, runs_dir, new_recipe, _request(new_recipe, recorded_layers, given_layer),
         tuple(recorded_layers), folder or "", caches,
@@ -184,8 +188,7 @@ def _resume_folder(ref: str, folder: str, recipe: str | None, runs_dir: Setting,
                          f"(no latest_checkpointed_iteration.txt in {folder})")
     if not recipe:
         raise SetupError(f"--resume {ref} is a checkpoint folder that no run recorded: name its recipe with --recipe")
-    run_id = new_run_id(recipe, now, suffix)
-    paths = RunPaths(Path(runs_dir.value) / run_id)
+    run_id, paths = _mint(recipe, runs_dir, now, suffix)
     return RunSetup(run_id, paths, runs_dir, recipe, _request(recipe, [], given_layer), (), folder, caches,
                     resumed_from={"run": None, "dir": None, "checkpoint": folder, "iteration": iteration})
 
