@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Mapping
 
 from runner.checks import inputs, preflight
 from runner.checks.request import CheckedRequest, check_request
@@ -31,10 +32,12 @@ from runner.checks.stack import (
 )
 from runner.commands.options import (add_kernel_cache_argument, add_location_arguments, add_runs_dir_argument,
                                      locations_from_args)
+from runner.flags import FlagSet
 from runner.gpus import GpuFacts, query_gpus
 from runner.kernel_cache import KernelCache, resolve_kernel_cache
 from runner.planner.fit import fitting_derived_recipe, memory_fit
 from runner.recipes import RECIPES, get_recipe
+from runner.recipes.base import Recipe
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -111,7 +114,7 @@ def collect(args, environ=None) -> list[Check]:
     return checks
 
 
-def _base_folder_checks(recipe, flags, slime_missing: bool) -> list[Check]:  # noqa: ANN001
+def _base_folder_checks(recipe: Recipe, flags: FlagSet, slime_missing: bool) -> list[Check]:
     """The checkpoints and datasets the recipe reads under BASE_FOLDER."""
     checks = []
     found = preflight.read_checkpoints(flags, recipe.backend)
@@ -132,7 +135,7 @@ def _base_folder_checks(recipe, flags, slime_missing: bool) -> list[Check]:  # n
     return checks
 
 
-def _runs_dir_check(args, environ, base_is_file: bool) -> Check:  # noqa: ANN001
+def _runs_dir_check(args: argparse.Namespace, environ: Mapping[str, str], base_is_file: bool) -> Check:
     """Where train would create the run's directory: as train checks it (it probes by making one)."""
     from runner.runs.layout import resolve_runs_dir
     from runner.runs.setup import runs_dir_problem

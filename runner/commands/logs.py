@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from runner.commands.options import add_lookup_arguments, load_named_run
-from runner.runs.layout import read_from
+from runner.runs.layout import RunPaths, read_from
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--poll", type=float, default=0.5, help=argparse.SUPPRESS)
 
 
-def _missing_note(path, paths, record: dict, runner_log: bool) -> str:  # noqa: ANN001
+def _missing_note(path: Path, paths: RunPaths, record: dict, runner_log: bool) -> str:
     from runner.runs.identity import effective_state
     from runner.runs.record import ACTIVE
 
@@ -39,10 +40,8 @@ def _missing_note(path, paths, record: dict, runner_log: bool) -> str:  # noqa: 
             + ("" if runner_log or not runner_path.exists() else f"; see {runner_path}") + ")")
 
 
-def _runner_log(paths, record: dict):  # noqa: ANN001, ANN202
+def _runner_log(paths: RunPaths, record: dict) -> Path:
     """runner.log, or for a run `train --slurm` submitted, the Slurm job's output file (the runner's output)."""
-    from pathlib import Path
-
     output = (record.get("slurm") or {}).get("output")
     return Path(output) if output and (record.get("slurm") or {}).get("script") and "%j" not in output \
         else paths.runner_log

@@ -8,9 +8,12 @@ argparse lives in runner/commands/ only: the rest of the runner takes typed valu
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Mapping
 
 from runner.checks.request import OverrideLayer
 from runner.locations import Locations, resolve_locations
+from runner.runs.layout import RunPaths
 
 
 def add_location_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,8 +24,8 @@ def add_location_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--master-addr", help="head node address ($MASTER_ADDR; default 127.0.0.1 on one node)")
 
 
-def locations_from_args(args: argparse.Namespace, environ, default_master_addr: str | None = "127.0.0.1",  # noqa: ANN001
-                        ) -> Locations:
+def locations_from_args(args: argparse.Namespace, environ: Mapping[str, str],
+                        default_master_addr: str | None = "127.0.0.1") -> Locations:
     return resolve_locations(base_folder=getattr(args, "base_folder", None), slime_dir=getattr(args, "slime_dir", None),
                              megatron_dir=getattr(args, "megatron_dir", None),
                              master_addr=getattr(args, "master_addr", None), environ=environ,
@@ -89,7 +92,7 @@ def add_lookup_arguments(p: argparse.ArgumentParser, run_required: bool | None =
     p.add_argument("--base-folder", help="$BASE_FOLDER: runs live in BASE_FOLDER/runs unless --runs-dir says otherwise")
 
 
-def listable_runs_root(args):  # noqa: ANN001, ANN201
+def listable_runs_root(args: argparse.Namespace) -> Path | None:
     """runs_root(args) for a listing, or None once the reason is on stderr (the command exits 2): a runs
     dir that is a file (or cannot be listed) is not an empty one."""
     import os
@@ -110,9 +113,8 @@ def listable_runs_root(args):  # noqa: ANN001, ANN201
     return root
 
 
-def runs_root(args, environ=None):  # noqa: ANN001
+def runs_root(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Path:
     import os
-    from pathlib import Path
 
     from runner.runs.layout import resolve_runs_dir
 
@@ -121,13 +123,12 @@ def runs_root(args, environ=None):  # noqa: ANN001
                                  environ).value)
 
 
-def active_run(environ=None):  # noqa: ANN001, ANN201
+def active_run(environ: Mapping[str, str] | None = None) -> RunPaths | None:
     """RunPaths of the run active on this machine (it holds the machine lock), whatever the runs dir,
     or None."""
     import os
-    from pathlib import Path
 
-    from runner.runs.layout import RUN_JSON, RunPaths
+    from runner.runs.layout import RUN_JSON
     from runner.runs.machine_lock import active_holder
 
     holder = active_holder(os.environ if environ is None else environ)
@@ -137,7 +138,7 @@ def active_run(environ=None):  # noqa: ANN001, ANN201
     return paths if (paths.dir / RUN_JSON).is_file() else None
 
 
-def find_named_run(args):  # noqa: ANN001, ANN201
+def find_named_run(args: argparse.Namespace) -> RunPaths | None:
     """The run directory args.run names, or None once the reason is on stderr (the command exits 2).
 
     Under the runs dir first; else the run active on this machine when RUN names it (its id, a prefix
@@ -158,7 +159,7 @@ def find_named_run(args):  # noqa: ANN001, ANN201
         return None
 
 
-def load_named_run(args):  # noqa: ANN001, ANN201
+def load_named_run(args: argparse.Namespace) -> tuple[RunPaths, dict] | None:
     """(run directory, its run.json) for args.run, or None once the reason is on stderr (the command exits 2).
     A run directory copied or moved elsewhere is read where it is (runner.runs.record.relocated)."""
     import sys
@@ -175,7 +176,7 @@ def load_named_run(args):  # noqa: ANN001, ANN201
         return None
 
 
-def readable_runs(root):  # noqa: ANN001, ANN201
+def readable_runs(root: Path) -> list[tuple[RunPaths, dict]]:
     """(run directory, run.json) of every run under root, oldest first; an unreadable run.json is skipped
     with a one-line warning on stderr (a listing must not hide it, nor fail over it)."""
     import sys

@@ -13,10 +13,12 @@ import os
 import sys
 
 from runner.checks import inputs
-from runner.checks.request import check_request
+from runner.checks.request import CheckedRequest, check_request
 from runner.commands.options import (add_location_arguments, add_override_arguments, locations_from_args,
                                      override_layer_from_args)
+from runner.flags import FlagSet
 from runner.gpus import query_gpus
+from runner.planner import Hardware
 from runner.recipes import RECIPES, get_recipe
 
 
@@ -41,9 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("slime_args", nargs="*", metavar="-- SLIME_ARGS", help="extra slime flags, as for train")
 
 
-def hardware_from_args(args: argparse.Namespace):  # noqa: ANN201 - a planner.Hardware
-    from runner.planner import Hardware
-
+def hardware_from_args(args: argparse.Namespace) -> Hardware:
     return Hardware(gpu=getattr(args, "gpu", None), gpu_memory=getattr(args, "gpu_memory", None),
                     host_memory=getattr(args, "host_memory", None), hf_checkpoint=getattr(args, "hf_checkpoint", None))
 
@@ -97,7 +97,7 @@ def run(args) -> int:
     return 0 if fits or args.dry_run else 1
 
 
-def _config_problem(hf_checkpoint: str | None, flags) -> str | None:  # noqa: ANN001 - a FlagSet
+def _config_problem(hf_checkpoint: str | None, flags: FlagSet) -> str | None:
     """The checkpoint's config.json, read as doctor and train read it (plan uses it when present)."""
     from runner import planner
 
@@ -111,7 +111,7 @@ def _config_problem(hf_checkpoint: str | None, flags) -> str | None:  # noqa: AN
     return None
 
 
-def _summary(args, hardware, requests) -> int:  # noqa: ANN001
+def _summary(args: argparse.Namespace, hardware: Hardware, requests: list[CheckedRequest]) -> int:
     from runner import planner
 
     gpus = {"H100": planner.GPU_PRESETS_GIB["h100"], "H200": planner.GPU_PRESETS_GIB["h200"]}

@@ -24,6 +24,7 @@ import json
 import sys
 
 from runner.commands.options import active_run, add_lookup_arguments, listable_runs_root, load_named_run
+from runner.runs.layout import RunPaths
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,7 +45,7 @@ def _last_line(path: str | None) -> str | None:
     return lines[-1] if lines else None
 
 
-def _facts(record: dict, paths) -> dict:  # noqa: ANN001 - RunPaths
+def _facts(record: dict, paths: RunPaths) -> dict:
     from runner.launch.processes import run_processes
     from runner.runs.identity import effective_state, same_machine
     from runner.runs.listing import read_progress

@@ -30,6 +30,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Mapping
 
 from runner.checks import inputs, preflight
 from runner.checks.request import OverrideLayer, check_request
@@ -44,12 +45,14 @@ from runner.launch.cluster import slurm_cli
 from runner.launch.cluster.hostfile import HostfileError, read_workers
 from runner.launch.cluster.ray_args import (dashboard_modules, pid_digits, port_problems, positive_seconds,
                                             socket_path_problem, tcp_port)
+from runner.launch.cluster.slurm import Allocation
 from runner.launch.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, ClusterSpec, supports_token_auth
 from runner.launch.plan import Plan
 from runner.launch.train_plan import TrainInputs, TrainPlan, build_train_plan
 from runner.locations import Setting
 from runner.planner.fit import fitting_derived_recipe, memory_fit
 from runner.recipes import RECIPES, get_recipe
+from runner.recipes.base import Recipe
 from runner.runs import sinks
 from runner.runs.machine_lock import active_run_problem
 from runner.runs.manifest import RunContext
@@ -132,7 +135,8 @@ def _workers(args, recipe, master_addr: str, allocation, environ,
     return tuple(workers), launcher, head
 
 
-def _allocation(args, recipe, environ, problems: list[str]):  # noqa: ANN001, ANN202
+def _allocation(args: argparse.Namespace, recipe: Recipe, environ: Mapping[str, str],
+                problems: list[str]) -> Allocation | None:
     """The Slurm allocation a multinode run (or launch test) runs in; None outside one, or with --hostfile."""
     if not environ.get("SLURM_JOB_NODELIST") or args.hostfile or (recipe.layout.nodes == 1 and not args.test_entrypoint):
         return None
@@ -372,7 +376,7 @@ def run(args) -> int:
     return _refused(args, start_run(tp, tp.run, secrets))
 
 
-def _refused(args, rc: int, reason: str | None = None) -> int:  # noqa: ANN001
+def _refused(args: argparse.Namespace, rc: int, reason: str | None = None) -> int:
     """A `train --slurm` run whose batch job refuses to start it (exit 2) is recorded as failed, with why."""
     if rc == 2 and getattr(args, "prepared_run", None):
         from runner.runs.slurm_run import mark_refused

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, Mapping
 
 from runner.launch.cluster.spec import RUN_MARKER_ENV
 from runner.launch.plan import Process
@@ -224,7 +224,7 @@ def make_private_dir(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
-def write_secrets_file(path: Path, names, environ) -> None:  # noqa: ANN001
+def write_secrets_file(path: Path, names: Iterable[str], environ: Mapping[str, str]) -> None:
     """The named variables' values from `environ` as a JSON object, mode 0600 (runner.launch.job_secrets reads it)."""
     import json
 

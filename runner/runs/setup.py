@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from runner.flags import Flag
+from runner.flags import Flag, FlagSet
 from runner.kernel_cache import KernelCache, resolve_kernel_cache
 from runner.locations import Setting
 from runner.runs import identity
@@ -193,7 +193,7 @@ def _resume_folder(ref: str, folder: str, recipe: str | None, runs_dir: Setting,
                     resumed_from={"run": None, "dir": None, "checkpoint": folder, "iteration": iteration})
 
 
-def run_problems(setup: RunSetup, flags) -> list[str]:  # noqa: ANN001 - a FlagSet
+def run_problems(setup: RunSetup, flags: FlagSet) -> list[str]:
     """What stops this run from starting: the setup's own, a fresh start over an
     existing checkpoint, its directory. Reads only. (Another active run on this
     machine: runner.runs.machine_lock.active_run_problem.)"""
@@ -244,7 +244,7 @@ def run_dir_contents(setup: RunSetup, detach: bool) -> str:
     return ", ".join(files + ([] if setup.resumed_from else ["checkpoints/"]))
 
 
-def run_notes(setup: RunSetup, flags, detach: bool) -> list[str]:  # noqa: ANN001 - a FlagSet
+def run_notes(setup: RunSetup, flags: FlagSet, detach: bool) -> list[str]:
     notes = [f"run {setup.run_id}: {setup.paths.dir} ({run_dir_contents(setup, detach)}); runs dir from "
              f"{setup.runs_dir.source}",
              f"checkpoints: --load {flags.value('load')} --save {flags.value('save')}"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from runner.flags import Flag, FlagSet, split_flags
+from runner.recipes.base import Recipe
 from runner.slime_args.render import Overrides
 from runner.slime_args.schema import BackendFlags, Option, backend_flags
 
@@ -35,7 +36,7 @@ class _Given:
     where: str  # "--set", "after --"
 
 
-def check_overrides(recipe, recipe_flags: FlagSet, *, set_texts: Iterable[str] = (), unset: Iterable[str] = (),  # noqa: ANN001
+def check_overrides(recipe: Recipe, recipe_flags: FlagSet, *, set_texts: Iterable[str] = (), unset: Iterable[str] = (),
                     extra_argv: Iterable[str] = (), low_memory: bool = False,
                     runner_options: Iterable[str] = (), allow_unknown: bool = False) -> CheckedOverrides:
     """Validate the user's changes to `recipe` (whose rendered flags are `recipe_flags`).
