@@ -249,13 +249,12 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     problems += unusable_ports.values()
     tp = build_train_plan(TrainInputs(
         recipe=recipe, flags=request.flags, slime_dir=locs.slime_dir.value,
-        megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
+        megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, setup=setup,
         python_flags=tuple(own_python()[1:]),
         nccl_nvls_enable=nvls, secret_names=secret_names, runner_path=runner_import_root(),
         ray_banner=getattr(args, "verbose", False),
         test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
-        submit_timeout=args.ready_timeout, job_env={**setup.kernel_cache.env, **sinks.sink_env(run_dir)},
-        run_dir=run_dir, echo_job_log=not args.detach))
+        submit_timeout=args.ready_timeout, echo_job_log=not args.detach))
     plan = tp.plan
     plan.notes[:0] = locs.describe() + [f"NCCL_NVLS_ENABLE = {nvls} (from {nvls_source})"]
     tp.run = RunContext(setup, locs, facts, detach=args.detach, ready_timeout=args.ready_timeout,
