@@ -100,7 +100,7 @@ def check_request(recipe: Recipe, base_folder: str, given: OverrideLayer = Overr
     shape = check_shape(flags, recipe.backend, arch_of(flags), nodes=recipe.layout.nodes,
                         gpus_per_node=recipe.layout.gpus_per_node)
     try:
-        warning = tp_cp_warning(flags, recipe.backend)
+        warning = tp_cp_warning(flags, recipe.backend, shape.shape.parallel if shape.shape else None)
     except ValueError:  # a size that is not a number: the overrides' problems say so
         warning = None
     return CheckedRequest(recipe, checked.overrides, before, flags, shape, fatal=fatal,

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from runner.checks.request import OverrideLayer
 from runner.locations import Locations, resolve_locations
 from runner.runs.layout import RunPaths
+
+if TYPE_CHECKING:  # `runs` and `status` answer fast: they import none of what checks a request
+    from runner.checks.request import OverrideLayer
+    from runner.runs.setup import RunRequest
 
 
 def add_location_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,11 +47,13 @@ def add_override_arguments(p: argparse.ArgumentParser) -> None:
 
 def override_layer_from_args(args: argparse.Namespace) -> OverrideLayer:
     """This invocation's --set/--unset/--low-memory and the slime flags after `--`."""
+    from runner.checks.request import OverrideLayer
+
     return OverrideLayer(tuple(getattr(args, "set_flags", None) or ()), tuple(getattr(args, "unset", None) or ()),
                          bool(getattr(args, "low_memory", False)), tuple(getattr(args, "slime_args", None) or ()))
 
 
-def run_request_from_args(args: argparse.Namespace):  # noqa: ANN201 - a runner.runs.setup.RunRequest
+def run_request_from_args(args: argparse.Namespace) -> RunRequest:
     """`train`'s options about its run (runner.runs.setup)."""
     from runner.runs.setup import RunRequest
 
