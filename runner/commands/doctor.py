@@ -35,7 +35,7 @@ from runner.commands.options import (add_kernel_cache_argument, add_location_arg
 from runner.flags import FlagSet
 from runner.gpus import GpuFacts, query_gpus
 from runner.kernel_cache import KernelCache, resolve_kernel_cache
-from runner.planner.fit import fitting_derived_recipe, memory_fit
+from runner.planner import fitting_derived_recipe, memory_fit
 from runner.recipes import RECIPES, get_recipe
 from runner.recipes.base import Recipe
 

@@ -50,7 +50,7 @@ from runner.launch.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT,
 from runner.launch.plan import Plan
 from runner.launch.train_plan import TrainInputs, TrainPlan, build_train_plan
 from runner.locations import Setting
-from runner.planner.fit import fitting_derived_recipe, memory_fit
+from runner.planner import fitting_derived_recipe, memory_fit
 from runner.recipes import RECIPES, get_recipe
 from runner.recipes.base import Recipe
 from runner.runs import sinks

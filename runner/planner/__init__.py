@@ -1,9 +1,11 @@
 """`runner plan`: topology and memory planner for slime's Qwen3-Next recipes.
 
 Pure estimation lives in the submodules (params, activations, megatron, fsdp,
-sglang, host, estimate); this module is what the commands call: `run_plan` (`runner plan --recipe`,
-for the `Hardware` asked about), `fits` (doctor, train), and `plan_summary` for
-every recipe on several GPU sizes at once. Method and assumptions: docs/planner.md.
+sglang, host, estimate); this module is what the commands call: `run_plan`
+(`runner plan --recipe`, for the `Hardware` asked about), `plan_summary` for
+every recipe on several GPU sizes at once, and the verdicts on the GPUs at
+hand that doctor and train ask for (`fits`, `memory_fit`,
+`fitting_derived_recipe`). Method and assumptions: docs/planner.md.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from runner.flags import FlagSet
+from runner.gpus import GpuFacts
 from runner.planner.checkpoint import (CheckpointError, compare_with_index, index_total_size,
                                        load_architecture)
 from runner.planner.estimate import plan
@@ -19,10 +22,11 @@ from runner.planner.hardware import GPU_PRESETS_GIB, host_memory_gib
 from runner.planner.params import count_params
 from runner.planner.report import PlanReport, render
 from runner.planner.topology import CheckedShape
+from runner.recipes.base import Recipe
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
 
-__all__ = ["Hardware", "run_plan", "topology_arch", "fits", "plan_for", "plan_summary", "CheckpointError",
-           "GPU_PRESETS_GIB", "load_architecture"]
+__all__ = ["Hardware", "run_plan", "topology_arch", "fits", "memory_fit", "fitting_derived_recipe", "plan_for",
+           "plan_summary", "CheckpointError", "GPU_PRESETS_GIB", "load_architecture"]
 
 # Planned for when neither --gpu/--gpu-memory nor a local GPU says otherwise: the seed's headline GPU.
 DEFAULT_GPU = "h100"
@@ -81,6 +85,40 @@ def fits(recipe, flags: FlagSet, gpu_memory_gb: float, host_memory_gb: float | N
     """What doctor and train ask before starting: (fits, one-line reasons when it does not)."""
     report = plan_for(recipe, flags, gpu_memory_gb, host_memory_gib=host_memory_gb, checked=checked)
     return report.fits, report.reasons()
+
+
+# The verdicts on the GPUs at hand (doctor, train).
+
+def memory_fit(recipe: Recipe, flags: FlagSet, facts: GpuFacts,
+               checked: CheckedShape | None = None) -> tuple[bool, list[str], float] | None:
+    """The memory planner's verdict on this node's smallest GPU: (fits, reasons, GiB); None without GPUs.
+    `checked`: the shape the checked request derived (runner.checks.request)."""
+    if not facts.gpus:
+        return None
+    gib = min(g.memory_gib for g in facts.gpus)
+    ok, reasons = fits(recipe, flags, gib, checked=checked)
+    return ok, reasons, gib
+
+
+def fitting_derived_recipe(recipe: Recipe, facts: GpuFacts, base_folder: str) -> str | None:
+    """When `recipe` does not fit these GPUs: a one-line pointer to a derived recipe that does, if any."""
+    from runner.recipes import RECIPES
+    from runner.slime_args.render import train_flags
+
+    if not facts.gpus:
+        return None
+    gib = min(g.memory_gib for g in facts.gpus)
+    origin = recipe.derived_from or recipe.name
+    for other in RECIPES.values():
+        if other.derived_from != origin or other.name == recipe.name:
+            continue
+        if other.layout.gpus_per_node > facts.count:
+            continue
+        if fits(other, train_flags(other, base_folder), gib)[0]:
+            return (f"memory plan: recipe {other.name} ({other.status} from {origin}, not yet run at full scale) "
+                    f"fits these {gib:.1f} GiB GPUs: run `train --recipe {other.name}` "
+                    f"(`plan --recipe {other.name}` shows the numbers)")
+    return None
 
 
 def topology_arch(hf_checkpoint: str | None, flags: FlagSet) -> Qwen3NextArchitecture:
