@@ -5,7 +5,7 @@ both MODEL_ARGS and MISC_ARGS); argparse keeps the last value. A `FlagSet`
 applies the same rule, so two argv lists can be compared the way train.py
 would see them, and overrides (`--set`, extra args) simply replace values.
 Except for slime's action="append" options (--router-prefill, --router-decode:
-runner.slime_schema.accumulating_flags), where argparse keeps every
+runner.slime_args.schema.accumulating_flags), where argparse keeps every
 occurrence as a group of values, and so does a FlagSet.
 """
 
@@ -47,24 +47,10 @@ class FlagSet:
     @classmethod
     def parse(cls, argv: Iterable[str]) -> "FlagSet":
         """Parse `--name v1 v2 --switch ...`; a token starting with "--" starts a flag."""
-        result = cls()
-        name: str | None = None
-        values: list[str] = []
-        for token in argv:
-            if token.startswith("--") and len(token) > 2:
-                if name is not None:
-                    result.set(name, *values)
-                name, values = token[2:], []
-                if "=" in name:  # --name=value form
-                    name, value = name.split("=", 1)
-                    values.append(value)
-            elif name is None:
-                raise ValueError(f"argument {token!r} does not follow a --flag")
-            else:
-                values.append(token)
-        if name is not None:
-            result.set(name, *values)
-        return result
+        flags, stray = split_flags(argv)
+        if stray:
+            raise ValueError(f"argument {stray[0]!r} does not follow a --flag")
+        return cls(flags)
 
     def set(self, name: str, *values: str) -> None:
         """Replace the flag's value; for an accumulating flag, add one more occurrence (as argparse does)."""
@@ -154,7 +140,31 @@ class FlagSet:
         return f"FlagSet({shlex.join(self.argv())})"
 
 
+def split_flags(argv: Iterable[str]) -> tuple[list[Flag], list[str]]:
+    """slime's argv grammar: `--name [values...]` or `--name=value`, in order (a name may repeat).
+    Also returns the tokens that follow no --flag (they can only lead the argv)."""
+    flags: list[Flag] = []
+    stray: list[str] = []
+    name: str | None = None
+    values: list[str] = []
+    for token in argv:
+        if token.startswith("--") and len(token) > 2:
+            if name is not None:
+                flags.append(Flag(name, tuple(values)))
+            name, values = token[2:], []
+            if "=" in name:  # --name=value form
+                name, value = name.split("=", 1)
+                values.append(value)
+        elif name is None:
+            stray.append(token)
+        else:
+            values.append(token)
+    if name is not None:
+        flags.append(Flag(name, tuple(values)))
+    return flags, stray
+
+
 def _accumulates(name: str) -> bool:
-    from runner.slime_schema import accumulating_flags
+    from runner.slime_args.schema import accumulating_flags
 
     return name in accumulating_flags()

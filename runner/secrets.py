@@ -20,7 +20,7 @@ from typing import Iterable, Mapping, Sequence
 # SECRET_NAME_PATTERN is treated as one too.
 KNOWN_SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "RAY_AUTH_TOKEN")
 SECRET_NAME_PATTERN = re.compile(r"(TOKEN|API_KEY|SECRET|PASSWORD)$", re.IGNORECASE)
-# The secrets a run passes on to the job's processes (runner.job_secrets), from the caller's environment.
+# The secrets a run passes on to the job's processes (runner.launch.job_secrets), from the caller's environment.
 PASSED_SECRETS = ("WANDB_API_KEY", "HF_TOKEN")
 # slime flags that would put a secret on the command line, and the variable to export instead.
 SECRET_FLAGS = {"wandb-key": "WANDB_API_KEY", "hf-token": "HF_TOKEN"}

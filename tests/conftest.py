@@ -57,6 +57,16 @@ def short_tmp():
 
 
 @pytest.fixture
+def machine(request, tmp_path):
+    """A machine that has everything a recipe needs (tests/machine.py: make_machine). A test or a module
+    picks its GPUs and --force with @pytest.mark.machine(gpu="h100", force=False)."""
+    from tests.machine import make_machine
+
+    marker = request.node.get_closest_marker("machine")
+    return make_machine(tmp_path, **(marker.kwargs if marker else {}))
+
+
+@pytest.fixture
 def no_gpu_env(tmp_path):
     """An environment where GPU facts come from an empty recording (no GPUs)."""
     rec = tmp_path / "nogpu"

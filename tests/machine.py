@@ -1,5 +1,6 @@
-"""A machine that has everything a recipe needs (8 x H200 recorded, slime and
-Megatron-LM trees, checkpoints, data), and helpers to run the real CLI on it."""
+"""A machine that has everything a recipe needs (8 GPUs recorded, slime and
+Megatron-LM trees, checkpoints, data), and helpers to run the real CLI on it and
+to assert its refusals. Tests get it as the `machine` fixture (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import shutil
 
-from runner.execute import processes_with_marker
+from runner.launch.processes import processes_with_marker
 from tests.conftest import DATA, run_cli, unused_short_path
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder
@@ -25,14 +26,19 @@ def make_source_trees(root: Path, patched: bool = True) -> tuple[Path, Path]:
     return slime, megatron
 
 
-def make_machine(tmp_path: Path) -> dict:
+# Recorded GPUs a machine can have: nvidia-smi's name and memory (MiB).
+GPUS = {"h100": {}, "h200": {"name": "NVIDIA H200", "mib": 143771}}
+
+
+def make_machine(tmp_path: Path, gpu: str = "h200", force: bool = True) -> dict:
+    """8 `gpu`s, slime and Megatron-LM, checkpoints and data under tmp_path; args: the CLI's locations, an
+    unused --ray-temp-dir and (force) --force, for tests whose subject is not the recipe's memory plan."""
     base = make_base_folder(tmp_path / "models")
-    slime, _ = make_source_trees(tmp_path)
-    env = record(tmp_path / "gpus", 8, name="NVIDIA H200", mib=143771)
+    slime, megatron = make_source_trees(tmp_path)
+    env = record(tmp_path / "gpus", 8, **GPUS[gpu])
     temp = unused_short_path()
-    # --force: the fsdp recipe's memory plan is not what these tests are about.
-    args = ["--base-folder", str(base), "--slime-dir", str(slime), "--megatron-dir", str(tmp_path / "Megatron-LM"),
-            "--ray-temp-dir", str(temp), "--force"]
+    args = ["--base-folder", str(base), "--slime-dir", str(slime), "--megatron-dir", str(megatron),
+            "--ray-temp-dir", str(temp), *(["--force"] if force else [])]
     return {"env": env, "args": args, "temp": temp, "base": base, "tmp": tmp_path}
 
 
@@ -42,13 +48,23 @@ def train(machine: dict, *extra: str, recipe: str = "megatron-8gpu", dry: bool =
                    env={**machine["env"], **(env or {})})
 
 
-def refused(machine: dict, result, fragment: str) -> str:
-    """Exit 2, exactly one error line, containing `fragment`; no traceback; nothing started or written."""
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    assert fragment in errors[0], errors[0]
+def error_lines(result) -> list[str]:  # noqa: ANN001 - a CompletedProcess
+    return [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+
+
+def refused(machine: dict | None, result, fragment: str = "", *, alone: bool = True,  # noqa: ANN001
+            code: int | None = 2) -> str:
+    """The runner's refusal: exit `code` (None: any), no traceback, an error line containing `fragment`
+    (alone: the only error line); on a `machine`, nothing started or written. Returns that line."""
+    if code is not None:
+        assert result.returncode == code, (result.stdout, result.stderr)
+    errors = error_lines(result)
     assert "Traceback" not in result.stderr
-    assert not machine["temp"].exists(), "nothing may be started or written"
-    assert not processes_with_marker(str(machine["temp"]))
-    return errors[0]
+    if alone:
+        assert len(errors) == 1, result.stderr
+    matching = [e for e in errors if fragment in e]
+    assert matching, result.stderr
+    if machine is not None:
+        assert not machine["temp"].exists(), "nothing may be started or written"
+        assert not processes_with_marker(str(machine["temp"]))
+    return matching[0]

@@ -13,19 +13,7 @@ import pytest
 
 from tests.conftest import REPO, run_cli
 from tests.hub_standin import HubStandIn
-from tests.machine import make_machine, refused, train
-
-
-@pytest.fixture
-def machine(tmp_path):
-    return make_machine(tmp_path)
-
-
-def one_error(result) -> str:
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    return errors[0]
+from tests.machine import refused, train
 
 
 # ---- multinode: MASTER_ADDR and the hostfile
@@ -119,7 +107,7 @@ def test_config_json_that_is_not_json_reads_the_same_everywhere(machine):
     base = ["--base-folder", str(machine["base"])]
     for argv in (["plan", *base], ["plan", "--recipe", "megatron-8gpu", *base]):
         r = run_cli(*argv, env=machine["env"])
-        assert r.returncode == 2 and one_error(r).startswith(f"error: {expected}"), r.stderr
+        assert r.returncode == 2 and refused(None, r, code=None).startswith(f"error: {expected}"), r.stderr
     r = run_cli("doctor", "--json", "--no-imports", *base, env=machine["env"])
     hf = {c["name"]: c for c in json.loads(r.stdout)["checks"]}["hf checkpoint"]
     assert r.returncode == 1 and hf["status"] == "fail" and hf["detail"].startswith(expected)
@@ -190,7 +178,7 @@ def test_download_refuses_when_the_disk_cannot_hold_the_files(tmp_path):
     files = {"config.json": 700, "model-00001-of-00001.safetensors": 10**16}  # 10 PB: no disk here has it
     with HubStandIn({MODEL: files, DAPO: {"dapo-math-17k.jsonl": 10}, AIME: {"aime-2024.jsonl": 10}}) as hub:
         r = _download(hub, tmp_path / "models")
-    line = one_error(r)
+    line = refused(None, r, code=None)
     assert r.returncode == 2
     assert line.startswith("error: the download needs 10000000.0 GB but ") and "GB free" in line
     assert "--base-folder" in line
@@ -214,7 +202,7 @@ def test_download_says_when_there_is_nothing_to_do(tmp_path):
 def test_download_with_both_skips_has_nothing_to_do(tmp_path):
     r = run_cli("download", "--skip-model", "--skip-datasets", "--base-folder", str(tmp_path / "m"))
     assert r.returncode == 2
-    assert one_error(r) == ("error: --skip-model and --skip-datasets together leave nothing to download; "
+    assert refused(None, r, code=None) == ("error: --skip-model and --skip-datasets together leave nothing to download; "
                             "drop one of them")
     assert not (tmp_path / "m").exists()
 
@@ -252,9 +240,9 @@ OTHER_PROGRAMS = {
     "--format", "--query-gpu",  # nvidia-smi
     "--standalone",  # torchrun
     "--extra",  # uv sync --extra stack
-    "--expect", "--local-dir", "--repo", "--repo-type",  # runner.hf_fetch
-    "--runtime-env-file", "--stop-timeout", "--submission-id", "--submit-timeout",  # runner.ray_job
-    "--log-file", "--quiet", "--run-dir", "--lock-fd",  # runner.ray_job, runner.runs.supervisor
+    "--expect", "--local-dir", "--repo", "--repo-type",  # runner.commands.hf_fetch
+    "--runtime-env-file", "--stop-timeout", "--submission-id", "--submit-timeout",  # runner.runs.ray_job
+    "--log-file", "--quiet", "--run-dir", "--lock-fd",  # runner.runs.ray_job, runner.runs.supervisor
     "--porcelain", "--untracked-files",  # git status (runner.runs.provenance)
     "--result", "--run-id",  # runner.smoke.worker
     "--logdir",  # tensorboard (runner.runs.sinks: how to open a run's TensorBoard files)
@@ -268,7 +256,7 @@ def test_every_option_a_message_names_exists():
     import re
 
     from runner.cli import build_parser
-    from runner.slime_schema import backend_flags
+    from runner.slime_args.schema import backend_flags
 
     parser = build_parser()
     known = {o for sub in parser.subcommand_parsers.values() for o in sub._option_string_actions}
@@ -371,10 +359,10 @@ def test_a_parallel_size_of_0_is_one_line_in_train_and_plan(machine, flag):
     plan = ["plan", "--recipe", "megatron-8gpu", "--gpu", "h200", "--set", f"{flag}=0"]
     r = run_cli(*plan, env=machine["env"])
     assert r.returncode == 2
-    assert one_error(r) == f"error: --{flag} 0: a parallel size must be >= 1 (e.g. --set {flag}=1)"
+    assert refused(None, r, code=None) == f"error: --{flag} 0: a parallel size must be >= 1 (e.g. --set {flag}=1)"
     assert "GiB" not in r.stdout  # the estimate is skipped
     r = run_cli(*plan, "--dry-run", env=machine["env"])
-    assert r.returncode == 0 and "a parallel size must be >= 1" in one_error(r)
+    assert r.returncode == 0 and "a parallel size must be >= 1" in refused(None, r, code=None)
 
 
 def test_plan_checks_the_topology_before_estimating(machine):
@@ -478,7 +466,7 @@ BAD_VALUES = {  # flag: (a value argparse takes and slime would run with, the ru
 
 @pytest.mark.parametrize("recipe", sorted(__import__("runner.recipes", fromlist=["RECIPES"]).RECIPES))
 def test_value_rules_hold_on_every_recipe(machine, recipe):
-    from runner.slime_rules import VALUE_RULES
+    from runner.slime_args.rules import VALUE_RULES
 
     assert set(BAD_VALUES) <= {r.flag for r in VALUE_RULES}
     sets = [a for flag, (value, _) in BAD_VALUES.items() for a in ("--set", f"{flag}={value}")]
@@ -573,8 +561,8 @@ def test_the_socket_path_limit_is_rays_own():
 
     from ray.dashboard.subprocesses.utils import get_socket_path
 
-    from runner.cluster.ray_args import dashboard_modules, max_private_dir_len, pid_digits
-    from runner.cluster.spec import ClusterSpec
+    from runner.launch.cluster.ray_args import dashboard_modules, max_private_dir_len, pid_digits
+    from runner.launch.cluster.spec import ClusterSpec
 
     digits = pid_digits()
     spec = ClusterSpec(ray="ray", master_addr="127.0.0.1", gcs_port=6379, dashboard_host="127.0.0.1",
@@ -653,7 +641,7 @@ def test_a_name_that_resolves_to_ipv6_only_is_refused(monkeypatch):
     """No name resolves to IPv6 only on this machine: the resolver stands in (the check is the runner's)."""
     import socket
 
-    from runner.input_checks import ipv6_problem
+    from runner.checks.inputs import ipv6_problem
 
     def resolve(host, port, family=0, *rest):  # noqa: ANN001, ANN202
         if host == "v6only.example" and family == socket.AF_INET:

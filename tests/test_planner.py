@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -20,7 +19,7 @@ from runner.recipes import RECIPES
 from runner.recipes.base import Layout
 from runner.recipes.megatron_8gpu_80gb import RECIPE as FITTED
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B as A
-from runner.render import Overrides, train_flags
+from runner.slime_args.render import Overrides, train_flags
 
 H100, H200 = GPU_PRESETS_GIB["h100"], GPU_PRESETS_GIB["h200"]
 
@@ -235,15 +234,9 @@ def test_reads_config_and_index(tmp_path):
         load_architecture(str(tmp_path))
 
 
-def _args(*argv):
-    p = argparse.ArgumentParser()
-    planner.add_arguments(p)
-    return p.parse_args(list(argv))
-
-
 def test_run_plan_json_shape():
     recipe = RECIPES["megatron-8gpu"]
-    text, data, ok = planner.run_plan(_args("--gpu", "h100", "--host-memory", "2000"), recipe, flags_of(recipe), None)
+    text, data, ok = planner.run_plan(recipe, flags_of(recipe), None, planner.Hardware(gpu="h100", host_memory=2000))
     assert ok is False and data["fits"] is False
     json.dumps(data)  # serialisable
     assert {"recipe", "recipe_status", "backend", "gpu_memory_gib", "host_memory_gib", "fits", "reasons", "params",
@@ -259,11 +252,11 @@ def test_run_plan_json_shape():
 
 def test_run_plan_gpu_choice_and_detected_memory():
     recipe = RECIPES["megatron-8gpu"]
-    _, data, ok = planner.run_plan(_args("--gpu-memory", "141"), recipe, flags_of(recipe), 79.6)
+    _, data, ok = planner.run_plan(recipe, flags_of(recipe), 79.6, planner.Hardware(gpu_memory=141))
     assert data["gpu_memory_gib"] == 141 and ok
-    _, data, _ = planner.run_plan(_args(), recipe, flags_of(recipe), 139.8)
+    _, data, _ = planner.run_plan(recipe, flags_of(recipe), 139.8)
     assert data["gpu_memory_gib"] == pytest.approx(139.8)
-    text, data, ok = planner.run_plan(_args(), FITTED, flags_of(FITTED), None)
+    text, data, ok = planner.run_plan(FITTED, flags_of(FITTED), None)
     assert "also" in data and "H200" in text and "derived" in text
 
 

@@ -20,9 +20,9 @@ from runner.runs.layout import RunNotFound, RunPaths, find_run, list_runs, new_r
 from runner.runs.machine_lock import MachineLockBusy, acquire, active_run_problem
 from runner.runs.record import create_record, read_record, update_record
 from tests.conftest import REPO, run_cli, unused_short_path
-from tests.gpu_recordings import record
-from tests.hf_fixtures import make_base_folder
-from tests.machine import make_source_trees
+
+# The train tests here plan on a machine with 8 H100s and no --force (tests/machine.py).
+pytestmark = pytest.mark.machine(gpu="h100", force=False)
 
 
 def _make_run(root: Path, run_id: str, **fields) -> RunPaths:
@@ -155,22 +155,11 @@ def test_kernel_cache_flag_then_environment_then_default(tmp_path):
 
 # --- train's run decisions through the CLI (no Ray) -------------------------------------------------------------
 
-@pytest.fixture
-def ready(tmp_path):
-    """A machine that has everything (as in test_train_cli): 8 H100s, slime, Megatron-LM, checkpoints, data."""
-    base = make_base_folder(tmp_path / "models")
-    make_source_trees(tmp_path)
-    temp = unused_short_path()
-    args = ["--base-folder", str(base), "--slime-dir", str(tmp_path / "slime"), "--megatron-dir",
-            str(tmp_path / "Megatron-LM"), "--ray-temp-dir", str(temp)]
-    return {"base": base, "env": record(tmp_path / "gpus", 8), "args": args, "temp": temp,
-            "tmp": tmp_path}
-
-def _train(ready, *extra, dry=True, env=None):
-    argv = ["train", "--recipe", "megatron-8gpu", *ready["args"], *extra]
+def _train(machine, *extra, dry=True, env=None):
+    argv = ["train", "--recipe", "megatron-8gpu", *machine["args"], *extra]
     if dry:
         argv += ["--dry-run", "--json"]
-    return run_cli(*argv, env={**ready["env"], "SLIME_RUNNER_LOCK": str(ready["tmp"] / "lock"), **(env or {})})
+    return run_cli(*argv, env={**machine["env"], "SLIME_RUNNER_LOCK": str(machine["tmp"] / "lock"), **(env or {})})
 
 
 def _entry_flags(plan: dict) -> list[str]:
@@ -178,10 +167,10 @@ def _entry_flags(plan: dict) -> list[str]:
     return job[job.index("--") + 1:]
 
 
-def test_a_fresh_run_saves_into_its_own_folder(ready):
-    plan = json.loads(_train(ready).stdout)
+def test_a_fresh_run_saves_into_its_own_folder(machine):
+    plan = json.loads(_train(machine).stdout)
     entry = _entry_flags(plan)
-    runs = ready["base"] / "runs"
+    runs = machine["base"] / "runs"
     load, save = entry[entry.index("--load") + 1], entry[entry.index("--save") + 1]
     assert load == save and Path(load).parent.parent == runs and Path(load).name == "checkpoints"
     assert any(n.startswith("run megatron-8gpu-") for n in plan["notes"])
@@ -194,45 +183,45 @@ def test_a_fresh_run_saves_into_its_own_folder(ready):
     assert runtime_env["env_vars"]["TRITON_CACHE_DIR"].endswith("/slime-qwen3-next/kernels/triton")
 
 
-def test_user_named_checkpoint_folder_wins(ready, tmp_path):
-    plan = json.loads(_train(ready, "--set", f"save={tmp_path / 'mine'}", "--runs-dir", str(tmp_path / "r")).stdout)
+def test_user_named_checkpoint_folder_wins(machine, tmp_path):
+    plan = json.loads(_train(machine, "--set", f"save={tmp_path / 'mine'}", "--runs-dir", str(tmp_path / "r")).stdout)
     entry = _entry_flags(plan)
     assert entry[entry.index("--save") + 1] == str(tmp_path / "mine")
     assert entry[entry.index("--load") + 1].startswith(str(tmp_path / "r"))
 
 
-def test_fresh_start_over_the_scripts_checkpoint_folder_is_refused(ready):
-    legacy = ready["base"] / "Qwen3-Next-80B-A3B-Thinking_slime"
+def test_fresh_start_over_the_scripts_checkpoint_folder_is_refused(machine):
+    legacy = machine["base"] / "Qwen3-Next-80B-A3B-Thinking_slime"
     legacy.mkdir()
     (legacy / "latest_checkpointed_iteration.txt").write_text("20")
-    r = _train(ready, "--set", f"load={legacy}/", dry=False)
+    r = _train(machine, "--set", f"load={legacy}/", dry=False)
     assert r.returncode == 2
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
     assert any("already holds a checkpoint (iteration 20)" in e and "--resume" in e for e in errors), r.stderr
-    assert not (ready["base"] / "runs").exists() and not ready["temp"].exists()
+    assert not (machine["base"] / "runs").exists() and not machine["temp"].exists()
     assert sorted(p.name for p in legacy.iterdir()) == ["latest_checkpointed_iteration.txt"]
 
 
-def test_resume_a_checkpoint_folder_no_run_wrote(ready):
-    legacy = ready["base"] / "Qwen3-Next-80B-A3B-Thinking_slime"
+def test_resume_a_checkpoint_folder_no_run_wrote(machine):
+    legacy = machine["base"] / "Qwen3-Next-80B-A3B-Thinking_slime"
     legacy.mkdir()
     (legacy / "latest_checkpointed_iteration.txt").write_text("20")
-    plan = json.loads(_train(ready, "--resume", str(legacy)).stdout)
+    plan = json.loads(_train(machine, "--resume", str(legacy)).stdout)
     entry = _entry_flags(plan)
     assert entry[entry.index("--load") + 1] == entry[entry.index("--save") + 1] == str(legacy)
     assert any("resumes" in n and "iteration 20" in n for n in plan["notes"])
-    no_recipe = run_cli("train", "--resume", str(legacy), *ready["args"], "--dry-run", env=ready["env"])
+    no_recipe = run_cli("train", "--resume", str(legacy), *machine["args"], "--dry-run", env=machine["env"])
     assert no_recipe.returncode == 2 and "name its recipe with --recipe" in no_recipe.stderr
 
 
-def test_resume_needs_a_run_or_a_checkpoint(ready):
-    r = run_cli("train", "--resume", "no-such-run", *ready["args"], "--dry-run", env=ready["env"])
+def test_resume_needs_a_run_or_a_checkpoint(machine):
+    r = run_cli("train", "--resume", "no-such-run", *machine["args"], "--dry-run", env=machine["env"])
     assert r.returncode == 2 and "error: --resume no-such-run: no run 'no-such-run' under" in r.stderr
-    r = run_cli("train", *ready["args"], "--dry-run", env=ready["env"])
+    r = run_cli("train", *machine["args"], "--dry-run", env=machine["env"])
     assert r.returncode == 2 and "train needs --recipe NAME (or --resume RUN" in r.stderr
 
 
-def test_resume_with_changes_needs_accept_changes_and_records_them(ready, tmp_path):
+def test_resume_with_changes_needs_accept_changes_and_records_them(machine, tmp_path):
     runs = tmp_path / "runs"
     folder = runs / "megatron-8gpu-20261129-000000-abcd" / "checkpoints"
     previous = RunPaths(folder.parent)
@@ -243,8 +232,8 @@ def test_resume_with_changes_needs_accept_changes_and_records_them(ready, tmp_pa
         "checkpoint": {"folder": str(folder), "load": str(folder), "save": str(folder)}})
     folder.mkdir()
     (folder / "latest_checkpointed_iteration.txt").write_text("7")
-    base = ["train", "--resume", previous.id, "--runs-dir", str(runs), *ready["args"], "--dry-run", "--json"]
-    env = {**ready["env"], "SLIME_RUNNER_LOCK": str(tmp_path / "lock")}
+    base = ["train", "--resume", previous.id, "--runs-dir", str(runs), *machine["args"], "--dry-run", "--json"]
+    env = {**machine["env"], "SLIME_RUNNER_LOCK": str(tmp_path / "lock")}
     plan = json.loads(run_cli(*base, env=env).stdout)
     entry = _entry_flags(plan)
     assert entry[entry.index("--lr") + 1] == "2e-6" and entry[entry.index("--num-rollout") + 1] == "10"
@@ -281,7 +270,7 @@ def test_runs_show_status_of_a_killed_run(tmp_path):
 def test_another_ray_on_this_machine_is_refused_before_anything_is_written(tmp_path):
     import socket
 
-    from runner.preflight import RAY_DASHBOARD_AGENT_PORT
+    from runner.checks.preflight import RAY_DASHBOARD_AGENT_PORT
     from tests.conftest import free_port
 
     entry = tmp_path / "entry.py"
@@ -500,13 +489,13 @@ def test_duration_honours_each_time_stamps_offset():
     assert duration({"created_at": "2026-11-29T00:00:00+0000"}, now=1_795_910_400 + 3723) == "1h02m"
 
 
-def test_kernel_caches_from_the_environment_reach_the_job_as_absolute_paths(ready):
+def test_kernel_caches_from_the_environment_reach_the_job_as_absolute_paths(machine):
     cache = resolve_kernel_cache(None, {"HOME": "/home/u", "TRITON_CACHE_DIR": "rel/triton", "XDG_CACHE_HOME": "xdg"},
                                  cwd="/w")
     assert cache.env == {"TRITON_CACHE_DIR": "/w/rel/triton",
                          "FLASHINFER_WORKSPACE_BASE": "/w/xdg/slime-qwen3-next/kernels/flashinfer",
                          "TORCH_EXTENSIONS_DIR": "/w/xdg/slime-qwen3-next/kernels/torch_extensions"}
-    plan = json.loads(_train(ready, env={"TRITON_CACHE_DIR": "rel/triton", "XDG_CACHE_HOME": "xdg"}).stdout)
+    plan = json.loads(_train(machine, env={"TRITON_CACHE_DIR": "rel/triton", "XDG_CACHE_HOME": "xdg"}).stdout)
     (runtime_env,) = [json.loads(c) for c in plan["files"].values()]
     assert runtime_env["env_vars"]["TRITON_CACHE_DIR"] == str(REPO / "rel" / "triton")  # run_cli's cwd
     assert runtime_env["env_vars"]["TORCH_EXTENSIONS_DIR"] == \
@@ -526,19 +515,19 @@ def test_hints_after_train_name_the_run_from_any_directory(tmp_path):
     assert missing.returncode == 2 and "--runs-dir, --base-folder, $SLIME_RUNS_DIR or $BASE_FOLDER" in missing.stderr
 
 
-def test_an_unusable_runs_dir_is_refused_before_anything_starts(ready, tmp_path):
+def test_an_unusable_runs_dir_is_refused_before_anything_starts(machine, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     for runs_dir, why in (("/proc/x", "cannot create it under /proc"), (str(blocker / "runs"), "is not a directory")):
-        r = _train(ready, "--runs-dir", runs_dir, dry=False)
+        r = _train(machine, "--runs-dir", runs_dir, dry=False)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
         (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith(f"error: runs dir {runs_dir} ")]
         assert why in line and "(from --runs-dir) is not writable" in line and "--runs-dir DIR" in line
-        assert not ready["temp"].exists()  # no Ray started
-        plan = json.loads(_train(ready, "--runs-dir", runs_dir).stdout)  # a dry-run lists it
+        assert not machine["temp"].exists()  # no Ray started
+        plan = json.loads(_train(machine, "--runs-dir", runs_dir).stdout)  # a dry-run lists it
         assert any(p["message"].startswith(f"runs dir {runs_dir} ") for p in plan["problems"]), plan["problems"]
     assert blocker.read_text() == "" and not any(p.name.startswith(".slime-runner-probe") for p in tmp_path.iterdir())
-    assert not [p for p in ready["base"].iterdir() if p.name == "runs"]
+    assert not [p for p in machine["base"].iterdir() if p.name == "runs"]
 
 
 def test_runs_and_status_of_a_runs_dir_that_is_a_file_fail(tmp_path):
@@ -579,7 +568,7 @@ def test_show_and_status_of_a_copied_run_read_the_copy(tmp_path):
     assert "latest iteration: 5" in text and f"job log:    {copy}/job.log" in text
 
 
-def test_resume_on_the_other_backend_warns_that_it_cannot_continue(ready, tmp_path):
+def test_resume_on_the_other_backend_warns_that_it_cannot_continue(machine, tmp_path):
     runs = tmp_path / "runs"
     folder = runs / "megatron-8gpu-20261129-000000-abcd" / "checkpoints"
     previous = RunPaths(folder.parent)
@@ -588,8 +577,8 @@ def test_resume_on_the_other_backend_warns_that_it_cannot_continue(ready, tmp_pa
                              "checkpoint": {"folder": str(folder), "save": str(folder)}})
     (folder / "iter_0000007").mkdir(parents=True)  # Megatron's layout: torch_dist files in iter_N/
     (folder / "latest_checkpointed_iteration.txt").write_text("7")
-    base = ["train", "--resume", previous.id, "--runs-dir", str(runs), *ready["args"], "--dry-run", "--json"]
-    env = {**ready["env"], "SLIME_RUNNER_LOCK": str(tmp_path / "lock")}
+    base = ["train", "--resume", previous.id, "--runs-dir", str(runs), *machine["args"], "--dry-run", "--json"]
+    env = {**machine["env"], "SLIME_RUNNER_LOCK": str(tmp_path / "lock")}
     plan = json.loads(run_cli(*base, "--recipe", "fsdp-h200", "--accept-changes", env=env).stdout)
     warnings = [p["message"] for p in plan["problems"] if p["severity"] == "warning"]
     (line,) = [w for w in warnings if "cannot continue" in w]
@@ -600,7 +589,7 @@ def test_resume_on_the_other_backend_warns_that_it_cannot_continue(ready, tmp_pa
     assert not [p for p in same["problems"] if "cannot continue" in p["message"]]  # same backend: no warning
 
 
-def test_no_none_where_a_run_has_no_exit_code_or_checkpoint(tmp_path, ready):
+def test_no_none_where_a_run_has_no_exit_code_or_checkpoint(tmp_path, machine):
     runs = tmp_path / "runs"
     rid = "fsdp-20261129-000000-abcd"
     lost = _make_run(runs, rid, state="lost", exit_code=None, ended_at="2026-11-29T01:00:00+0000",
@@ -618,8 +607,8 @@ def test_no_none_where_a_run_has_no_exit_code_or_checkpoint(tmp_path, ready):
         assert r.returncode == 0 and "exit code None" not in said and "iteration None" not in said, (cmd, said)
     assert "no exit code" in outputs[("status", lost.id)].stdout and "no exit code" in outputs[("show", lost.id)].stdout
     assert outputs[("logs", "-f", lost.id)].stderr.strip() == f"(run {lost.id} lost, no exit code)"
-    plan = json.loads(run_cli("train", "--resume", lost.id, "--runs-dir", str(runs), *ready["args"], "--dry-run",
-                              "--json", env=ready["env"]).stdout)
+    plan = json.loads(run_cli("train", "--resume", lost.id, "--runs-dir", str(runs), *machine["args"], "--dry-run",
+                              "--json", env=machine["env"]).stdout)
     (where,) = [n for n in plan["notes"] if n.startswith("run ")]
     assert "(run.json, job.log); runs dir" in where and "checkpoints/" not in where  # it saves into lost's folder
     notes = [n for n in plan["notes"] if n.startswith("resumes ")]
@@ -627,10 +616,10 @@ def test_no_none_where_a_run_has_no_exit_code_or_checkpoint(tmp_path, ready):
     assert any("holds no checkpoint yet" in p["message"] for p in plan["problems"])
 
 
-def test_a_fresh_runs_directory_note_lists_its_checkpoints_folder(ready):
-    plan = json.loads(_train(ready).stdout)
+def test_a_fresh_runs_directory_note_lists_its_checkpoints_folder(machine):
+    plan = json.loads(_train(machine).stdout)
     (where,) = [n for n in plan["notes"] if n.startswith("run ")]
     assert "(run.json, job.log, checkpoints/); runs dir" in where
-    detached = json.loads(_train(ready, "--detach").stdout)
+    detached = json.loads(_train(machine, "--detach").stdout)
     (where,) = [n for n in detached["notes"] if n.startswith("run ")]
     assert "(run.json, job.log, runner.log, checkpoints/); runs dir" in where

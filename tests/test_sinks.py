@@ -7,14 +7,14 @@ import re
 
 import pytest
 
-from tests.test_train_cli import ready, train  # noqa: F401 - the fixture
+from tests.test_train_cli import train
 
-pytestmark = pytest.mark.usefixtures("ready")
+pytestmark = pytest.mark.machine(gpu="h100", force=False)
 
 
-def _plan(ready, *extra):  # noqa: ANN001
+def _plan(machine, *extra):  # noqa: ANN001
     slime = extra[extra.index("--"):] if "--" in extra else ()
-    r = train(ready, "--force", "--dry-run", "--json", *extra[:len(extra) - len(slime)], *slime)
+    r = train(machine, "--force", "--dry-run", "--json", *extra[:len(extra) - len(slime)], *slime)
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout)
     (runtime_env,) = [json.loads(c) for c in plan["files"].values()]
@@ -24,8 +24,8 @@ def _plan(ready, *extra):  # noqa: ANN001
     return runtime_env["env_vars"], entry, run_dir
 
 
-def test_job_env_has_tensorboard_dir_and_no_log_dedup(ready):  # noqa: F811
-    env, entry, run_dir = _plan(ready)
+def test_job_env_has_tensorboard_dir_and_no_log_dedup(machine):  # noqa: F811
+    env, entry, run_dir = _plan(machine)
     assert env["TENSORBOARD_DIR"] == f"{run_dir}/tensorboard"
     assert env["RAY_DEDUP_LOGS"] == "0"
     assert "--wandb-dir" not in entry  # wandb is off in the recipe: the argv stays the script's
@@ -33,13 +33,13 @@ def test_job_env_has_tensorboard_dir_and_no_log_dedup(ready):  # noqa: F811
 
 @pytest.mark.parametrize("extra", [("--set", "use-wandb", "--set", "wandb-mode=offline"),
                                    ("--", "--use-wandb", "--wandb-mode", "offline")])
-def test_wandb_dir_goes_into_the_run_directory_when_wandb_is_on(ready, extra):  # noqa: F811
-    _, entry, run_dir = _plan(ready, *extra)
+def test_wandb_dir_goes_into_the_run_directory_when_wandb_is_on(machine, extra):  # noqa: F811
+    _, entry, run_dir = _plan(machine, *extra)
     assert entry[entry.index("--wandb-dir") + 1] == f"{run_dir}/wandb"
 
 
-def test_a_wandb_dir_of_the_users_wins(ready, tmp_path):  # noqa: F811
-    _, entry, _ = _plan(ready, "--set", "use-wandb", "--set", f"wandb-dir={tmp_path / 'mine'}")
+def test_a_wandb_dir_of_the_users_wins(machine, tmp_path):  # noqa: F811
+    _, entry, _ = _plan(machine, "--set", "use-wandb", "--set", f"wandb-dir={tmp_path / 'mine'}")
     assert entry.count("--wandb-dir") == 1 and entry[entry.index("--wandb-dir") + 1] == str(tmp_path / "mine")
 
 

@@ -17,6 +17,7 @@ import pytest
 from conftest import REPO, run_cli
 
 import runner.smoke as smoke
+from runner.commands import smoke_cmd
 from runner.smoke import config as C
 from runner.smoke import verdict
 
@@ -35,15 +36,14 @@ def has_cuda() -> bool:
 
 
 def parse(*argv):
+    """`runner smoke ARGV`'s request, as the command reads it off its parser."""
     p = argparse.ArgumentParser()
-    smoke.add_arguments(p)
-    args = p.parse_args(list(argv))
-    args.dry_run = False
-    return args
+    smoke_cmd.add_arguments(p)
+    return smoke_cmd.request_from_args(p.parse_args(list(argv)))
 
 
 def test_import_does_not_import_torch():
-    code = "import sys, runner.smoke, runner.smoke.verdict, runner.gpu_checks; print('torch' in sys.modules)"
+    code = "import sys, runner.smoke, runner.smoke.verdict, runner.checks.gpu_kernels; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "False"
 
@@ -221,7 +221,7 @@ def test_ctrl_c_during_smoke_is_one_line(tmp_path):
     import os
     import signal
 
-    from runner.execute import processes_with_marker
+    from runner.launch.processes import processes_with_marker
 
     marker = str(tmp_path / "result.json")
     env = {k: v for k, v in os.environ.items() if k not in ("BASE_FOLDER",)}

@@ -8,48 +8,27 @@ import sys
 
 import pytest
 
-from runner.execute import processes_with_marker
-from tests.conftest import REPO, run_cli, unused_short_path
+from tests.conftest import REPO, run_cli
 from tests.gpu_recordings import record
-from tests.hf_fixtures import make_base_folder, make_dataset
-from tests.machine import make_source_trees
+from tests.hf_fixtures import make_dataset
+from tests.machine import error_lines, make_source_trees, refused
 
 SECRET = "wandb-secret-value-0123456789"
 
 
-@pytest.fixture
-def ready(tmp_path):
-    """A machine that has everything: 8 H100s, slime, Megatron-LM, checkpoints, data."""
-    base = make_base_folder(tmp_path / "models")
-    slime, megatron = make_source_trees(tmp_path)
-    env = record(tmp_path / "gpus", 8)
-    temp = unused_short_path()
-    args = ["--base-folder", str(base), "--slime-dir", str(slime), "--megatron-dir", str(megatron),
-            "--ray-temp-dir", str(temp)]
-    return {"base": base, "env": env, "args": args, "temp": temp, "tmp": tmp_path}
+pytestmark = pytest.mark.machine(gpu="h100", force=False)
 
 
-def train(ready, *extra, recipe="megatron-8gpu", env=None, dry=False):
-    argv = ["train", "--recipe", recipe, *ready["args"], *extra]
+def train(machine, *extra, recipe="megatron-8gpu", env=None, dry=False):
+    argv = ["train", "--recipe", recipe, *machine["args"], *extra]
     if dry:
         argv += ["--dry-run", "--json"]
-    environ = {**ready["env"], **(env or {})}
+    environ = {**machine["env"], **(env or {})}
     return run_cli(*argv, env=environ)
 
 
-def errors_of(result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-
-
-def assert_refused(result, ready, fragment: str):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert any(fragment in e for e in errors_of(result)), result.stderr
-    assert not ready["temp"].exists(), "nothing may be started or written"
-    assert not processes_with_marker(str(ready["temp"]))
-
-
-def test_ready_machine_plans_cleanly(ready):
-    r = train(ready, dry=True)
+def test_ready_machine_plans_cleanly(machine):
+    r = train(machine, dry=True)
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout)
     errors = [p for p in plan["problems"] if p["severity"] == "error"]
@@ -59,22 +38,22 @@ def test_ready_machine_plans_cleanly(ready):
     assert head["argv"][1:4] == ["start", "--head", "--block"]
     assert head["argv"][head["argv"].index("--dashboard-host") + 1] == "127.0.0.1"
     assert "--num-gpus" in head["argv"] and head["argv"][head["argv"].index("--num-gpus") + 1] == "8"
-    assert job["argv"][1:3] == ["-m", "runner.ray_job"]
+    assert job["argv"][1:3] == ["-m", "runner.runs.ray_job"]
     entry = job["argv"][job["argv"].index("--") + 1:]
     assert entry[1].endswith("/slime/train.py")
     assert set(job.keys()) >= {"argv", "env", "cwd"}
     (runtime_env,) = [json.loads(c) for c in plan["files"].values()]
     assert runtime_env["env_vars"]["NCCL_NVLS_ENABLE"] == "1"  # NVLink seen in the recorded topology
-    assert not ready["temp"].exists()
+    assert not machine["temp"].exists()
 
 
-def test_caller_nccl_nvls_wins_over_detection(ready):
-    plan = json.loads(train(ready, dry=True, env={"NCCL_NVLS_ENABLE": "0"}).stdout)
+def test_caller_nccl_nvls_wins_over_detection(machine):
+    plan = json.loads(train(machine, dry=True, env={"NCCL_NVLS_ENABLE": "0"}).stdout)
     (runtime_env,) = [json.loads(c) for c in plan["files"].values()]
     assert runtime_env["env_vars"]["NCCL_NVLS_ENABLE"] == "0"
 
 
-def test_dry_run_needs_no_ray_or_torch(ready):
+def test_dry_run_needs_no_ray_or_torch(machine):
     # Block the heavy modules: importing them would raise ImportError.
     code = ("import sys; sys.modules.update({m: None for m in ('ray', 'torch', 'huggingface_hub', 'transformers')});"
             "from runner.cli import main; sys.exit(main(sys.argv[1:]))")
@@ -88,47 +67,47 @@ def test_dry_run_needs_no_ray_or_torch(ready):
     assert "MASTER_ADDR" in messages and "--hostfile" in messages  # listed, not raised
 
 
-def test_missing_checkpoint(ready):
-    (ready["base"] / "Qwen3-Next-80B-A3B-Thinking" / "config.json").unlink()
-    assert_refused(train(ready), ready, "config.json is missing")
+def test_missing_checkpoint(machine):
+    (machine["base"] / "Qwen3-Next-80B-A3B-Thinking" / "config.json").unlink()
+    refused(machine, train(machine), alone=False, fragment="config.json is missing")
 
 
-def test_incomplete_torch_dist(ready):
-    (ready["base"] / "Qwen3-Next-80B-A3B-Thinking_torch_dist" / "latest_checkpointed_iteration.txt").unlink()
-    assert_refused(train(ready), ready, "run `python -m runner convert` first")
+def test_incomplete_torch_dist(machine):
+    (machine["base"] / "Qwen3-Next-80B-A3B-Thinking_torch_dist" / "latest_checkpointed_iteration.txt").unlink()
+    refused(machine, train(machine), alone=False, fragment="run `python -m runner convert` first")
 
 
-def test_dataset_without_label_key(ready):
-    make_dataset(ready["base"] / "dapo-math-17k" / "dapo-math-17k.jsonl", [{"prompt": "x", "answer": "y"}])
-    assert_refused(train(ready), ready, "dapo-math-17k.jsonl:1: missing key 'label'")
+def test_dataset_without_label_key(machine):
+    make_dataset(machine["base"] / "dapo-math-17k" / "dapo-math-17k.jsonl", [{"prompt": "x", "answer": "y"}])
+    refused(machine, train(machine), alone=False, fragment="dapo-math-17k.jsonl:1: missing key 'label'")
 
 
-def test_megatron_without_slimes_patch_is_refused_before_anything_starts(ready):
+def test_megatron_without_slimes_patch_is_refused_before_anything_starts(machine):
     """The doctor's check, in train's preflight: slime's parser would reject the recipe only once Ray is up."""
-    slime, megatron = make_source_trees(ready["tmp"] / "unpatched", patched=False)
+    slime, megatron = make_source_trees(machine["tmp"] / "unpatched", patched=False)
     where = ["--slime-dir", str(slime), "--megatron-dir", str(megatron)]
-    r = train(ready, *where)
-    assert_refused(r, ready, f"{megatron} is not patched with slime's docker/patch/latest/megatron.patch")
-    (line,) = [e for e in errors_of(r) if "megatron.patch" in e]
+    r = train(machine, *where)
+    refused(machine, r, alone=False, fragment=f"{megatron} is not patched with slime's docker/patch/latest/megatron.patch")
+    (line,) = [e for e in error_lines(r) if "megatron.patch" in e]
     assert "unrecognized arguments: --use-gated-attention" in line
     assert line.endswith(f"fix: patch -p1 -d {megatron} < {slime}/docker/patch/latest/megatron.patch")
-    plan = json.loads(train(ready, *where, dry=True).stdout)  # a dry-run lists it
+    plan = json.loads(train(machine, *where, dry=True).stdout)  # a dry-run lists it
     assert [p["severity"] for p in plan["problems"] if "megatron.patch" in p["message"]] == ["error"]
-    fsdp = json.loads(train(ready, *where, recipe="fsdp", dry=True).stdout)  # FSDP never parses Megatron's flags
+    fsdp = json.loads(train(machine, *where, recipe="fsdp", dry=True).stdout)  # FSDP never parses Megatron's flags
     assert not [p for p in fsdp["problems"] if "megatron.patch" in p["message"]]
-    ok = json.loads(train(ready, dry=True).stdout)  # the fixture's patched tree
+    ok = json.loads(train(machine, dry=True).stdout)  # the fixture's patched tree
     assert not [p for p in ok["problems"] if "megatron.patch" in p["message"]]
 
 
-def test_too_few_gpus(ready):
-    env = record(ready["tmp"] / "gpus4", 4)
-    assert_refused(train(ready, env=env), ready, "needs 8 GPUs on this node, found 4")
+def test_too_few_gpus(machine):
+    env = record(machine["tmp"] / "gpus4", 4)
+    refused(machine, train(machine, env=env), alone=False, fragment="needs 8 GPUs on this node, found 4")
 
 
-def test_megatron_on_blackwell_is_blocked_but_fsdp_is_not(ready):
-    env = record(ready["tmp"] / "b200", 8, name="NVIDIA B200", mib=183359, cc="10.0")
-    assert_refused(train(ready, env=env), ready, "Blackwell: slime's Megatron recipes are unsupported")
-    plan = json.loads(train(ready, recipe="fsdp", env=env, dry=True).stdout)
+def test_megatron_on_blackwell_is_blocked_but_fsdp_is_not(machine):
+    env = record(machine["tmp"] / "b200", 8, name="NVIDIA B200", mib=183359, cc="10.0")
+    refused(machine, train(machine, env=env), alone=False, fragment="Blackwell: slime's Megatron recipes are unsupported")
+    plan = json.loads(train(machine, recipe="fsdp", env=env, dry=True).stdout)
     assert not any("Blackwell" in p["message"] for p in plan["problems"])
 
 
@@ -138,68 +117,68 @@ def test_megatron_on_blackwell_is_blocked_but_fsdp_is_not(ready):
     ("tensor-model-parallel-size=4", "6 training GPUs are not divisible by TP x PP x CP = 4 x 6 x 1 = 24"),
     ("actor-num-gpus-per-node=8", "the recipe needs 10 GPUs (8 training + 2 rollout)"),
 ])
-def test_parallel_sizes_that_do_not_divide(ready, setting, fragment):
-    assert_refused(train(ready, "--set", setting), ready, fragment)
+def test_parallel_sizes_that_do_not_divide(machine, setting, fragment):
+    refused(machine, train(machine, "--set", setting), alone=False, fragment=fragment)
 
 
-def test_multinode_needs_master_addr_and_hostfile(ready):
+def test_multinode_needs_master_addr_and_hostfile(machine):
     env = {"MASTER_ADDR": ""}
-    r = train(ready, recipe="megatron-multinode", env=env)
-    assert_refused(r, ready, "needs MASTER_ADDR")
-    assert any("--hostfile" in e for e in errors_of(r))
+    r = train(machine, recipe="megatron-multinode", env=env)
+    refused(machine, r, alone=False, fragment="needs MASTER_ADDR")
+    assert any("--hostfile" in e for e in error_lines(r))
 
 
-def test_multinode_master_addr_must_be_local(ready):
-    hostfile = ready["tmp"] / "hosts"
+def test_multinode_master_addr_must_be_local(machine):
+    hostfile = machine["tmp"] / "hosts"
     hostfile.write_text("203.0.113.7 slots=8\n10.0.0.2\n10.0.0.3\n10.0.0.4\n")
-    r = train(ready, "--hostfile", str(hostfile), "--master-addr", "203.0.113.7", recipe="megatron-multinode")
-    assert_refused(r, ready, "MASTER_ADDR 203.0.113.7 is not an address of this machine")
+    r = train(machine, "--hostfile", str(hostfile), "--master-addr", "203.0.113.7", recipe="megatron-multinode")
+    refused(machine, r, alone=False, fragment="MASTER_ADDR 203.0.113.7 is not an address of this machine")
 
 
-def test_hostfile_with_wrong_worker_count(ready):
-    hostfile = ready["tmp"] / "hosts"
+def test_hostfile_with_wrong_worker_count(machine):
+    hostfile = machine["tmp"] / "hosts"
     hostfile.write_text("127.0.0.1\n10.0.0.2\n")
-    r = train(ready, "--hostfile", str(hostfile), "--master-addr", "127.0.0.1", recipe="megatron-multinode")
-    assert_refused(r, ready, "needs 3 worker node(s) besides MASTER_ADDR 127.0.0.1; found 1: 10.0.0.2")
+    r = train(machine, "--hostfile", str(hostfile), "--master-addr", "127.0.0.1", recipe="megatron-multinode")
+    refused(machine, r, alone=False, fragment="needs 3 worker node(s) besides MASTER_ADDR 127.0.0.1; found 1: 10.0.0.2")
 
 
-def test_occupied_ray_port(ready):
+def test_occupied_ray_port(machine):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        assert_refused(train(ready, "--ray-port", str(port)), ready, f"port {port} on 127.0.0.1 (Ray GCS) is already in use")
+        refused(machine, train(machine, "--ray-port", str(port)), alone=False, fragment=f"port {port} on 127.0.0.1 (Ray GCS) is already in use")
 
 
-def test_low_memory_only_for_megatron(ready):
-    r = train(ready, "--low-memory", recipe="fsdp")
+def test_low_memory_only_for_megatron(machine):
+    r = train(machine, "--low-memory", recipe="fsdp")
     assert r.returncode == 2 and "--low-memory applies to Megatron recipes" in r.stderr
-    plan = json.loads(train(ready, "--low-memory", dry=True).stdout)
+    plan = json.loads(train(machine, "--low-memory", dry=True).stdout)
     entry = plan["processes"][-1]["argv"]
     assert "--grad-reduce-in-bf16" in entry and "--accumulate-allreduce-grads-in-fp32" not in entry
 
 
-def test_secret_flag_on_argv_is_refused(ready):
-    r = train(ready, "--set", f"wandb-key={SECRET}")
-    assert_refused(r, ready, "--wandb-key would put a secret on the command line")
+def test_secret_flag_on_argv_is_refused(machine):
+    r = train(machine, "--set", f"wandb-key={SECRET}")
+    refused(machine, r, alone=False, fragment="--wandb-key would put a secret on the command line")
     assert SECRET not in r.stdout + r.stderr
 
 
-def test_secrets_from_environment_are_passed_but_redacted(ready):
+def test_secrets_from_environment_are_passed_but_redacted(machine):
     env = {"WANDB_API_KEY": SECRET, "HF_TOKEN": "hf_abcdefghijklmnopqrstuvwxyz"}
     for json_mode in (True, False):
-        argv = ["train", "--recipe", "megatron-8gpu", *ready["args"], "--dry-run", "--set", "use-wandb"]
-        r = run_cli(*(argv + (["--json"] if json_mode else [])), env={**ready["env"], **env})
+        argv = ["train", "--recipe", "megatron-8gpu", *machine["args"], "--dry-run", "--set", "use-wandb"]
+        r = run_cli(*(argv + (["--json"] if json_mode else [])), env={**machine["env"], **env})
         assert r.returncode == 0
         out = r.stdout + r.stderr
         assert SECRET not in out and "hf_abcdefghijklmnopqrstuvwxyz" not in out
         assert "WANDB_API_KEY" in out and "<redacted>" in out
 
 
-def test_multinode_turns_on_token_auth_without_leaking_it(ready):
-    hostfile = ready["tmp"] / "hosts"
+def test_multinode_turns_on_token_auth_without_leaking_it(machine):
+    hostfile = machine["tmp"] / "hosts"
     hostfile.write_text("127.0.0.1\n10.0.0.2\n10.0.0.3\n10.0.0.4\n")
-    plan = json.loads(train(ready, "--hostfile", str(hostfile), "--master-addr", "127.0.0.1",
+    plan = json.loads(train(machine, "--hostfile", str(hostfile), "--master-addr", "127.0.0.1",
                             recipe="megatron-multinode", dry=True).stdout)
     head = plan["processes"][0]
     assert head["env"]["RAY_AUTH_MODE"] == "token" and head["env"]["RAY_AUTH_TOKEN"] == "<redacted>"
@@ -209,10 +188,10 @@ def test_multinode_turns_on_token_auth_without_leaking_it(ready):
     assert any("TP x CP = 4" in p["message"] for p in plan["problems"] if p["severity"] == "warning")
 
 
-def test_hostfile_entries_may_name_the_ssh_user(ready):
-    hostfile = ready["tmp"] / "hosts"
+def test_hostfile_entries_may_name_the_ssh_user(machine):
+    hostfile = machine["tmp"] / "hosts"
     hostfile.write_text("root@127.0.0.1\nroot@10.0.0.2 slots=8\n10.0.0.3\n# spare\nroot@10.0.0.4\n")
-    plan = json.loads(train(ready, "--hostfile", str(hostfile), "--master-addr", "127.0.0.1",
+    plan = json.loads(train(machine, "--hostfile", str(hostfile), "--master-addr", "127.0.0.1",
                             recipe="megatron-multinode", dry=True).stdout)
     workers = [p["argv"] for p in plan["processes"] if p["argv"][0] == "ssh" and "--block" in p["argv"][-1]]
     assert [w[-2] for w in workers] == ["root@10.0.0.2", "10.0.0.3", "root@10.0.0.4"]  # ssh targets
@@ -220,14 +199,14 @@ def test_hostfile_entries_may_name_the_ssh_user(ready):
     assert not any("needs 3 worker" in p["message"] for p in plan["problems"])
 
 
-def test_worker_output_files_are_numbered_by_host(ready):
+def test_worker_output_files_are_numbered_by_host(machine):
     """ray-worker-N.out is the N-th host's Ray worker; its token and secrets copies say theirs in
     copy-to-worker-N.out (the copies took the odd numbers before)."""
-    hostfile = ready["tmp"] / "hosts"
+    hostfile = machine["tmp"] / "hosts"
     hostfile.write_text("10.0.0.2\n10.0.0.3\n10.0.0.4\n")
-    plan = json.loads(train(ready, "--hostfile", str(hostfile), "--master-addr", "127.0.0.1",
+    plan = json.loads(train(machine, "--hostfile", str(hostfile), "--master-addr", "127.0.0.1",
                             recipe="megatron-multinode", dry=True, env={"WANDB_API_KEY": SECRET}).stdout)
-    temp = str(ready["temp"])
+    temp = str(machine["temp"])
     ssh = [p for p in plan["processes"] if p["argv"][0] == "ssh"]
     outputs = [(p["purpose"], p["output"]) for p in ssh]
     assert outputs == [item for n, host in enumerate(("10.0.0.2", "10.0.0.3", "10.0.0.4"), 1) for item in (
@@ -239,8 +218,8 @@ def test_worker_output_files_are_numbered_by_host(ready):
     assert plan["processes"][0]["output"] == f"{temp}/ray-head.out"
 
 
-def test_no_proxy_names_each_host_once(ready):
-    plan = json.loads(train(ready, dry=True).stdout)
+def test_no_proxy_names_each_host_once(machine):
+    plan = json.loads(train(machine, dry=True).stdout)
     (runtime_env,) = [json.loads(c) for c in plan["files"].values()]
     assert runtime_env["env_vars"]["no_proxy"] == "127.0.0.1"
     assert {p["env"].get("no_proxy") for p in plan["processes"]} == {"127.0.0.1"}

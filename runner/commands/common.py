@@ -1,45 +1,14 @@
-"""Options and output shared by the subcommands."""
+"""Output shared by the subcommands: a plan as text or JSON, secrets redacted (their shared options:
+runner.commands.options)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
 
-from runner.locations import Locations, resolve_locations
-from runner.overrides import CheckedOverrides, check_overrides
-from runner.plan import Plan
-from runner.recipes.base import Recipe
-from runner.render import recipe_flags
+from runner.launch.plan import Plan
 from runner.secrets import REDACTED, redact_argv, redact_env, redact_json, redact_text
-
-
-def add_location_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("locations (flags win over the environment)")
-    g.add_argument("--base-folder", help="checkpoints and data live here ($BASE_FOLDER, default ./models)")
-    g.add_argument("--slime-dir", help="slime checkout ($SLIME_DIR; the flake's apps set it)")
-    g.add_argument("--megatron-dir", help="Megatron-LM checkout ($MEGATRON_DIR; the flake's apps set it)")
-    g.add_argument("--master-addr", help="head node address ($MASTER_ADDR; default 127.0.0.1 on one node)")
-
-
-def locations_from_args(args, environ, default_master_addr: str | None = "127.0.0.1") -> Locations:
-    return resolve_locations(base_folder=getattr(args, "base_folder", None), slime_dir=getattr(args, "slime_dir", None),
-                             megatron_dir=getattr(args, "megatron_dir", None),
-                             master_addr=getattr(args, "master_addr", None), environ=environ,
-                             default_master_addr=default_master_addr)
-
-
-def checked_overrides(args, recipe: Recipe, base_folder: str) -> CheckedOverrides:
-    """--set/--unset/--low-memory/raw flags of `args`, checked against slime's flags for `recipe`."""
-    return check_overrides(
-        recipe, recipe_flags(recipe, base_folder),
-        set_texts=getattr(args, "set_flags", None) or (), unset=getattr(args, "unset", None) or (),
-        extra_argv=getattr(args, "slime_args", None) or (), low_memory=getattr(args, "low_memory", False),
-        runner_options=getattr(args, "own_options", None) or (),
-        # A launch test's entrypoint stands in for train.py and takes its own flags.
-        allow_unknown=bool(getattr(args, "test_entrypoint", None)),
-    )
 
 
 def _redact_file(content: str) -> str:

@@ -15,12 +15,12 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
+from typing import Mapping
 
-from runner import input_checks, preflight
-from runner.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
-from runner.commands.common import add_location_arguments, locations_from_args
-from runner.doctor_checks import (
+from runner.checks import inputs, preflight
+from runner.checks.request import CheckedRequest, check_request
+from runner.checks.rows import FAIL, OK, SKIP, WARN, Check, render_table
+from runner.checks.stack import (
     disk_check,
     fla_device_check,
     fla_patch_check,
@@ -30,14 +30,14 @@ from runner.doctor_checks import (
     package_checks,
     slime_resume_check,
 )
-from runner.gpus import query_gpus
+from runner.commands.options import (add_kernel_cache_argument, add_location_arguments, add_runs_dir_argument,
+                                     locations_from_args)
+from runner.flags import FlagSet
+from runner.gpus import GpuFacts, query_gpus
 from runner.kernel_cache import KernelCache, resolve_kernel_cache
+from runner.planner import fitting_derived_recipe, memory_fit
 from runner.recipes import RECIPES, get_recipe
-from runner.recipes.qwen3_next import QWEN3_NEXT_80B
-from runner.render import train_flags
-from runner.report import FAIL, OK, SKIP, WARN, Check, render_table
-from runner.runs.arguments import add_runs_dir_argument
-from runner.topology import topology_problems, tp_cp_warning
+from runner.recipes.base import Recipe
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,9 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the recipe to check for (default %(default)s)")
     p.add_argument("--gpu", action="store_true", help="also run the GPU kernel self-checks (fla, causal-conv1d)")
     p.add_argument("--no-imports", action="store_true", help="skip importing the stack in a subprocess (faster)")
-    p.add_argument("--kernel-cache", metavar="DIR", default=None,
-                   help="where --gpu's compiled Triton kernels go, as smoke and train: caches under DIR (default: the "
-                        "environment's TRITON_CACHE_DIR etc., else ~/.cache/slime-qwen3-next/kernels)")
+    add_kernel_cache_argument(p, "where --gpu's compiled Triton kernels go, as smoke and train: caches under DIR "
+                                 "(default: the environment's TRITON_CACHE_DIR etc., else "
+                                 "~/.cache/slime-qwen3-next/kernels)")
     add_location_arguments(p)
     add_runs_dir_argument(p)
 
@@ -90,8 +90,9 @@ def collect(args, environ=None) -> list[Check]:
     checks.append(megatron_patch_check(recipe.backend, locs.slime_dir.value, locs.megatron_dir.value, environ))
     checks.append(slime_resume_check(locs.slime_dir.value))
 
-    base = input_checks.base_folder_problem(locs)
-    flags = train_flags(recipe, str(locs.base))
+    base = inputs.base_folder_problem(locs)
+    request = check_request(recipe, str(locs.base))  # the recipe as it is: doctor takes no overrides
+    flags = request.flags
     if base:
         # What lives under BASE_FOLDER would only repeat it, once per row.
         checks.append(Check("base folder", FAIL, base))
@@ -102,43 +103,39 @@ def collect(args, environ=None) -> list[Check]:
     checks.append(_runs_dir_check(args, environ, base_is_file=bool(base)))
     checks.append(disk_check(str(locs.base)))
 
-    topo = topology_problems(flags, recipe.backend, QWEN3_NEXT_80B, nodes=recipe.layout.nodes,
-                             gpus_per_node=recipe.layout.gpus_per_node)
+    topo = request.topology
     checks.append(Check("topology", FAIL if topo else OK, "; ".join(topo) if topo else "parallel sizes divide"))
-    warning = tp_cp_warning(flags, recipe.backend)
-    if warning:
+    for warning in request.warnings:
         checks.append(Check("grad-norm (TP x CP)", WARN, warning))
-    checks.append(_memory_check(recipe, flags, facts, str(locs.base)))
+    checks.append(_memory_check(request, facts, str(locs.base)))
     if args.gpu:
         checks.append(Check("kernel cache", OK, "; ".join(caches.describe())))
         checks += _gpu_kernel_checks(caches)
     return checks
 
 
-def _base_folder_checks(recipe, flags, slime_missing: bool) -> list[Check]:  # noqa: ANN001
+def _base_folder_checks(recipe: Recipe, flags: FlagSet, slime_missing: bool) -> list[Check]:
     """The checkpoints and datasets the recipe reads under BASE_FOLDER."""
     checks = []
-    hf = flags.value("hf-checkpoint")
-    try:
-        summary = validate_hf_checkpoint(Path(hf))
-        checks.append(Check("hf checkpoint", OK, f"{hf}: {len(summary.shards)} shards, "
-                                                 f"{summary.total_bytes / 1e9:.0f} GB, headers readable"))
-    except CheckpointError as exc:
-        checks.append(Check("hf checkpoint", FAIL, str(exc)))
-    ref = flags.value("ref-load")
-    if recipe.backend == "megatron" and ref:
-        done = torch_dist_complete(Path(ref))
+    found = preflight.read_checkpoints(flags, recipe.backend)
+    if found.hf_summary is not None:
+        checks.append(Check("hf checkpoint", OK, f"{found.hf}: {len(found.hf_summary.shards)} shards, "
+                                                 f"{found.hf_summary.total_bytes / 1e9:.0f} GB, headers readable"))
+    else:
+        checks.append(Check("hf checkpoint", FAIL, found.hf_problem or "the recipe passes no --hf-checkpoint"))
+    if found.ref:
+        done = found.ref_complete
         # convert needs slime and Megatron-LM: say so first when they are missing.
         convert = ("set SLIME_DIR and MEGATRON_DIR (--slime-dir, --megatron-dir), then run `python -m runner convert`"
                    if slime_missing else "run `python -m runner convert`")
-        checks.append(Check("torch_dist checkpoint", OK if done else FAIL, ref, "" if done else convert))
+        checks.append(Check("torch_dist checkpoint", OK if done else FAIL, found.ref, "" if done else convert))
     data = preflight.dataset_problems(flags)
     checks.append(Check("datasets", FAIL if data else OK, "; ".join(data) if data else
                         f"{flags.value('prompt-data')} and the eval set carry the input/label keys"))
     return checks
 
 
-def _runs_dir_check(args, environ, base_is_file: bool) -> Check:  # noqa: ANN001
+def _runs_dir_check(args: argparse.Namespace, environ: Mapping[str, str], base_is_file: bool) -> Check:
     """Where train would create the run's directory: as train checks it (it probes by making one)."""
     from runner.runs.layout import resolve_runs_dir
     from runner.runs.setup import runs_dir_problem
@@ -152,15 +149,16 @@ def _runs_dir_check(args, environ, base_is_file: bool) -> Check:  # noqa: ANN001
     return Check("runs dir", OK, f"{runs_dir.value} (from {runs_dir.source}): runs can be created there")
 
 
-def _memory_check(recipe, flags, facts, base_folder: str) -> Check:
-    fit = preflight.memory_fit(recipe, flags, facts)
+def _memory_check(request: CheckedRequest, facts: GpuFacts, base_folder: str) -> Check:
+    recipe = request.recipe
+    fit = memory_fit(recipe, request.flags, facts, request.checked_shape)
     if fit is None:
         return Check("memory plan", SKIP, "no GPUs seen: run `python -m runner plan --gpu h100` to plan for one")
     ok, reasons, gib = fit
     if ok:
         return Check("memory plan", OK, f"fits {gib:.1f} GiB GPUs")
     # As train says it: the derived recipe that fits these GPUs, when there is one.
-    derived = preflight.fitting_derived_recipe(recipe, facts, base_folder)
+    derived = fitting_derived_recipe(recipe, facts, base_folder)
     return Check("memory plan", FAIL, "; ".join(reasons),
                  derived or f"see `python -m runner plan --recipe {recipe.name}`")
 
@@ -170,7 +168,7 @@ def _gpu_kernel_checks(caches: KernelCache) -> list[Check]:
     # variables when they compile, so setting them before the first kernel is enough.
     os.environ.update(caches.env)
     try:
-        from runner.gpu_checks import run_gpu_checks
+        from runner.checks.gpu_kernels import run_gpu_checks
     except ImportError as exc:
         return [Check("gpu kernels", FAIL, f"cannot load the GPU checks: {exc}")]
     return run_gpu_checks()

@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
-from runner.runs.arguments import add_lookup_arguments, load_named_run
+from runner.commands.options import add_lookup_arguments, load_named_run
+from runner.runs.layout import RunPaths, read_from
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,17 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--poll", type=float, default=0.5, help=argparse.SUPPRESS)
 
 
-def _read_from(path, offset: int) -> tuple[bytes, int]:  # noqa: ANN001
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except OSError:
-        return b"", offset
-    return data, offset + len(data)
-
-
-def _missing_note(path, paths, record: dict, runner_log: bool) -> str:  # noqa: ANN001
+def _missing_note(path: Path, paths: RunPaths, record: dict, runner_log: bool) -> str:
     from runner.runs.identity import effective_state
     from runner.runs.record import ACTIVE
 
@@ -48,10 +40,8 @@ def _missing_note(path, paths, record: dict, runner_log: bool) -> str:  # noqa: 
             + ("" if runner_log or not runner_path.exists() else f"; see {runner_path}") + ")")
 
 
-def _runner_log(paths, record: dict):  # noqa: ANN001, ANN202
+def _runner_log(paths: RunPaths, record: dict) -> Path:
     """runner.log, or for a run `train --slurm` submitted, the Slurm job's output file (the runner's output)."""
-    from pathlib import Path
-
     output = (record.get("slurm") or {}).get("output")
     return Path(output) if output and (record.get("slurm") or {}).get("script") and "%j" not in output \
         else paths.runner_log
@@ -68,7 +58,7 @@ def run(args) -> int:
     paths, record = found
     path = _runner_log(paths, record) if args.runner else paths.job_log
     out = sys.stdout.buffer
-    data, offset = _read_from(path, 0)
+    data, offset = read_from(path, 0)
     out.write(data)
     out.flush()
     foreground_runner = (args.runner and (record.get("supervisor") or {}).get("detached") is False
@@ -86,13 +76,13 @@ def run(args) -> int:
             print(f"(stopped following run {paths.id}: {gone})", file=sys.stderr)
             return 1
         ended = effective_state(record)[0] not in ACTIVE
-        data, offset = _read_from(path, offset)
+        data, offset = read_from(path, offset)
         if data:
             out.write(data)
             out.flush()
         elif ended:
             # The state is written after the log's last chunk: one more read catches it.
-            data, offset = _read_from(path, offset)
+            data, offset = read_from(path, offset)
             out.write(data)
             out.flush()
             try:

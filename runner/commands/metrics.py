@@ -27,7 +27,7 @@ import fnmatch
 import json
 import sys
 
-from runner.runs.arguments import add_lookup_arguments, load_named_run
+from runner.commands.options import add_lookup_arguments, load_named_run
 
 DEFAULT_COLUMNS = ("rollout/raw_reward", "eval/*", "train/loss", "train/grad_norm", "rollout/response_len/mean",
                    "perf/step_time")

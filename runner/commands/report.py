@@ -24,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-from runner.runs.arguments import add_runs_dir_argument
+from runner.commands.options import add_runs_dir_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from runner.runs.arguments import runs_root
+    from runner.commands.options import runs_root
     from runner.runs.html_report import render_report, series_index
     from runner.runs.identity import effective_state
     from runner.runs.layout import RunNotFound, find_run

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from runner.runs.arguments import add_lookup_arguments, listable_runs_root
+from runner.commands.options import add_lookup_arguments, listable_runs_root
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from runner.runs.arguments import add_lookup_arguments, load_named_run
+from runner.commands.options import add_lookup_arguments, load_named_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

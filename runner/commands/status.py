@@ -23,7 +23,8 @@ import argparse
 import json
 import sys
 
-from runner.runs.arguments import active_run, add_lookup_arguments, listable_runs_root, load_named_run
+from runner.commands.options import active_run, add_lookup_arguments, listable_runs_root, load_named_run
+from runner.runs.layout import RunPaths
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,8 +45,8 @@ def _last_line(path: str | None) -> str | None:
     return lines[-1] if lines else None
 
 
-def _facts(record: dict, paths) -> dict:  # noqa: ANN001 - RunPaths
-    from runner.execute import run_processes
+def _facts(record: dict, paths: RunPaths) -> dict:
+    from runner.launch.processes import run_processes
     from runner.runs.identity import effective_state, same_machine
     from runner.runs.listing import read_progress
     from runner.runs.watching import checkpoint_age

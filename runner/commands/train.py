@@ -30,33 +30,35 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Mapping
 
-from runner import input_checks, preflight
-from runner.cluster.hostfile import HostfileError, read_workers
-from runner.cluster import slurm_cli
-from runner.cluster.ray_args import (dashboard_modules, pid_digits, port_problems, positive_seconds,
-                                     socket_path_problem, tcp_port)
-from runner.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, ClusterSpec, supports_token_auth
+from runner.checks import inputs, preflight
+from runner.checks.request import OverrideLayer, check_request
 from runner.commands import train_slurm
-from runner.commands.common import add_location_arguments, checked_overrides, locations_from_args, print_plan
+from runner.commands.common import print_plan
+from runner.commands.options import (add_location_arguments, add_override_arguments, add_run_arguments,
+                                     locations_from_args, override_layer_from_args, run_request_from_args)
 from runner.flags import FlagSet
 from runner.gpus import GpuFacts, nccl_nvls_value, query_gpus
-from runner.locations import Setting
 from runner.interpreter import own_python
-from runner.plan import Plan
+from runner.launch.cluster import slurm_cli
+from runner.launch.cluster.hostfile import HostfileError, read_workers
+from runner.launch.cluster.ray_args import (dashboard_modules, pid_digits, port_problems, positive_seconds,
+                                            socket_path_problem, tcp_port)
+from runner.launch.cluster.slurm import Allocation
+from runner.launch.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, ClusterSpec, supports_token_auth
+from runner.launch.plan import Plan
+from runner.launch.train_plan import TrainInputs, TrainPlan, build_train_plan
+from runner.locations import Setting
+from runner.planner import fitting_derived_recipe, memory_fit
 from runner.recipes import RECIPES, get_recipe
-from runner.recipes.qwen3_next import QWEN3_NEXT_80B
-from runner.render import OverrideError
+from runner.recipes.base import Recipe
 from runner.runs import sinks
-from runner.runs.arguments import add_run_arguments
 from runner.runs.machine_lock import active_run_problem
 from runner.runs.manifest import RunContext
-from runner.runs.setup import SetupError, override_layers, prepare_run, run_notes, run_problems
+from runner.runs.setup import SetupError, checkpoint_layer, prepare_run, run_notes, run_problems
 from runner.runs.slurm_run import adopt as adopt_prepared_run
 from runner.secrets import PASSED_SECRETS, secret_flag_error, secret_values
-from runner.slime_rules import cross_flag_problems
-from runner.topology import topology_problems, tp_cp_warning
-from runner.train_plan import TrainInputs, TrainPlan, build_train_plan
 
 
 
@@ -92,16 +94,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     train_slurm.add_arguments(p)
     p.add_argument("slime_args", nargs="*", metavar="-- SLIME_ARGS",
                    help="extra slime/Megatron flags after `--`; they override the recipe's (last one wins)")
-
-
-def add_override_arguments(p: argparse.ArgumentParser) -> None:
-    o = p.add_argument_group("changing the recipe")
-    o.add_argument("--set", dest="set_flags", action="append", default=[], metavar="FLAG=VALUE",
-                   help="set a slime flag, e.g. --set lr=2e-6, --set 'sglang-cuda-graph-bs=1 2 4', "
-                        "--set use-wandb (switch); repeatable")
-    o.add_argument("--unset", action="append", default=[], metavar="FLAG", help="remove a recipe flag; repeatable")
-    o.add_argument("--low-memory", action="store_true",
-                   help="the seed's OOM advice: drop --accumulate-allreduce-grads-in-fp32, add --grad-reduce-in-bf16")
 
 
 def _workers(args, recipe, master_addr: str, allocation, environ,
@@ -143,7 +135,8 @@ def _workers(args, recipe, master_addr: str, allocation, environ,
     return tuple(workers), launcher, head
 
 
-def _allocation(args, recipe, environ, problems: list[str]):  # noqa: ANN001, ANN202
+def _allocation(args: argparse.Namespace, recipe: Recipe, environ: Mapping[str, str],
+                problems: list[str]) -> Allocation | None:
     """The Slurm allocation a multinode run (or launch test) runs in; None outside one, or with --hostfile."""
     if not environ.get("SLURM_JOB_NODELIST") or args.hostfile or (recipe.layout.nodes == 1 and not args.test_entrypoint):
         return None
@@ -160,7 +153,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     problems: list[str] = []
     warnings: list[str] = []
     try:
-        setup = prepare_run(args, environ, now=time.time(), suffix=_secrets.token_hex(2))
+        setup = prepare_run(run_request_from_args(args), environ, now=time.time(), suffix=_secrets.token_hex(2))
     except SetupError as exc:
         return None, _failed(str(exc))
     if getattr(args, "prepared_run", None):
@@ -189,16 +182,25 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
                         f"export MASTER_ADDR or pass --master-addr")
         master_addr = "<MASTER_ADDR>"
     else:
-        ipv6 = input_checks.ipv6_problem(master_addr, "MASTER_ADDR", locs.master_addr.source)
+        ipv6 = inputs.ipv6_problem(master_addr, "MASTER_ADDR", locs.master_addr.source)
         problems += filter(None, [ipv6])
         if multinode and not ipv6 and not submitting:
-            problems += filter(None, [input_checks.multinode_master_problem(master_addr, locs.master_addr.source)])
-    base_problem = input_checks.base_folder_problem(locs)
+            problems += filter(None, [inputs.multinode_master_problem(master_addr, locs.master_addr.source)])
+    base_problem = inputs.base_folder_problem(locs)
     problems += filter(None, [base_problem])
-    checked = checked_overrides(args, recipe, str(locs.base))
-    problems += checked.problems
-    before, replay_problems = override_layers(setup, recipe, str(locs.base), allow_unknown=bool(args.test_entrypoint))
-    problems += replay_problems
+    run_dir = str(setup.paths.dir)
+    # The one validation pipeline: every layer checked, the flags rendered, the shape derived, once.
+    request = check_request(
+        recipe, str(locs.base), override_layer_from_args(args),
+        replay=[OverrideLayer.from_record(layer) for layer in setup.replay],
+        replayed_run=(setup.resumed_from or {}).get("run"), fixed=(checkpoint_layer(setup.checkpoint_dir),),
+        # TensorBoard's and wandb's files (when the flags turn them on) go into the run directory.
+        more_layers=lambda flags: tuple(filter(None, [sinks.wandb_layer(flags, run_dir)])),
+        runner_options=getattr(args, "own_options", None) or (), allow_unknown=bool(args.test_entrypoint))
+    if request.fatal:  # a layer that cannot be applied: the one thing to say
+        return None, _failed(request.fatal)
+    problems += request.override_problems
+    problems += request.replay_problems
 
     if submitting:
         workers = tuple(f"<node {i} of the allocation>" for i in range(2, nodes + 1))
@@ -225,8 +227,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     if not token_auth:
         warnings.append("--ray-auth off: Ray token authentication is off: any local user, and anyone who reaches "
                         "Ray's ports, can submit jobs that run as you")
-    ray_exe = input_checks.ray_executable()
-    problems += filter(None, [input_checks.job_python_problem(ray_exe)])
+    ray_exe = inputs.ray_executable()
+    problems += filter(None, [inputs.job_python_problem(ray_exe)])
     if ray_exe is None:
         problems.append("`ray` is not on PATH: run inside the pinned stack (nix develop, or slime's image)")
         ray_exe = "ray"
@@ -245,21 +247,14 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
                               socket_path_problem(spec, pid_digits(), dashboard_modules())])
     unusable_ports = port_problems(args.ray_port, args.dashboard_port)
     problems += unusable_ports.values()
-    try:
-        # TensorBoard's and wandb's files (when the flags turn them on) go into the run directory.
-        before += sinks.layers(recipe, str(locs.base), checked.overrides, before, str(setup.paths.dir))
-        tp = build_train_plan(TrainInputs(
-            recipe=recipe, overrides=checked.overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
-            megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
-            python_flags=tuple(own_python()[1:]),
-            nccl_nvls_enable=nvls, secret_names=secret_names, runner_path=runner_import_root(),
-            ray_banner=getattr(args, "verbose", False),
-            test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
-            submit_timeout=args.ready_timeout, before_overrides=before,
-            job_env={**setup.kernel_cache.env, **sinks.sink_env(str(setup.paths.dir))},
-            run_dir=str(setup.paths.dir), echo_job_log=not args.detach))
-    except OverrideError as exc:
-        return None, _failed(str(exc))
+    tp = build_train_plan(TrainInputs(
+        recipe=recipe, flags=request.flags, slime_dir=locs.slime_dir.value,
+        megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, setup=setup,
+        python_flags=tuple(own_python()[1:]),
+        nccl_nvls_enable=nvls, secret_names=secret_names, runner_path=runner_import_root(),
+        ray_banner=getattr(args, "verbose", False),
+        test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
+        submit_timeout=args.ready_timeout, echo_job_log=not args.detach))
     plan = tp.plan
     plan.notes[:0] = locs.describe() + [f"NCCL_NVLS_ENABLE = {nvls} (from {nvls_source})"]
     tp.run = RunContext(setup, locs, facts, detach=args.detach, ready_timeout=args.ready_timeout,
@@ -278,13 +273,10 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     secret_flag = secret_flag_error(f.name for f in flags)
     if secret_flag:
         problems.append(secret_flag)
-    problems += cross_flag_problems(flags, recipe.backend)
-    topology = topology_problems(flags, recipe.backend, QWEN3_NEXT_80B, nodes=recipe.layout.nodes,
-                                 gpus_per_node=recipe.layout.gpus_per_node)
+    problems += request.rule_problems
+    topology = request.topology
     problems += topology
-    warning = tp_cp_warning(flags, recipe.backend)
-    if warning:
-        warnings.append(warning)
+    warnings += request.warnings
     if getattr(args, "accept_changes", False) and not getattr(args, "resume", None):
         warnings.append("--accept-changes applies to --resume RUN only; ignored")
     if recipe.status != "faithful":
@@ -292,7 +284,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     if args.dashboard_host not in ("127.0.0.1", "localhost"):
         warnings.append(f"--dashboard-host {args.dashboard_host}: the Ray job API accepts code from anyone who "
                         f"reaches {args.dashboard_host}:{args.dashboard_port}")
-    dashboard_ipv6 = input_checks.ipv6_problem(args.dashboard_host, "--dashboard-host")
+    dashboard_ipv6 = inputs.ipv6_problem(args.dashboard_host, "--dashboard-host")
     problems += filter(None, [dashboard_ipv6])
     if master_addr != "<MASTER_ADDR>" and not submitting and not busy:
         for port, what, flag in ((args.ray_port, "Ray GCS", "--ray-port"),
@@ -300,7 +292,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
             if flag in unusable_ports:
                 continue  # said above; whether it is free too does not matter
             host = master_addr if what == "Ray GCS" else args.dashboard_host
-            if input_checks.is_ipv6_literal(host) or (host == args.dashboard_host and dashboard_ipv6):
+            if inputs.is_ipv6_literal(host) or (host == args.dashboard_host and dashboard_ipv6):
                 continue  # refused above (an IPv4 bind probe of it would only fail on the address family)
             problem = preflight.port_problem(host, port, what, flag)
             if problem:
@@ -315,13 +307,13 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         if not base_problem:  # files under a BASE_FOLDER that is a file would only repeat it
             problems += preflight.checkpoint_problems(flags, recipe.backend)
             problems += preflight.dataset_problems(flags)
-        fit = None if topology else preflight.memory_fit(recipe, flags, facts)  # it divides by the sizes
+        fit = None if topology else memory_fit(recipe, flags, facts, request.checked_shape)  # it divides by the sizes
         fit_problems = [f"memory plan: {r}" for r in fit[1]] if fit and not fit[0] else []
         if args.force:
             warnings += [f"{p} (--force: starting anyway)" for p in fit_problems]
         else:
             problems += [f"{p}; pass --force to start anyway" for p in fit_problems]
-        hint = preflight.fitting_derived_recipe(recipe, facts, str(locs.base)) if fit_problems else None
+        hint = fitting_derived_recipe(recipe, facts, str(locs.base)) if fit_problems else None
         if hint:
             (warnings if args.force else problems).append(hint)
     for p in problems:
@@ -383,7 +375,7 @@ def run(args) -> int:
     return _refused(args, start_run(tp, tp.run, secrets))
 
 
-def _refused(args, rc: int, reason: str | None = None) -> int:  # noqa: ANN001
+def _refused(args: argparse.Namespace, rc: int, reason: str | None = None) -> int:
     """A `train --slurm` run whose batch job refuses to start it (exit 2) is recorded as failed, with why."""
     if rc == 2 and getattr(args, "prepared_run", None):
         from runner.runs.slurm_run import mark_refused

@@ -9,7 +9,7 @@ GPUs, the time limit against the recipe's expected duration, and `sbatch
 nothing written or submitted.
 
 Then the run directory gets run.json ("queued") and sbatch.sh (rendered by
-runner.cluster.sbatch), which is submitted. On the allocation's first node
+runner.launch.cluster.sbatch), which is submitted. On the allocation's first node
 the script runs this same `train` with `--prepared-run DIR`: the Ray head
 there, a Ray worker on every other node through srun, the job, clean-up.
 `status`, `logs` and `stop` follow the run from the login node.
@@ -26,10 +26,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Mapping
 
-from runner.cluster import slurm_cli
-from runner.cluster.sbatch import BatchScript, Environment, UnsafeValue, render
-from runner.cluster.slurm_request import Expectation, SlurmRequest, request_problems
+from runner.flags import FlagSet
+from runner.launch.cluster import slurm_cli
+from runner.launch.cluster.sbatch import BatchScript, Environment, UnsafeValue, render
+from runner.launch.cluster.slurm_request import Expectation, SlurmRequest, request_problems
+from runner.launch.train_plan import TrainPlan
 
 SCRIPT_NAME = "sbatch.sh"
 OUTPUT_NAME = "slurm-%j.out"
@@ -55,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run into DIR, the run directory `train --slurm` prepared (its batch script passes this)")
 
 
-def usage_problem(args) -> str | None:  # noqa: ANN001
+def usage_problem(args: argparse.Namespace) -> str | None:
     """A combination of options that cannot work with --slurm (or without it)."""
     if not args.slurm:
         for name in ("partition", "account", "time", "qos", "nodes"):
@@ -78,7 +81,8 @@ def usage_problem(args) -> str | None:  # noqa: ANN001
     return None
 
 
-def batch_command(args, run_dir: str, locations: dict[str, str], parser: argparse.ArgumentParser) -> tuple[str, ...]:  # noqa: ANN001
+def batch_command(args: argparse.Namespace, run_dir: str, locations: dict[str, str],
+                  parser: argparse.ArgumentParser) -> tuple[str, ...]:
     """The batch script's `python -m runner train ...`: every option given here except the submission's own,
     the locations resolved here (so the job reads what was checked), and --prepared-run."""
     argv = ["train"]
@@ -103,13 +107,13 @@ def batch_command(args, run_dir: str, locations: dict[str, str], parser: argpars
     return (*python, "-m", "runner", *argv)
 
 
-def environment(environ) -> Environment:  # noqa: ANN001
+def environment(environ: Mapping[str, str]) -> Environment:
     if environ.get(ENV_SCRIPT_VAR):
         return Environment(script=environ[ENV_SCRIPT_VAR])
     return Environment(pythonpath=environ.get("PYTHONPATH") or None)
 
 
-def expectation(runs_dir: Path, recipe: str, flags, resumed_from: dict | None) -> Expectation | None:  # noqa: ANN001
+def expectation(runs_dir: Path, recipe: str, flags: FlagSet, resumed_from: dict | None) -> Expectation | None:
     from runner.runs.pace import latest_pace
 
     pace = latest_pace(runs_dir, recipe)
@@ -121,7 +125,7 @@ def expectation(runs_dir: Path, recipe: str, flags, resumed_from: dict | None) -
     return Expectation(pace.seconds_per_rollout * rollouts, f"{rollouts} rollouts at {pace.describe()}")
 
 
-def run(args) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace) -> int:
     from runner.cli import build_parser
     from runner.commands.train import gather
     from runner.secrets import redact_text, secret_values
@@ -177,7 +181,8 @@ def run(args) -> int:  # noqa: ANN001
     return _submit(tp, text, script_path, script.output, request, secrets)
 
 
-def _print_dry_run(args, text, script_path, problems, warnings, notes, secrets) -> int:  # noqa: ANN001
+def _print_dry_run(args: argparse.Namespace, text: str, script_path: str, problems: list[str], warnings: list[str],
+                   notes: list[str], secrets: list[str]) -> int:
     from runner.secrets import redact_json, redact_text
 
     if args.json:
@@ -198,8 +203,9 @@ def _print_dry_run(args, text, script_path, problems, warnings, notes, secrets) 
     return 0
 
 
-def _submit(tp, text: str, script_path: str, output: str, request: SlurmRequest, secrets: list[str]) -> int:  # noqa: ANN001
-    from runner.execute import write_private_file
+def _submit(tp: TrainPlan, text: str, script_path: str, output: str, request: SlurmRequest,
+            secrets: list[str]) -> int:
+    from runner.launch.processes import write_private_file
     from runner.runs import provenance
     from runner.runs.identity import hostname
     from runner.runs.manifest import build_record

@@ -9,9 +9,8 @@ from runner.planner import megatron as mg
 from runner.planner import sglang as sg
 from runner.planner.params import count_params
 from runner.planner.report import PlanReport, Role, Term
-from runner.recipes.base import TrainingShape
+from runner.planner.topology import CheckedShape, check_shape, tp_cp_warning
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
-from runner.topology import size_problems, topology_problems, tp_cp_warning
 
 ASSUMPTIONS = (
     "GiB = 2^30 bytes; GPU capacity is the total NVML reports (H100 79.6, H200 140.4, B200 179.1 GiB).",
@@ -48,19 +47,22 @@ ASSUMPTIONS = (
 
 def plan(*, recipe_name: str, recipe_status: str, backend: str, flags: FlagSet, layout_nodes: int,
          gpus_per_node: int, arch: Qwen3NextArchitecture, mtp_layers: int, gpu_gib: float, gpu_label: str,
-         host_gib: float | None = None, checkpoint: dict | None = None) -> PlanReport:
+         host_gib: float | None = None, checkpoint: dict | None = None,
+         checked: CheckedShape | None = None) -> PlanReport:
+    """`checked`: the shape a checked request derived from these flags (runner.checks.request), taken as
+    it is; without one, derived here."""
     counts = count_params(arch, mtp_layers)
-    sizes = tuple(size_problems(flags, backend))
-    if sizes:  # every estimate below divides by these sizes: nothing to estimate
+    if checked is None:
+        checked = check_shape(flags, backend, arch, nodes=layout_nodes, gpus_per_node=gpus_per_node)
+    if checked.shape is None:  # every estimate below divides by the sizes: nothing to estimate
         return PlanReport(
             recipe=recipe_name, recipe_status=recipe_status, backend=backend, gpu=gpu_label, gpu_memory_gib=gpu_gib,
-            host_memory_gib=host_gib, params=counts.to_json(), topology_problems=sizes, roles=(),
+            host_memory_gib=host_gib, params=counts.to_json(), topology_problems=checked.problems, roles=(),
             assumptions=ASSUMPTIONS, checkpoint=checkpoint or {})
-    # The flags are read once here; every estimate below gets this shape.
-    shape = TrainingShape.from_flags(flags, backend=backend, nodes=layout_nodes, gpus_per_node=gpus_per_node)
+    # Every estimate below gets this shape, read from the flags once.
+    shape = checked.shape
     layout = shape.layout
-    topo = tuple(topology_problems(flags, backend, arch, nodes=layout_nodes, gpus_per_node=gpus_per_node,
-                                   shape=shape))
+    topo = checked.problems
     warnings = []
     if (w := tp_cp_warning(flags, backend, shape.parallel)):
         warnings.append(w)

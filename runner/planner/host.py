@@ -60,11 +60,17 @@ def megatron_host_terms(flags: FlagSet, shape: TrainingShape, arch: Qwen3NextArc
         terms.append(Term("trainer paused to CPU (torch_memory_saver)",
                           gib(ranks * ((2 + gb) * mean_rank + opt)),
                           f"{ranks} ranks x (weights + {gb}-byte grads + GPU optimizer state)"))
-    rollout_procs = _rollout_gpus_per_node(layout)
-    terms.append(Term("processes, Ray", ranks * PER_TRAIN_PROCESS_GIB + rollout_procs * PER_ROLLOUT_PROCESS_GIB
-                      + RAY_BASE_GIB, f"{ranks} x {PER_TRAIN_PROCESS_GIB:g} (trainers) + {rollout_procs} x "
-                                      f"{PER_ROLLOUT_PROCESS_GIB:g} (sglang) + {RAY_BASE_GIB:g} (Ray)"))
+    terms.append(_processes_term(layout))
     return terms
+
+
+def _processes_term(layout: Layout) -> Term:
+    """The processes' own memory on one node: trainers, sglang engines, Ray's daemons."""
+    ranks = layout.actor_gpus_per_node
+    rollout_procs = _rollout_gpus_per_node(layout)
+    return Term("processes, Ray", ranks * PER_TRAIN_PROCESS_GIB + rollout_procs * PER_ROLLOUT_PROCESS_GIB
+                + RAY_BASE_GIB, f"{ranks} x {PER_TRAIN_PROCESS_GIB:g} (trainers) + {rollout_procs} x "
+                                f"{PER_ROLLOUT_PROCESS_GIB:g} (sglang) + {RAY_BASE_GIB:g} (Ray)")
 
 
 def fsdp_uses_ref_model(flags: FlagSet) -> bool:
@@ -117,8 +123,5 @@ def fsdp_host_terms(flags: FlagSet, layout: Layout, arch: Qwen3NextArchitecture,
     terms.append(Term("model load at start", gib(extra),
                       f"transient: rank 0's full fp32 model + fp32 shards = {gib(load):.0f} GiB, "
                       f"counted beyond the training state only"))
-    rollout_procs = _rollout_gpus_per_node(layout)
-    terms.append(Term("processes, Ray", ranks * PER_TRAIN_PROCESS_GIB + rollout_procs * PER_ROLLOUT_PROCESS_GIB
-                      + RAY_BASE_GIB, f"{ranks} x {PER_TRAIN_PROCESS_GIB:g} (trainers) + {rollout_procs} x "
-                                      f"{PER_ROLLOUT_PROCESS_GIB:g} (sglang) + {RAY_BASE_GIB:g} (Ray)"))
+    terms.append(_processes_term(layout))
     return terms

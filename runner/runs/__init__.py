@@ -11,7 +11,8 @@ Modules: layout (paths, ids, finding a run), record (run.json I/O), identity
 (is the process that owns a run still alive?), machine_lock (one active run
 per machine), checkpoints (fresh start vs resume), provenance (software
 facts), setup (what `train` decides about a run), supervisor and detach (the
-process that owns Ray), stop. Watching a run: slime_log and literal (slime's
+process that owns Ray), ray_job (submits the job and streams its log), stop.
+Watching a run: slime_log and literal (slime's
 log lines), collector (the job log into metrics.jsonl and progress.json),
 progress (phase, rollout i of N, ETA), listing and progress_text (`runs`,
 `status`), watching (reading it back), svg_chart and html_report (`report`),

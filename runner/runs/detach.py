@@ -13,9 +13,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import TextIO
 
 from runner.interpreter import own_python
-from runner.runs.layout import RunPaths
+from runner.runs.layout import RunPaths, read_from
 from runner.runs.record import TERMINAL, read_record
 
 
@@ -33,17 +35,12 @@ def start_supervisor(launch, paths: RunPaths, *, ready_timeout: float, lock_fd: 
     return popen
 
 
-def _copy_new(path, offset: int, out) -> int:  # noqa: ANN001
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except OSError:
-        return offset
+def _copy_new(path: Path, offset: int, out: TextIO) -> int:
+    data, offset = read_from(path, offset)
     if data:
         out.write(data.decode(errors="replace"))
         out.flush()
-    return offset + len(data)
+    return offset
 
 
 def wait_until_running(popen: subprocess.Popen, paths: RunPaths, out=sys.stderr, poll: float = 0.3) -> int:  # noqa: ANN001

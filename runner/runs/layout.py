@@ -104,3 +104,15 @@ def find_run(root: Path, ref: str) -> RunPaths:
                           f"({', '.join(p.id for p in matches[:3])}...): give more of the id")
     raise RunNotFound(f"no run {ref!r} under {root}: `python -m runner runs` lists them "
                       f"(--runs-dir, --base-folder, $SLIME_RUNS_DIR or $BASE_FOLDER choose where to look)")
+
+
+def read_from(path: str | Path, offset: int) -> tuple[bytes, int]:
+    """What a growing file (a run's log) holds past `offset`, and the offset after it; nothing while the
+    file cannot be read (not written yet)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return b"", offset
+    return data, offset + len(data)

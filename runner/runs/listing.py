@@ -78,7 +78,7 @@ def run_dirs(root: Path) -> list[RunPaths]:
 
 def summaries(root: Path, warn) -> list[tuple[RunPaths, dict]]:  # noqa: ANN001 - warn: print to stderr
     """(run directory, listed fields) of every run under root, oldest first; an unreadable run.json is
-    skipped with a one-line warning, as runner.runs.arguments.readable_runs does."""
+    skipped with a one-line warning, as runner.commands.options.readable_runs does."""
     out = []
     for paths in run_dirs(root):
         try:

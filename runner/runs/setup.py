@@ -3,8 +3,9 @@
 Its id and directory, the recipe and the override layers (a resumed run
 replays the layers recorded in its run.json, then this invocation's), its
 checkpoint folder and the kernel caches. Reads only: a resumed run's
-run.json and checkpoint trackers. `train` turns the result into flags and
-processes (runner.train_plan); nothing here writes (the runs dir probe
+run.json and checkpoint trackers. `train` turns the result into flags
+(runner.checks.request, which checks a resumed run's recorded layers again) and
+processes (runner.launch.train_plan); nothing here writes (the runs dir probe
 creates and removes one empty directory: it leaves nothing).
 
 Checkpoint folder, as flag layers applied in this order:
@@ -17,20 +18,19 @@ Checkpoint folder, as flag layers applied in this order:
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from runner.flags import Flag
+from runner.flags import Flag, FlagSet
 from runner.kernel_cache import KernelCache, resolve_kernel_cache
 from runner.locations import Setting
-from runner.render import Overrides
 from runner.runs import identity
 from runner.runs.checkpoints import latest_iteration
 from runner.runs.layout import RunNotFound, RunPaths, find_run, new_run_id, resolve_runs_dir
 from runner.runs.record import ACTIVE, BadRecord, load_record
+from runner.slime_args.render import Overrides
 
 
 class SetupError(ValueError):
@@ -59,16 +59,6 @@ class RunSetup:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
-def layer_from_args(args: argparse.Namespace) -> dict:
-    """This invocation's overrides in command-line form (how run.json records them)."""
-    return {
-        "set": list(getattr(args, "set_flags", None) or []),
-        "unset": list(getattr(args, "unset", None) or []),
-        "low_memory": bool(getattr(args, "low_memory", False)),
-        "extra_argv": list(getattr(args, "slime_args", None) or []),
-    }
-
-
 def layer_is_empty(layer: dict) -> bool:
     return not (layer.get("set") or layer.get("unset") or layer.get("low_memory") or layer.get("extra_argv"))
 
@@ -86,23 +76,38 @@ def checkpoint_layer(folder: str) -> Overrides:
     return Overrides(set_flags=(Flag("load", (folder,)), Flag("save", (folder,))))
 
 
-def prepare_run(args: argparse.Namespace, environ: Mapping[str, str], *, now: float, suffix: str,
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked of the run: `train`'s options about it, typed (runner.commands.train reads them)."""
+
+    recipe: str | None  # --recipe
+    layer: dict  # this invocation's overrides in command-line form (how run.json records them)
+    resume: str | None = None  # --resume RUN (an id, a run directory, or a checkpoint folder)
+    accept_changes: bool = False
+    runs_dir: str | None = None  # --runs-dir
+    base_folder: str | None = None  # --base-folder
+    kernel_cache: str | None = None  # --kernel-cache
+
+
+def prepare_run(req: RunRequest, environ: Mapping[str, str], *, now: float, suffix: str,
                 cwd: str | None = None) -> RunSetup:
     """Raises SetupError for input that cannot be planned at all; other problems are listed."""
     cwd = cwd or os.getcwd()
-    runs_dir = resolve_runs_dir(getattr(args, "runs_dir", None), getattr(args, "base_folder", None), environ, cwd)
-    given_layer = layer_from_args(args)
-    caches = resolve_kernel_cache(getattr(args, "kernel_cache", None), environ, cwd)
-    resume = getattr(args, "resume", None)
-    recipe = getattr(args, "recipe", None)
-    if not resume:
-        if not recipe:
+    runs_dir = resolve_runs_dir(req.runs_dir, req.base_folder, environ, cwd)
+    caches = resolve_kernel_cache(req.kernel_cache, environ, cwd)
+    if not req.resume:
+        if not req.recipe:
             raise SetupError("train needs --recipe NAME (or --resume RUN to continue a run)")
-        run_id = new_run_id(recipe, now, suffix)
-        paths = RunPaths(Path(runs_dir.value) / run_id)
+        run_id, paths = _mint(req.recipe, runs_dir, now, suffix)
         folder = str(paths.checkpoints)
-        return RunSetup(run_id, paths, runs_dir, recipe, _request(recipe, [], given_layer), (), folder, caches)
-    return _resume(args, resume, recipe, runs_dir, given_layer, caches, now=now, suffix=suffix, cwd=cwd)
+        return RunSetup(run_id, paths, runs_dir, req.recipe, _request(req.recipe, [], req.layer), (), folder, caches)
+    return _resume(req, runs_dir, caches, now=now, suffix=suffix, cwd=cwd)
+
+
+def _mint(recipe: str, runs_dir: Setting, now: float, suffix: str) -> tuple[str, RunPaths]:
+    """A new run's id and its directory under the runs dir (each run, resumed or not, gets its own)."""
+    run_id = new_run_id(recipe, now, suffix)
+    return run_id, RunPaths(Path(runs_dir.value) / run_id)
 
 
 def _request(recipe: str, recorded_layers: list[dict], given_layer: dict) -> dict:
@@ -110,8 +115,9 @@ def _request(recipe: str, recorded_layers: list[dict], given_layer: dict) -> dic
     return {"recipe": recipe, "overrides": layers}
 
 
-def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given_layer: dict,
-            caches: KernelCache, *, now: float, suffix: str, cwd: str) -> RunSetup:  # noqa: ANN001
+def _resume(req: RunRequest, runs_dir: Setting, caches: KernelCache, *, now: float, suffix: str,
+            cwd: str) -> RunSetup:
+    ref, recipe, given_layer = req.resume, req.recipe, req.layer
     problems: list[str] = []
     try:
         previous = find_run(Path(runs_dir.value), ref)
@@ -133,7 +139,7 @@ def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given_layer: 
     if recipe and recipe != recorded_recipe:
         changes.append(f"--recipe {recipe} (recorded: {recorded_recipe})")
     changes += describe_layer(given_layer)
-    if changes and not getattr(args, "accept_changes", False):
+    if changes and not req.accept_changes:
         problems.append(f"--resume {previous.id} replays its recorded recipe and overrides; changing them "
                         f"({'; '.join(changes)}) needs --accept-changes (the change is recorded in the new run's "
                         f"run.json; --force only starts despite the memory plan)")
@@ -149,8 +155,7 @@ def _resume(args, ref: str, recipe: str | None, runs_dir: Setting, given_layer: 
                         f"(`python -m runner stop {previous.dir}`)")
     new_recipe = recipe or recorded_recipe
     warnings = [w for w in [_backend_change_warning(previous.id, recorded_recipe, new_recipe, folder)] if w]
-    run_id = new_run_id(new_recipe, now, suffix)
-    paths = RunPaths(Path(runs_dir.value) / run_id)
+    run_id, paths = _mint(new_recipe, runs_dir, now, suffix)
     return RunSetup(
         run_id, paths, runs_dir, new_recipe, _request(new_recipe, recorded_layers, given_layer),
         tuple(recorded_layers), folder or "", caches,
@@ -183,35 +188,12 @@ def _resume_folder(ref: str, folder: str, recipe: str | None, runs_dir: Setting,
                          f"(no latest_checkpointed_iteration.txt in {folder})")
     if not recipe:
         raise SetupError(f"--resume {ref} is a checkpoint folder that no run recorded: name its recipe with --recipe")
-    run_id = new_run_id(recipe, now, suffix)
-    paths = RunPaths(Path(runs_dir.value) / run_id)
+    run_id, paths = _mint(recipe, runs_dir, now, suffix)
     return RunSetup(run_id, paths, runs_dir, recipe, _request(recipe, [], given_layer), (), folder, caches,
                     resumed_from={"run": None, "dir": None, "checkpoint": folder, "iteration": iteration})
 
 
-def override_layers(setup: RunSetup, recipe, base_folder: str,
-                    allow_unknown: bool = False) -> tuple[tuple[Overrides, ...], list[str]]:  # noqa: ANN001
-    """The layers applied before this invocation's overrides: a resumed run's recorded
-    ones (checked again, as the command line that gave them was), then the checkpoint folder."""
-    from runner.overrides import check_overrides
-    from runner.render import recipe_flags
-
-    layers: list[Overrides] = []
-    problems: list[str] = []
-    if setup.replay:
-        flags = recipe_flags(recipe, base_folder)
-        for layer in setup.replay:
-            checked = check_overrides(recipe, flags, set_texts=layer.get("set", ()), unset=layer.get("unset", ()),
-                                      extra_argv=layer.get("extra_argv", ()), low_memory=bool(layer.get("low_memory")),
-                                      allow_unknown=allow_unknown)
-            run = (setup.resumed_from or {}).get("run")
-            problems += [f"--resume {run}: a recorded override: {p}" for p in checked.problems]
-            layers.append(checked.overrides)
-    layers.append(checkpoint_layer(setup.checkpoint_dir))
-    return tuple(layers), problems
-
-
-def run_problems(setup: RunSetup, flags) -> list[str]:  # noqa: ANN001 - a FlagSet
+def run_problems(setup: RunSetup, flags: FlagSet) -> list[str]:
     """What stops this run from starting: the setup's own, a fresh start over an
     existing checkpoint, its directory. Reads only. (Another active run on this
     machine: runner.runs.machine_lock.active_run_problem.)"""
@@ -238,7 +220,7 @@ def runs_dir_problem(runs_dir: Setting) -> str | None:
 
     path = Path(runs_dir.value)
     if runs_dir.source in ("--base-folder", "$BASE_FOLDER", "default") and path.parent.is_file():
-        return None  # BASE_FOLDER is a file: its own problem says so (input_checks.base_folder_problem)
+        return None  # BASE_FOLDER is a file: its own problem says so (inputs.base_folder_problem)
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -262,7 +244,7 @@ def run_dir_contents(setup: RunSetup, detach: bool) -> str:
     return ", ".join(files + ([] if setup.resumed_from else ["checkpoints/"]))
 
 
-def run_notes(setup: RunSetup, flags, detach: bool) -> list[str]:  # noqa: ANN001 - a FlagSet
+def run_notes(setup: RunSetup, flags: FlagSet, detach: bool) -> list[str]:
     notes = [f"run {setup.run_id}: {setup.paths.dir} ({run_dir_contents(setup, detach)}); runs dir from "
              f"{setup.runs_dir.source}",
              f"checkpoints: --load {flags.value('load')} --save {flags.value('save')}"]

@@ -17,7 +17,6 @@ judges the worker's JSON (runner.smoke.verdict).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -25,61 +24,54 @@ import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
+from typing import Mapping
 
 from runner.interpreter import own_python, own_python_env
 from runner.kernel_cache import resolve_kernel_cache
-from runner.plan import Plan, Process
+from runner.launch.plan import Plan, Process
 from runner.smoke import config as C
 
 WORKER = "runner.smoke.worker"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
-                        help="cuda: FSDP2 over NCCL on the GPUs, fast kernels required (default); "
-                             "cpu: tiny model, gloo, transformers' torch fallback")
-    parser.add_argument("--nproc", type=int, default=None,
-                        help="processes (GPUs) to use; default: every visible GPU (cuda), 2 (cpu)")
-    parser.add_argument("--fsdp-cpu-offload", action="store_true",
-                        help="keep the fp32 parameters, gradients and AdamW state on the CPU (FSDP2 "
-                             "CPUOffloadPolicy), as slime's --fsdp-cpu-offload does; reports host memory too "
-                             "(no MFU floor unless --min-mfu is given: the optimizer step runs on the CPU)")
-    parser.add_argument("--json", action="store_true", help="print the full result as JSON instead of a table")
-    parser.add_argument("--kernel-cache", metavar="DIR", default=None,
-                        help="Triton/flashinfer/torch-extension caches under DIR (default: the environment's, else "
-                             "~/.cache/slime-qwen3-next/kernels); an empty DIR times a cold start")
-    parser.add_argument("--result-file", default=None,
-                        help="where the worker writes its JSON (default: a file in the temp directory, removed after)")
-    sizes = parser.add_argument_group("smoke model and training (defaults depend on --device)")
-    for k in C.KNOBS:
-        sizes.add_argument("--" + k.name.replace("_", "-"), dest=k.name, type=k.type, default=None,
-                           help=f"{k.help} (cuda {k.cuda}, cpu {k.cpu})")
+@dataclass(frozen=True)
+class SmokeRequest:
+    """What to run (`runner smoke`'s options, typed; runner.commands.smoke_cmd reads them)."""
+
+    device: str = "cuda"  # cuda: FSDP2 over NCCL, fast kernels required; cpu: tiny model, gloo
+    nproc: int | None = None  # None: every visible GPU (cuda), 2 (cpu)
+    fsdp_cpu_offload: bool = False
+    json: bool = False
+    kernel_cache: str | None = None
+    result_file: str | None = None  # None: a file in the temp directory, removed after
+    dry_run: bool = False
+    knobs: dict = field(default_factory=dict)  # model and training sizes given (config.KNOBS); unset: None
 
 
 def _count(n: int) -> str:
     return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
 
 
-def _given(args) -> dict:
-    return {k: getattr(args, k, None) for k in C.KNOB_NAMES}
+def _given(req: SmokeRequest) -> dict:
+    return {k: req.knobs.get(k) for k in C.KNOB_NAMES}
 
 
-def _result_path(args) -> str:
-    return getattr(args, "result_file", None) or os.path.join(
-        tempfile.gettempdir(), f"runner-smoke-{os.getpid()}.json")
+def _result_path(req: SmokeRequest) -> str:
+    return req.result_file or os.path.join(tempfile.gettempdir(), f"runner-smoke-{os.getpid()}.json")
 
 
-def build_plan(args) -> Plan:
+def build_plan(req: SmokeRequest) -> Plan:
     plan = Plan()
-    device = getattr(args, "device", "cuda") or "cuda"
-    given = _given(args)
-    if getattr(args, "fsdp_cpu_offload", False) and given.get("min_mfu") is None:
+    device = req.device or "cuda"
+    given = _given(req)
+    if req.fsdp_cpu_offload and given.get("min_mfu") is None:
         # The AdamW step runs on the CPU: throughput measures the host, not the GPU kernels.
         given["min_mfu"] = 0.0
     knobs = C.resolve(device, given)
     for e in C.validate(knobs):
         plan.error(e)
-    nproc = getattr(args, "nproc", None)
+    nproc = req.nproc
     if nproc is not None and nproc < 1:
         plan.error(f"--nproc must be >= 1, got {nproc}")
     if nproc is None:
@@ -87,19 +79,19 @@ def build_plan(args) -> Plan:
         nproc_arg = "gpu" if device == "cuda" else "2"
     else:
         nproc_arg = str(nproc)
-    result = _result_path(args)
+    result = _result_path(req)
     # A token only this run's processes carry on their command line: a Ctrl-C sweep finds
     # exactly them.
     run_id = f"smoke-{os.getpid()}-{secrets.token_hex(4)}"
     argv = [*own_python(), "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", nproc_arg,
             "-m", WORKER, "--device", device, "--result", result, "--run-id", run_id]
-    offload = bool(getattr(args, "fsdp_cpu_offload", False))
+    offload = req.fsdp_cpu_offload
     if offload:
         argv.append("--fsdp-cpu-offload")
     for k in C.KNOBS:
         argv += ["--" + k.name.replace("_", "-"), str(knobs[k.name])]
     env = {"PYTHONUNBUFFERED": "1", **own_python_env()}  # torchrun starts the workers: -P through the env
-    caches = resolve_kernel_cache(getattr(args, "kernel_cache", None), os.environ)
+    caches = resolve_kernel_cache(req.kernel_cache, os.environ)
     env.update(caches.env)  # compiled kernels outlive this run (runner.kernel_cache)
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # same path on a GPU box: never touch a GPU
@@ -145,14 +137,14 @@ def visible_gpus(environ) -> tuple[int, str]:
     return min(seen, facts.count), f"CUDA_VISIBLE_DEVICES={mask!r}, {facts.count} on the machine"
 
 
-def machine_problems(args, environ) -> list[str]:
+def machine_problems(req: SmokeRequest, environ: Mapping[str, str]) -> list[str]:
     """What this machine lacks for the planned run: one line each, with the fix."""
-    if (getattr(args, "device", "cuda") or "cuda") != "cuda":
+    if (req.device or "cuda") != "cuda":
         return []
     count, source = visible_gpus(environ)
     if count == 0:
         return [f"no NVIDIA GPU visible here ({source}); {NO_GPU_FIX}"]
-    nproc = getattr(args, "nproc", None)
+    nproc = req.nproc
     if nproc is not None and nproc > count:
         return [f"--nproc {nproc} but {count} GPU(s) are visible here ({source}); use --nproc {count} or fewer"]
     return []
@@ -162,7 +154,7 @@ def _run_torchrun(proc, env: dict, run_id: str) -> int:
     """torchrun in its own session, its output forwarded to stderr. Ctrl-C stops it and its
     workers (torchrun puts each in a session of its own) and raises KeyboardInterrupt; what they
     print while dying is dropped."""
-    from runner.execute import _die_with_parent, sweep_marked
+    from runner.launch.processes import _die_with_parent, sweep_marked
 
     child = subprocess.Popen(list(proc.argv), env=env, cwd=proc.cwd, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
@@ -187,33 +179,33 @@ def _run_torchrun(proc, env: dict, run_id: str) -> int:
         raise
 
 
-def run(args) -> int:
+def run(req: SmokeRequest) -> int:
     try:
-        return _run(args)
+        return _run(req)
     except KeyboardInterrupt:
         print("smoke: interrupted (Ctrl-C): torchrun and its workers are stopped", file=sys.stderr)
         return 130
 
 
-def _run(args) -> int:
+def _run(req: SmokeRequest) -> int:
     from runner.smoke import verdict
 
-    plan = build_plan(args)
+    plan = build_plan(req)
     if plan.errors:
         for p in plan.errors:
             print(f"smoke: error: {p.message}", file=sys.stderr)
         return 2
-    if getattr(args, "dry_run", False):
+    if req.dry_run:
         print(plan.dumps())
         return 0
-    problems = machine_problems(args, os.environ)
+    problems = machine_problems(req, os.environ)
     if problems:
         for p in problems:
             print(f"smoke: error: {p}", file=sys.stderr)
         return 2
     proc = plan.processes[0]
-    result = _result_path(args)
-    keep = getattr(args, "result_file", None) is not None
+    result = _result_path(req)
+    keep = req.result_file is not None
     if os.path.exists(result):
         os.unlink(result)
     env = dict(os.environ)
@@ -234,7 +226,7 @@ def _run(args) -> int:
             os.unlink(result)
     checks = verdict.judge(res, torchrun_rc=rc)
     res["checks"] = [c.to_json() for c in checks]
-    if getattr(args, "json", False):
+    if req.json:
         print(json.dumps(res, indent=2))
     else:
         print(verdict.render(res, checks))

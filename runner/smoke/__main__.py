@@ -4,8 +4,9 @@ import argparse
 import sys
 
 from runner import smoke
+from runner.commands.smoke_cmd import add_arguments, request_from_args
 
 parser = argparse.ArgumentParser(prog="python -m runner.smoke", description=smoke.__doc__.splitlines()[0])
-smoke.add_arguments(parser)
+add_arguments(parser)
 parser.add_argument("--dry-run", action="store_true", help="print the plan (processes, env) and run nothing")
-sys.exit(smoke.run(parser.parse_args()))
+sys.exit(smoke.run(request_from_args(parser.parse_args())))

@@ -6,6 +6,8 @@ architecture and the cluster shape; returns one-line problems.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from runner.flags import FlagSet
 from runner.recipes.base import Parallelism, TrainingShape
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
@@ -34,17 +36,36 @@ def size_problems(flags: FlagSet, backend: str) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True)
+class CheckedShape:
+    """The layout and parallelism read from the flags once, and the topology problems found in them."""
+
+    shape: TrainingShape | None  # None when a parallel size is unusable: nothing can divide by it
+    problems: tuple[str, ...]
+
+
+def check_shape(flags: FlagSet, backend: str, arch: Qwen3NextArchitecture, *, nodes: int,
+                gpus_per_node: int) -> CheckedShape:
+    """Sizes first (everything after divides by them), then the shape derived once and its problems."""
+    sizes = size_problems(flags, backend)
+    if sizes:
+        return CheckedShape(None, tuple(sizes))
+    try:
+        shape = TrainingShape.from_flags(flags, backend=backend, nodes=nodes, gpus_per_node=gpus_per_node)
+    except ValueError as exc:
+        return CheckedShape(None, (str(exc),))
+    return CheckedShape(shape, tuple(_shape_problems(flags, backend, arch, shape, nodes=nodes,
+                                                     gpus_per_node=gpus_per_node)))
+
+
 def topology_problems(flags: FlagSet, backend: str, arch: Qwen3NextArchitecture, *, nodes: int,
-                      gpus_per_node: int, shape: TrainingShape | None = None) -> list[str]:
-    """`shape`: the layout and parallelism already derived from `flags` (the planner passes its own)."""
-    problems = size_problems(flags, backend)
-    if problems:
-        return problems
-    if shape is None:
-        try:
-            shape = TrainingShape.from_flags(flags, backend=backend, nodes=nodes, gpus_per_node=gpus_per_node)
-        except ValueError as exc:
-            return [str(exc)]
+                      gpus_per_node: int) -> list[str]:
+    return list(check_shape(flags, backend, arch, nodes=nodes, gpus_per_node=gpus_per_node).problems)
+
+
+def _shape_problems(flags: FlagSet, backend: str, arch: Qwen3NextArchitecture, shape: TrainingShape, *,
+                    nodes: int, gpus_per_node: int) -> list[str]:
+    problems: list[str] = []
     layout, par = shape.layout, shape.parallel
 
     if layout.actor_nodes > nodes:

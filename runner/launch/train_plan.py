@@ -4,31 +4,35 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from runner.cluster import slurm, ssh
-from runner.cluster.head import head_process
-from runner.cluster.spec import ClusterSpec
 from runner.flags import FlagSet
-from runner.job_secrets import HOOK, SECRETS_FILE_ENV
-from runner.plan import Plan, Process
+from runner.launch.cluster import slurm, ssh
+from runner.launch.cluster.head import head_process
+from runner.launch.cluster.spec import ClusterSpec
+from runner.launch.job_secrets import HOOK, SECRETS_FILE_ENV
+from runner.launch.plan import Plan, Process
 from runner.recipes.base import Recipe
-from runner.render import Overrides, no_proxy_value, runtime_env_vars, train_entrypoint, train_flags
+from runner.runs.setup import RunSetup
+from runner.runs.sinks import sink_env
+from runner.slime_args.render import no_proxy_value, runtime_env_vars, train_entrypoint
 
 
 @dataclass(frozen=True)
 class TrainInputs:
     recipe: Recipe
-    overrides: Overrides
-    base_folder: str
+    # train.py's flags: the recipe with every override layer applied (runner.checks.request).
+    flags: FlagSet
     slime_dir: str | None
     megatron_dir: str | None
     cluster: ClusterSpec
     python: str
-    run_id: str
+    # The run: its id (the Ray job's submission id), its directory (the job process appends the job's
+    # log to its job.log and marks run.json "running" once Ray accepted the job) and its kernel caches.
+    setup: RunSetup
     nccl_nvls_enable: str
     # Names of the secrets set in the caller's environment (runner.secrets.PASSED_SECRETS): their values
-    # reach the job's processes through a private file (runner.job_secrets), never the runtime env.
+    # reach the job's processes through a private file (runner.launch.job_secrets), never the runtime env.
     secret_names: tuple[str, ...] = ()
     # Where the job's Python finds this runner (the secrets hook), when it is not installed there.
     runner_path: str | None = None
@@ -39,14 +43,6 @@ class TrainInputs:
     ray_banner: bool = False
     # How long the job process retries a transient submission error (--ready-timeout).
     submit_timeout: float = 300.0
-    # Override layers applied before `overrides` (runner.runs.setup: the run's
-    # checkpoint folder; a resumed run's recorded overrides).
-    before_overrides: tuple[Overrides, ...] = ()
-    # Added to the job's runtime env (persistent kernel caches).
-    job_env: dict[str, str] = field(default_factory=dict)
-    # The run directory: the job process appends the job's log to its job.log
-    # and marks run.json "running" once Ray accepted the job.
-    run_dir: str | None = None
     # False for a detached run: the log goes to job.log only.
     echo_job_log: bool = True
     # The runner's own -P (runner.interpreter), for its Python children: the job submitter, the driver's
@@ -77,16 +73,21 @@ class TrainPlan:
         return self.plan.secret_files
 
 
+def job_env(setup: RunSetup) -> dict[str, str]:
+    """Added to the job's runtime env: the persistent kernel caches, and TensorBoard's dir in the run's."""
+    return {**setup.kernel_cache.env, **sink_env(str(setup.paths.dir))}
+
+
 def build_train_plan(inputs: TrainInputs) -> TrainPlan:
     plan = Plan()
     recipe, spec = inputs.recipe, inputs.cluster
-    flags = train_flags(recipe, inputs.base_folder, inputs.overrides, before=inputs.before_overrides)
+    flags = inputs.flags
     slime_dir = inputs.slime_dir or "<SLIME_DIR unset>"
     megatron_dir = inputs.megatron_dir or "<MEGATRON_DIR unset>"
 
     env_vars = runtime_env_vars(recipe, megatron_dir=megatron_dir, slime_dir=slime_dir,
                                 master_addr=spec.master_addr, nccl_nvls_enable=inputs.nccl_nvls_enable,
-                                extra=inputs.job_env)
+                                extra=job_env(inputs.setup))
     secrets = tuple(inputs.secret_names)
     if inputs.test_entrypoint:
         # The launch test needs neither slime nor Megatron on the path.
@@ -96,7 +97,7 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
         env_vars["PYTHONPATH"] = ":".join(paths)
     runtime_env: dict = {"env_vars": env_vars}
     if secrets:
-        # Only the file's path travels in the runtime env, which Ray logs and serves (runner.job_secrets).
+        # Only the file's path travels in the runtime env, which Ray logs and serves (runner.launch.job_secrets).
         env_vars[SECRETS_FILE_ENV] = spec.secrets_path
         runtime_env["worker_process_setup_hook"] = HOOK
         plan.secret_files = {spec.secrets_path: secrets}
@@ -120,18 +121,18 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
     entrypoint = train_entrypoint(inputs.python, slime_dir, flags, inputs.test_entrypoint)
     if secrets:
         # The driver is no Ray worker: it loads the secrets file itself, then execs train.py.
-        entrypoint = [inputs.python, *inputs.python_flags, "-m", "runner.job_secrets", "--", *entrypoint]
-    job_argv = (inputs.python, *inputs.python_flags, "-m", "runner.ray_job", "--address", spec.dashboard_url,
-                "--submission-id", inputs.run_id, "--runtime-env-file", runtime_env_path,
+        entrypoint = [inputs.python, *inputs.python_flags, "-m", "runner.launch.job_secrets", "--", *entrypoint]
+    job_argv = (inputs.python, *inputs.python_flags, "-m", "runner.runs.ray_job", "--address", spec.dashboard_url,
+                "--submission-id", inputs.setup.run_id, "--runtime-env-file", runtime_env_path,
                 "--submit-timeout", f"{inputs.submit_timeout:g}")
-    if inputs.run_dir:
-        job_argv += ("--run-dir", inputs.run_dir, "--log-file", os.path.join(inputs.run_dir, "job.log"))
+    run_dir = str(inputs.setup.paths.dir)
+    job_argv += ("--run-dir", run_dir, "--log-file", os.path.join(run_dir, "job.log"))
     if not inputs.echo_job_log:
         job_argv += ("--quiet",)
     job_argv += ("--", *entrypoint)
     job = Process(job_argv, {"no_proxy": no_proxy, **spec.auth_env()}, unset_env=secrets,
                   purpose=f"submit {'the launch test' if inputs.test_entrypoint else 'slime train.py'} as Ray job "
-                          f"{inputs.run_id} and stream its logs")
+                          f"{inputs.setup.run_id} and stream its logs")
 
     if secrets:
         plan.notes.append(f"secrets {', '.join(secrets)}: from this environment into {spec.secrets_path} (mode "

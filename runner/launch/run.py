@@ -14,18 +14,21 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from types import FrameType
+from typing import Callable, NoReturn
 
-from runner.cluster.hostfile import node_address
-from runner.cluster.spec import ClusterSpec
-from runner.execute import (ProcessOwner, make_private_dir, redirect_output, sweep_run, write_private_file,
-                            write_secrets_file)
-from runner.train_plan import TrainPlan
+from runner.launch.cluster.hostfile import node_address
+from runner.launch.cluster.spec import ClusterSpec
+from runner.launch.plan import Process
+from runner.launch.processes import (ProcessOwner, make_private_dir, redirect_output, sweep_run, write_private_file,
+                                     write_secrets_file)
+from runner.launch.train_plan import TrainPlan
 
 # Called once the run's Ray is down: (state, exit code, detail), state one of
 # "succeeded", "failed", "stopped" (a run directory records it).
@@ -41,7 +44,7 @@ class _Terminated(Exception):
         self.signum = signum
 
 
-def _on_sigterm(signum, _frame):  # noqa: ANN001
+def _on_sigterm(signum: int, _frame: FrameType | None) -> NoReturn:
     # One stop is enough: a second signal must not raise again while the first unwinds.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
@@ -49,7 +52,7 @@ def _on_sigterm(signum, _frame):  # noqa: ANN001
 
 
 def _on_hangup_to(path: str):  # noqa: ANN202
-    def handler(signum, frame):  # noqa: ANN001
+    def handler(signum: int, frame: FrameType | None) -> None:
         redirect_output(path)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         _on_sigterm(signum, frame)
@@ -63,7 +66,7 @@ def _log(msg: str) -> None:
         pass
 
 
-def wait_for_job_api(spec: ClusterSpec, head, timeout: float) -> None:  # noqa: ANN001
+def wait_for_job_api(spec: ClusterSpec, head: subprocess.Popen, timeout: float) -> None:
     url = f"{spec.dashboard_url}/api/version"
     headers = _auth_headers(spec)
     deadline = time.monotonic() + timeout
@@ -126,7 +129,7 @@ def wait_for_cluster(spec: ClusterSpec, timeout: float) -> None:
         time.sleep(1.0)
 
 
-def _wait_step(process, popen, timeout: float) -> None:  # noqa: ANN001
+def _wait_step(process: Process, popen: subprocess.Popen, timeout: float) -> None:
     """A step that must finish before the next starts (a copy to a worker host)."""
     try:
         rc = popen.wait(timeout=timeout)

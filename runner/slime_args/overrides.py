@@ -1,7 +1,7 @@
 """Check what the user changes on a recipe against slime's own flags, before anything runs.
 
 `--set FLAG=VALUE`, `--unset FLAG` and raw flags after `--` are checked one by
-one against the flag schema of the recipe's backend (runner/slime_schema.py):
+one against the flag schema of the recipe's backend (runner/slime_args/schema.py):
 exact option names only (slime's FSDP parser would silently expand an
 abbreviation; the runner refuses it on both backends), switches vs valued
 flags, arity, value types and choices as slime's argparse will see them.
@@ -15,9 +15,10 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from runner.flags import Flag, FlagSet
-from runner.render import Overrides
-from runner.slime_schema import BackendFlags, Option, backend_flags
+from runner.flags import Flag, FlagSet, split_flags
+from runner.recipes.base import Recipe
+from runner.slime_args.render import Overrides
+from runner.slime_args.schema import BackendFlags, Option, backend_flags
 
 
 @dataclass
@@ -35,7 +36,7 @@ class _Given:
     where: str  # "--set", "after --"
 
 
-def check_overrides(recipe, recipe_flags: FlagSet, *, set_texts: Iterable[str] = (), unset: Iterable[str] = (),  # noqa: ANN001
+def check_overrides(recipe: Recipe, recipe_flags: FlagSet, *, set_texts: Iterable[str] = (), unset: Iterable[str] = (),
                     extra_argv: Iterable[str] = (), low_memory: bool = False,
                     runner_options: Iterable[str] = (), allow_unknown: bool = False) -> CheckedOverrides:
     """Validate the user's changes to `recipe` (whose rendered flags are `recipe_flags`).
@@ -143,25 +144,11 @@ def _parse_set(text: str, schema: BackendFlags, problems: list[str]) -> _Given |
 
 def _parse_extra(argv: tuple[str, ...], problems: list[str]) -> list[_Given]:
     """Raw slime flags after `--`: `--name [values...]` or `--name=value`."""
-    out: list[_Given] = []
-    name: str | None = None
-    values: list[str] = []
-    for token in argv:
-        if token.startswith("--") and len(token) > 2:
-            if name is not None:
-                out.append(_Given(name, tuple(values), "after --"))
-            name, values = token[2:], []
-            if "=" in name:
-                name, value = name.split("=", 1)
-                values.append(value)
-        elif name is None:
-            problems.append(f"after '--': {token!r} does not follow a --flag; slime takes flags only "
-                            f"(e.g. -- --num-rollout 10)")
-        else:
-            values.append(token)
-    if name is not None:
-        out.append(_Given(name, tuple(values), "after --"))
-    return out
+    flags, stray = split_flags(argv)
+    for token in stray:
+        problems.append(f"after '--': {token!r} does not follow a --flag; slime takes flags only "
+                        f"(e.g. -- --num-rollout 10)")
+    return [_Given(f.name, f.values, "after --") for f in flags]
 
 
 def _flag_ok(given: _Given, schema: BackendFlags, own: set[str], allow_unknown: bool, problems: list[str]) -> bool:

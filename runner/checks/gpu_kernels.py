@@ -11,7 +11,7 @@
   prepare_wy_repr_bwd_kernel, fla/ops/gated_delta_rule/wy_fast.py) is in the
   installed fla, and whether this GPU needs it (compute capability 10.x).
 
-Imports torch lazily; `import runner.gpu_checks` is free. The first fla call
+Imports torch lazily; `import runner.checks.gpu_kernels` is free. The first fla call
 in a fresh process compiles and autotunes Triton kernels (minutes; a
 persistent TRITON_CACHE_DIR keeps them: `doctor --gpu` sets the one smoke and
 train use, runner.kernel_cache).
@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 
-from runner.report import FAIL, OK, SKIP, Check
+from runner.checks.rows import FAIL, OK, SKIP, Check
 
 # Relative L2 error vs a float32 reference for bf16 kernels. Measured on H100
 # (FACTS.md): fla 4e-3..8e-3, causal-conv1d 1.7e-3. Broken kernels are O(1).
@@ -45,6 +45,18 @@ def _fmt(errs: dict) -> str:
     return ", ".join(f"{k} {v:.1e}" for k, v in errs.items())
 
 
+def _does_not_import(name: str, module: str, exc: Exception, fix: str) -> tuple[Check, dict]:
+    return Check(name, FAIL, f"{module} does not import: {type(exc).__name__}: {exc}", fix), {}
+
+
+def _judged(name: str, what: str, errs: dict, fix: str, info: dict, after: str = "") -> tuple[Check, dict]:
+    """The check's row: OK when every relative error (of outputs and gradients) is within TOL, else FAIL."""
+    detail = f"{what}: rel err {_fmt(errs)} (tol {TOL:.0e}){after}"
+    if max(errs.values()) <= TOL:
+        return Check(name, OK, detail), info
+    return Check(name, FAIL, detail, fix), info
+
+
 def check_gdn(device, seed: int = 0) -> tuple[Check, dict]:
     import torch
     import torch.nn.functional as F
@@ -55,8 +67,7 @@ def check_gdn(device, seed: int = 0) -> tuple[Check, dict]:
     try:
         from fla.ops.gated_delta_rule import chunk_gated_delta_rule
     except Exception as e:
-        return Check(name, FAIL, f"fla does not import: {type(e).__name__}: {e}",
-                     "install flash-linear-attention at the pinned commit 9714c595"), {}
+        return _does_not_import(name, "fla", e, "install flash-linear-attention at the pinned commit 9714c595")
     s = GDN_SHAPE
     gen = torch.Generator(device=device).manual_seed(seed)
     bf = torch.bfloat16
@@ -84,14 +95,10 @@ def check_gdn(device, seed: int = 0) -> tuple[Check, dict]:
     o_ref.backward(do[0].float())
     want = {"o": o_ref.detach()[None]} | {f"d{n}": x.grad for n, x in zip(("q", "k", "v", "g", "beta"), refs)}
     errs = {key: _rel(got[key], want[key]) for key in got}
-    worst = max(errs.values())
-    detail = (f"T={s['T']}, H={s['H']} (q/k {s['HQK']} expanded), K=V={s['K']}, qk l2norm, bf16: "
-              f"rel err {_fmt(errs)} (tol {TOL:.0e}); first call {first_call_s:.1f}s")
-    info = {"errors": errs, "first_call_s": first_call_s}
-    if worst <= TOL:
-        return Check(name, OK, detail), info
-    return Check(name, FAIL, detail, "fla computes wrong results on this GPU: check the fla pin and the "
-                                      "Blackwell patch (compute capability 10.x)"), info
+    what = f"T={s['T']}, H={s['H']} (q/k {s['HQK']} expanded), K=V={s['K']}, qk l2norm, bf16"
+    return _judged(name, what, errs, "fla computes wrong results on this GPU: check the fla pin and the "
+                                     "Blackwell patch (compute capability 10.x)",
+                   {"errors": errs, "first_call_s": first_call_s}, after=f"; first call {first_call_s:.1f}s")
 
 
 def check_conv(device, seed: int = 0) -> tuple[Check, dict]:
@@ -103,8 +110,8 @@ def check_conv(device, seed: int = 0) -> tuple[Check, dict]:
     try:
         from causal_conv1d import causal_conv1d_fn
     except Exception as e:
-        return Check(name, FAIL, f"causal_conv1d does not import: {type(e).__name__}: {e}",
-                     "install causal-conv1d v1.5.4 built for this GPU (CAUSAL_CONV1D_FORCE_BUILD=TRUE)"), {}
+        return _does_not_import(name, "causal_conv1d", e,
+                                "install causal-conv1d v1.5.4 built for this GPU (CAUSAL_CONV1D_FORCE_BUILD=TRUE)")
     s = CONV_SHAPE
     gen = torch.Generator(device=device).manual_seed(seed + 1)
     bf = torch.bfloat16
@@ -119,11 +126,8 @@ def check_conv(device, seed: int = 0) -> tuple[Check, dict]:
     yr = conv_ref(xr, wr, None, "silu", dtype=torch.float32)
     yr.backward(dy.float())
     errs = {"y": _rel(y, yr), "dx": _rel(x.grad, xr.grad), "dw": _rel(w.grad, wr.grad)}
-    detail = (f"dim {s['D']}, kernel {s['W']}, T={s['T']}, channel-last, SiLU, bf16: rel err {_fmt(errs)} "
-              f"(tol {TOL:.0e})")
-    if max(errs.values()) <= TOL:
-        return Check(name, OK, detail), {"errors": errs}
-    return Check(name, FAIL, detail, "rebuild causal-conv1d for this GPU's architecture"), {"errors": errs}
+    what = f"dim {s['D']}, kernel {s['W']}, T={s['T']}, channel-last, SiLU, bf16"
+    return _judged(name, what, errs, "rebuild causal-conv1d for this GPU's architecture", {"errors": errs})
 
 
 def blackwell_patch_present() -> tuple[bool | None, str]:
@@ -187,7 +191,7 @@ def run_gpu_checks() -> list[Check]:
         except Exception as e:  # a kernel that crashes is a failed check, not a crashed doctor
             checks.append(Check(fn.__name__.replace("check_", "") + " kernel", FAIL,
                                 f"raised {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}",
-                                "run the check alone for the traceback: python -c 'import runner.gpu_checks as g; "
+                                "run the check alone for the traceback: python -c 'import runner.checks.gpu_kernels as g; "
                                 "print(g.run_gpu_checks())'"))
     checks.append(check_blackwell_patch(cap))
     return checks

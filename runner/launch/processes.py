@@ -18,10 +18,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, Mapping
 
-from runner.cluster.spec import RUN_MARKER_ENV
-from runner.plan import Process
+from runner.launch.cluster.spec import RUN_MARKER_ENV
+from runner.launch.plan import Process
 
 PR_SET_PDEATHSIG = 1
 
@@ -224,8 +224,8 @@ def make_private_dir(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
-def write_secrets_file(path: Path, names, environ) -> None:  # noqa: ANN001
-    """The named variables' values from `environ` as a JSON object, mode 0600 (runner.job_secrets reads it)."""
+def write_secrets_file(path: Path, names: Iterable[str], environ: Mapping[str, str]) -> None:
+    """The named variables' values from `environ` as a JSON object, mode 0600 (runner.launch.job_secrets reads it)."""
     import json
 
     write_private_file(path, json.dumps({n: environ[n] for n in names if environ.get(n)}))

@@ -1,8 +1,70 @@
-"""`train`'s options about its run: where it lives, detaching, resuming, caches."""
+"""The options several subcommands share, declared once: locations, the recipe's overrides, the kernel
+cache, a run and where to look for it; and the lookups of a named run they print their errors for.
+
+argparse lives in runner/commands/ only: the rest of the runner takes typed values, which the
+`..._from_args` helpers here read off a parsed Namespace.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
+
+from runner.locations import Locations, resolve_locations
+from runner.runs.layout import RunPaths
+
+if TYPE_CHECKING:  # `runs` and `status` answer fast: they import none of what checks a request
+    from runner.checks.request import OverrideLayer
+    from runner.runs.setup import RunRequest
+
+
+def add_location_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("locations (flags win over the environment)")
+    g.add_argument("--base-folder", help="checkpoints and data live here ($BASE_FOLDER, default ./models)")
+    g.add_argument("--slime-dir", help="slime checkout ($SLIME_DIR; the flake's apps set it)")
+    g.add_argument("--megatron-dir", help="Megatron-LM checkout ($MEGATRON_DIR; the flake's apps set it)")
+    g.add_argument("--master-addr", help="head node address ($MASTER_ADDR; default 127.0.0.1 on one node)")
+
+
+def locations_from_args(args: argparse.Namespace, environ: Mapping[str, str],
+                        default_master_addr: str | None = "127.0.0.1") -> Locations:
+    return resolve_locations(base_folder=getattr(args, "base_folder", None), slime_dir=getattr(args, "slime_dir", None),
+                             megatron_dir=getattr(args, "megatron_dir", None),
+                             master_addr=getattr(args, "master_addr", None), environ=environ,
+                             default_master_addr=default_master_addr)
+
+
+def add_override_arguments(p: argparse.ArgumentParser) -> None:
+    o = p.add_argument_group("changing the recipe")
+    o.add_argument("--set", dest="set_flags", action="append", default=[], metavar="FLAG=VALUE",
+                   help="set a slime flag, e.g. --set lr=2e-6, --set 'sglang-cuda-graph-bs=1 2 4', "
+                        "--set use-wandb (switch); repeatable")
+    o.add_argument("--unset", action="append", default=[], metavar="FLAG", help="remove a recipe flag; repeatable")
+    o.add_argument("--low-memory", action="store_true",
+                   help="the seed's OOM advice: drop --accumulate-allreduce-grads-in-fp32, add --grad-reduce-in-bf16")
+
+
+def override_layer_from_args(args: argparse.Namespace) -> OverrideLayer:
+    """This invocation's --set/--unset/--low-memory and the slime flags after `--`."""
+    from runner.checks.request import OverrideLayer
+
+    return OverrideLayer(tuple(getattr(args, "set_flags", None) or ()), tuple(getattr(args, "unset", None) or ()),
+                         bool(getattr(args, "low_memory", False)), tuple(getattr(args, "slime_args", None) or ()))
+
+
+def run_request_from_args(args: argparse.Namespace) -> RunRequest:
+    """`train`'s options about its run (runner.runs.setup)."""
+    from runner.runs.setup import RunRequest
+
+    return RunRequest(recipe=getattr(args, "recipe", None), layer=override_layer_from_args(args).to_record(),
+                      resume=getattr(args, "resume", None), accept_changes=bool(getattr(args, "accept_changes", False)),
+                      runs_dir=getattr(args, "runs_dir", None), base_folder=getattr(args, "base_folder", None),
+                      kernel_cache=getattr(args, "kernel_cache", None))
+
+
+def add_kernel_cache_argument(p, help: str) -> None:  # noqa: ANN001 - a parser or an argument group
+    p.add_argument("--kernel-cache", metavar="DIR", default=None, help=help)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,9 +77,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "and overrides (changing them needs --accept-changes), or continue a checkpoint folder that "
                         "no run wrote (give --recipe)")
     add_runs_dir_argument(g)
-    g.add_argument("--kernel-cache", metavar="DIR",
-                   help="Triton, flashinfer and torch-extension caches under DIR, e.g. on storage all nodes share "
-                        "(default: the environment's TRITON_CACHE_DIR etc., else ~/.cache/slime-qwen3-next/kernels)")
+    add_kernel_cache_argument(
+        g, "Triton, flashinfer and torch-extension caches under DIR, e.g. on storage all nodes share "
+           "(default: the environment's TRITON_CACHE_DIR etc., else ~/.cache/slime-qwen3-next/kernels)")
 
 
 def add_runs_dir_argument(p) -> None:  # noqa: ANN001 - a parser or an argument group
@@ -35,7 +97,7 @@ def add_lookup_arguments(p: argparse.ArgumentParser, run_required: bool | None =
     p.add_argument("--base-folder", help="$BASE_FOLDER: runs live in BASE_FOLDER/runs unless --runs-dir says otherwise")
 
 
-def listable_runs_root(args):  # noqa: ANN001, ANN201
+def listable_runs_root(args: argparse.Namespace) -> Path | None:
     """runs_root(args) for a listing, or None once the reason is on stderr (the command exits 2): a runs
     dir that is a file (or cannot be listed) is not an empty one."""
     import os
@@ -56,9 +118,8 @@ def listable_runs_root(args):  # noqa: ANN001, ANN201
     return root
 
 
-def runs_root(args, environ=None):  # noqa: ANN001
+def runs_root(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Path:
     import os
-    from pathlib import Path
 
     from runner.runs.layout import resolve_runs_dir
 
@@ -67,13 +128,12 @@ def runs_root(args, environ=None):  # noqa: ANN001
                                  environ).value)
 
 
-def active_run(environ=None):  # noqa: ANN001, ANN201
+def active_run(environ: Mapping[str, str] | None = None) -> RunPaths | None:
     """RunPaths of the run active on this machine (it holds the machine lock), whatever the runs dir,
     or None."""
     import os
-    from pathlib import Path
 
-    from runner.runs.layout import RUN_JSON, RunPaths
+    from runner.runs.layout import RUN_JSON
     from runner.runs.machine_lock import active_holder
 
     holder = active_holder(os.environ if environ is None else environ)
@@ -83,7 +143,7 @@ def active_run(environ=None):  # noqa: ANN001, ANN201
     return paths if (paths.dir / RUN_JSON).is_file() else None
 
 
-def find_named_run(args):  # noqa: ANN001, ANN201
+def find_named_run(args: argparse.Namespace) -> RunPaths | None:
     """The run directory args.run names, or None once the reason is on stderr (the command exits 2).
 
     Under the runs dir first; else the run active on this machine when RUN names it (its id, a prefix
@@ -104,7 +164,7 @@ def find_named_run(args):  # noqa: ANN001, ANN201
         return None
 
 
-def load_named_run(args):  # noqa: ANN001, ANN201
+def load_named_run(args: argparse.Namespace) -> tuple[RunPaths, dict] | None:
     """(run directory, its run.json) for args.run, or None once the reason is on stderr (the command exits 2).
     A run directory copied or moved elsewhere is read where it is (runner.runs.record.relocated)."""
     import sys
@@ -121,7 +181,7 @@ def load_named_run(args):  # noqa: ANN001, ANN201
         return None
 
 
-def readable_runs(root):  # noqa: ANN001, ANN201
+def readable_runs(root: Path) -> list[tuple[RunPaths, dict]]:
     """(run directory, run.json) of every run under root, oldest first; an unreadable run.json is skipped
     with a one-line warning on stderr (a listing must not hide it, nor fail over it)."""
     import sys
