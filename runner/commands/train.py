@@ -262,10 +262,15 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         return None, _failed(str(exc))
     plan = tp.plan
     plan.notes[:0] = locs.describe() + [f"NCCL_NVLS_ENABLE = {nvls} (from {nvls_source})"]
+    from runner.runs.keeper_args import keeper_notes, keeper_record
+
+    keeper, keeper_problems = keeper_record(args)
+    problems += keeper_problems
     tp.run = RunContext(setup, locs, facts, detach=args.detach, ready_timeout=args.ready_timeout,
                         test_entrypoint=tp.inputs.test_entrypoint,
-                        slurm=allocation.to_record() if allocation and launcher == "slurm" else None)
+                        slurm=allocation.to_record() if allocation and launcher == "slurm" else None, keeper=keeper)
     plan.notes += run_notes(setup, tp.flags, detach=args.detach)
+    plan.notes += keeper_notes(keeper, detach=args.detach)
     problems += run_problems(setup, tp.flags)
     warnings += setup.warnings
     # One run per machine. When a run holds the machine, its Ray holds the ports too: that is the one

@@ -15,9 +15,55 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "and overrides (changing them needs --accept-changes), or continue a checkpoint folder that "
                         "no run wrote (give --recipe)")
     add_runs_dir_argument(g)
+    add_keeper_arguments(p)
     g.add_argument("--kernel-cache", metavar="DIR",
                    help="Triton, flashinfer and torch-extension caches under DIR, e.g. on storage all nodes share "
                         "(default: the environment's TRITON_CACHE_DIR etc., else ~/.cache/slime-qwen3-next/kernels)")
+
+
+def _max_restarts(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of restarts (0 or more)")
+    return value
+
+
+def _backoff(text: str) -> tuple:
+    from runner.runs.restart_policy import parse_backoff
+
+    try:
+        return parse_backoff(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+
+
+def _hang_timeout(text: str) -> str:
+    from runner.runs.hang import HangSpecError, parse_hang_timeouts
+
+    try:
+        parse_hang_timeouts([text])
+    except HangSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+    return text
+
+
+def add_keeper_arguments(p: argparse.ArgumentParser) -> None:
+    from runner.runs.restart_policy import DEFAULT_BACKOFF_S, DEFAULT_MAX_RESTARTS
+
+    k = p.add_argument_group("keeping a long run (README \"When things fail\")")
+    k.add_argument("--max-restarts", type=_max_restarts, metavar="N",
+                   help=f"detached runs: restart a failed or hung attempt from the latest complete checkpoint up to "
+                        f"N times (default {DEFAULT_MAX_RESTARTS}; 0 never restarts); foreground runs never restart")
+    k.add_argument("--restart-backoff", type=_backoff, metavar="S,S,...",
+                   help="seconds to wait before restart 1, 2, ...; the last repeats (default "
+                        f"{','.join(f'{s:g}' for s in DEFAULT_BACKOFF_S)})")
+    k.add_argument("--hang-timeout", action="append", default=[], type=_hang_timeout, metavar="PHASE=MINUTES",
+                   help="minutes a phase may go without progress (a floor: the limit grows to 5x the phase's "
+                        "longest recent duration); PHASE: startup, train, update_weights, save_model, rollout, "
+                        "eval, offload, other; repeatable; `off` turns hang detection off")
 
 
 def add_runs_dir_argument(p) -> None:  # noqa: ANN001 - a parser or an argument group

@@ -43,7 +43,7 @@ def summary(paths: RunPaths) -> dict:
     try:
         for key in LISTED:
             _decode(text, key, out)
-        if out.get("state") in ("starting", "running"):
+        if out.get("state") in ("starting", "running", "restarting"):
             for key in ACTIVE_ONLY:
                 _decode(text, key, out)
     except ValueError:

@@ -31,6 +31,8 @@ class RunContext:
     test_entrypoint: str | None = None
     # The Slurm job the run's Ray runs in ({"job_id", "nodes", "head_node"}), or None.
     slurm: dict | None = None
+    # How the run's owner keeps it (runner.runs.keeper.KeeperConfig): restarts, hang limits, notifications.
+    keeper: dict | None = None
 
 
 def _process(p: Process) -> dict:
@@ -99,6 +101,8 @@ def build_record(tp, ctx: RunContext, software: dict, secrets: list[str], host: 
         "gpus": _gpus(ctx.gpu_facts),
         "software": software,
         "supervisor": None,
+        "keeper": ctx.keeper,
+        "attempts": [],
     }
     return redact_json(record, secrets)
 
