@@ -46,12 +46,13 @@ from runner.interpreter import own_python
 from runner.plan import Plan
 from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
-from runner.render import OverrideError
+from runner.render import OverrideError, train_flags
 from runner.runs import sinks
 from runner.runs.arguments import add_run_arguments
 from runner.runs.machine_lock import active_run_problem
 from runner.runs.manifest import RunContext
-from runner.runs.setup import SetupError, override_layers, prepare_run, run_notes, run_problems
+from runner.runs.setup import (SetupError, override_layers, prepare_run, resolve_resume_point, run_notes,
+                               run_problems)
 from runner.runs.slurm_run import adopt as adopt_prepared_run
 from runner.secrets import PASSED_SECRETS, secret_flag_error, secret_values
 from runner.slime_rules import cross_flag_problems
@@ -199,6 +200,12 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     problems += checked.problems
     before, replay_problems = override_layers(setup, recipe, str(locs.base), allow_unknown=bool(args.test_entrypoint))
     problems += replay_problems
+    if setup.resumed_from:
+        # The latest complete checkpoint, which the run's own flags (its data state) decide.
+        setup, ckpt_step, resume_problems = resolve_resume_point(
+            setup, train_flags(recipe, str(locs.base), checked.overrides, before=before))
+        before += ckpt_step
+        problems += resume_problems
 
     if submitting:
         workers = tuple(f"<node {i} of the allocation>" for i in range(2, nodes + 1))

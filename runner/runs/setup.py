@@ -13,22 +13,25 @@ Checkpoint folder, as flag layers applied in this order:
                 saved into -> your overrides (a change needs --accept-changes)
   --resume DIR  recipe -> load/save = DIR (a checkpoint folder no run wrote,
                 e.g. one from slime's own scripts) -> your overrides
+A resume loads the latest COMPLETE checkpoint (runner.runs.checkpoints.
+latest_complete): when the tracker names one that is not, the checkpoint layer
+gains slime's --ckpt-step N (resolve_resume_point), and a note says why.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
-from runner.flags import Flag
+from runner.flags import Flag, FlagSet
 from runner.kernel_cache import KernelCache, resolve_kernel_cache
 from runner.locations import Setting
 from runner.render import Overrides
 from runner.runs import identity
-from runner.runs.checkpoints import latest_iteration
+from runner.runs.checkpoints import ResumePoint, latest_complete, latest_iteration
 from runner.runs.layout import RunNotFound, RunPaths, find_run, new_run_id, resolve_runs_dir
 from runner.runs.record import ACTIVE, BadRecord, load_record
 
@@ -57,6 +60,8 @@ class RunSetup:
     # (runner.runs.slurm_run.adopt).
     prepared: bool = False
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # Where the resume continues (resolve_resume_point; None until then, and for a fresh run).
+    resume_point: ResumePoint | None = None
 
 
 def layer_from_args(args: argparse.Namespace) -> dict:
@@ -211,6 +216,30 @@ def override_layers(setup: RunSetup, recipe, base_folder: str,
     return tuple(layers), problems
 
 
+def resolve_resume_point(setup: RunSetup, flags: FlagSet) -> tuple[RunSetup, tuple[Overrides, ...], list[str]]:
+    """A resumed run's latest complete checkpoint: (the setup recording it, the layer that asks slime
+    for it when the tracker names another (--ckpt-step), problems). flags: the run's flags without
+    that layer (they say whether slime keeps a data state: --disable-rollout-global-dataset).
+    An explicit --ckpt-step of the user's is theirs: kept, and no layer is added. The backend whose
+    content counts is the one that wrote the folders (a resume on the other backend only warns:
+    _backend_change_warning)."""
+    if not setup.resumed_from or not setup.checkpoint_dir:
+        return setup, (), []
+    folder = setup.checkpoint_dir
+    point = latest_complete(folder, global_dataset=not flags.has("disable-rollout-global-dataset"))
+    problem = point.problem(folder)
+    resumed = dict(setup.resumed_from)
+    if point.iteration is not None:
+        resumed["iteration"] = str(point.iteration)
+    if point.ckpt_step_args():
+        resumed.update(tracker=str(point.tracker), skipped=[[n, why] for n, why in point.skipped])
+    setup = replace(setup, resumed_from=resumed, resume_point=point)
+    if flags.has("ckpt-step") or not point.ckpt_step_args() or problem:
+        return setup, (), [problem] if problem else []
+    step = point.ckpt_step_args()
+    return setup, (Overrides(set_flags=(Flag(step[0].lstrip("-"), step[1:]),)),), []
+
+
 def run_problems(setup: RunSetup, flags) -> list[str]:  # noqa: ANN001 - a FlagSet
     """What stops this run from starting: the setup's own, a fresh start over an
     existing checkpoint, its directory. Reads only. (Another active run on this
@@ -271,6 +300,13 @@ def run_notes(setup: RunSetup, flags, detach: bool) -> list[str]:  # noqa: ANN00
         iteration = setup.resumed_from.get("iteration")
         notes.append(f"resumes {what} from " + (f"iteration {iteration}" if iteration is not None else
                                                 "its latest checkpoint (none yet: see the problems)"))
+        point = setup.resume_point
+        if point is not None and point.note():
+            given = flags.value("ckpt-step")
+            if given is not None and point.ckpt_step_args() and given != str(point.iteration):
+                notes.append(f"{point.note()}; but your --ckpt-step {given} is kept")
+            else:
+                notes.append(point.note())
     if setup.changes:
         notes.append("changed on resume (--accept-changes; recorded): " + "; ".join(setup.changes))
     notes += [f"kernel cache: {line}" for line in setup.kernel_cache.describe()]
