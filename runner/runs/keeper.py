@@ -81,12 +81,6 @@ def _int(value) -> int | None:  # noqa: ANN001
         return None
 
 
-def rollout_of_iteration(iteration: int, backend: str) -> int:
-    """The rollout a checkpoint iteration ends: Megatron saves rollout r as iter_r, FSDP as iter_{r+1}
-    (slime/backends/fsdp_utils/checkpoint.py)."""
-    return iteration - 1 if backend == "fsdp" else iteration
-
-
 class _StopFlag:
     """SIGTERM/SIGINT between attempts (in a backoff): remembered, and the backoff ends at once."""
 
@@ -147,20 +141,19 @@ class Keeper:
             return None
         from runner.runs.checkpoints import complete_iterations
 
-        done = complete_iterations(self.save_dir, global_dataset=self.global_dataset)
+        done = complete_iterations(self.save_dir, global_dataset=self.global_dataset, backend=self.backend)
         return max(done) if done else None
 
-    def expected_after_first(self) -> int | None:
-        """The rollout the first attempt's checkpoint ends, when the run resumes one (train --resume)."""
-        start = _int(self.flags.value("start-rollout-id"))
-        if start is not None:
-            return start - 1
+    def resumed_first(self) -> dict | None:
+        """What the first attempt resumes (train --resume): the iteration run.json names (the --ckpt-step one
+        on a fallback), and an explicit --start-rollout-id, which a fixed slime keeps."""
         resumed = self.record.get("resumed_from") or {}
         iteration = _int(self.flags.value("ckpt-step")) if self.flags.value("ckpt-step") else _int(
             resumed.get("iteration"))
         if not resumed or iteration is None:
             return None
-        return rollout_of_iteration(iteration, self.backend)
+        return {"iteration": iteration, "backend": self.backend,
+                "start_rollout_id": _int(self.flags.value("start-rollout-id"))}
 
     # -- the loop -----------------------------------------------------------------------------------
     def keep(self) -> int:
@@ -168,7 +161,7 @@ class Keeper:
         started = time.time()
         attempts = list(self.record.get("attempts") or [])
         launch = self.launch
-        expected_after = self.expected_after_first()
+        resumed = self.resumed_first()
         resume: dict | None = None
         try:
             while True:
@@ -180,7 +173,7 @@ class Keeper:
                                                          "state": "starting", "restart": None}) or self.record
                 if number == 1:
                     self.notify("start", f"run {self.paths.id}: started", number)
-                outcome, monitor, incident = self._attempt(launch, number, expected_after)
+                outcome, monitor, incident = self._attempt(launch, number, resumed)
                 state, rc, detail = outcome
                 entry.update(state=state, exit_code=rc, ended_at=now_iso(),
                              checkpoint_at_end=self.latest_complete_iteration(),
@@ -208,8 +201,10 @@ class Keeper:
                     if problem is None:
                         resume = next_resume
                         launch = self._launch_for(next_resume)
-                        expected_after = (rollout_of_iteration(next_resume["iteration"], self.backend)
-                                          if next_resume else None)
+                        # A restart continues at the checkpoint's next rollout, an explicit
+                        # --start-rollout-id notwithstanding: it would train those rollouts again.
+                        resumed = ({"iteration": next_resume["iteration"], "backend": self.backend}
+                                   if next_resume else None)
                         waited = self._backoff(attempts, number, decision)
                         if waited:
                             continue
@@ -226,14 +221,14 @@ class Keeper:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _attempt(self, launch, number: int, expected_after: int | None):  # noqa: ANN001, ANN202
+    def _attempt(self, launch, number: int, resumed: dict | None):  # noqa: ANN001, ANN202
         from runner.launch import run_launch
         from runner.runs.collector import for_run
         from runner.runs.monitor import Monitor
 
         log_offset = _size(self.paths.job_log)
         collector = for_run(self.paths.dir, self.record, log=sys.stderr, interval=self.config.poll_s)
-        monitor = Monitor(limits=self.config.hang, expected_after=expected_after, save_dir=self.save_dir,
+        monitor = Monitor(limits=self.config.hang, resumed=resumed, save_dir=self.save_dir,
                           global_dataset=self.global_dataset, keep=self.config.keep_checkpoints,
                           checkpoint_bytes=self.config.checkpoint_bytes,
                           baseline_progress_seen=collector.collector.collector.progress.get("last_progress_seen"),
@@ -307,19 +302,18 @@ class Keeper:
             return f"no restart: {problem}", None
         if not self.save_dir:
             return None, None
-        from runner.runs.checkpoints import latest_complete, latest_iteration
+        from runner.runs.checkpoints import latest_complete
 
-        point = latest_complete(self.save_dir, global_dataset=self.global_dataset)
-        if point is None:
-            if latest_iteration(self.save_dir) is not None:
-                return (f"no restart: {self.save_dir} holds no complete checkpoint (the tracker names "
-                        f"{latest_iteration(self.save_dir)}, which is incomplete)"), None
-            return None, None
-        resume = {"iteration": point.iteration, "tracker": point.tracker, "skipped": list(point.skipped or []),
-                  "args": list(point.ckpt_step_args())}
-        if resume["args"]:
-            _say(f"the tracker names iteration {point.tracker}, which is incomplete: resuming iteration "
-                 f"{point.iteration} with {' '.join(resume['args'])}")
+        point = latest_complete(self.save_dir, global_dataset=self.global_dataset, backend=self.backend)
+        problem = point.problem(self.save_dir)
+        if problem:
+            return f"no restart: {problem}", None
+        if point.iteration is None:
+            return None, None  # no checkpoint yet: the restart starts over
+        resume = {"iteration": point.iteration, "tracker": point.tracker,
+                  "skipped": [list(s) for s in point.skipped], "args": list(point.ckpt_step_args())}
+        if point.note():
+            _say(point.note())
         return None, resume
 
     def _launch_for(self, resume: dict | None):  # noqa: ANN202

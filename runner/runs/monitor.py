@@ -52,12 +52,13 @@ def tracker_signature(save_dir: str | None) -> tuple | None:
 
 
 class Monitor:
-    def __init__(self, *, limits: HangLimits, expected_after: int | None, save_dir: str | None,
+    def __init__(self, *, limits: HangLimits, resumed: dict | None, save_dir: str | None,
                  global_dataset: bool, keep: int | None, checkpoint_bytes: int | None,
                  baseline_progress_seen: float | None, notify: Notify | None = None,
                  log: Callable[[str], None] | None = None, clock: Callable[[], float] = time.time) -> None:
         self.limits = limits
-        self.expected_after = expected_after  # the rollout the resumed checkpoint ends (None: no resume)
+        # What this attempt resumed: {"iteration", "backend", "start_rollout_id"} (None: not a resume).
+        self.resumed = resumed
         self.save_dir = save_dir
         self.global_dataset = global_dataset
         self.keep = keep
@@ -123,12 +124,14 @@ class Monitor:
             self.log(line)
 
     def _check_alignment(self) -> None:
-        if self._aligned_checked or self.expected_after is None or self.first_rollout is None:
+        if self._aligned_checked or self.resumed is None or self.first_rollout is None:
             return
         self._aligned_checked = True
         from runner.runs.alignment import misalignment
 
-        line = misalignment(self.expected_after, self.first_rollout)
+        line = misalignment(self.resumed.get("iteration"), self.first_rollout,
+                            backend=self.resumed.get("backend") or "megatron",
+                            start_rollout_id=self.resumed.get("start_rollout_id"))
         if line:
             self.verdict = Verdict("misalignment", line)
             self.log(line)
