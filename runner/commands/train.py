@@ -54,7 +54,8 @@ from runner.runs.manifest import RunContext
 from runner.runs.setup import (SetupError, override_layers, prepare_run, resolve_resume_point, run_notes,
                                run_problems)
 from runner.runs.slurm_run import adopt as adopt_prepared_run
-from runner.secrets import PASSED_SECRETS, secret_flag_error, secret_values
+from runner.runs.long_run import long_run_notes, long_run_problems, run_save_plan
+from runner.secrets import PASSED_SECRETS, RUNNER_ONLY_SECRETS, secret_flag_error, secret_values
 from runner.slime_rules import cross_flag_problems
 from runner.topology import topology_problems, tp_cp_warning
 from runner.train_plan import TrainInputs, TrainPlan, build_train_plan
@@ -248,6 +249,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         workers=workers, worker_launcher=launcher, run_id=run_id,
     )
     secret_names = tuple(k for k in PASSED_SECRETS if environ.get(k))
+    runner_only = tuple(k for k in RUNNER_ONLY_SECRETS if environ.get(k))
     problems += filter(None, [preflight.private_dir_problem(spec.temp_dir),
                               socket_path_problem(spec, pid_digits(), dashboard_modules())])
     unusable_ports = port_problems(args.ray_port, args.dashboard_port)
@@ -259,7 +261,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
             recipe=recipe, overrides=checked.overrides, base_folder=str(locs.base), slime_dir=locs.slime_dir.value,
             megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, run_id=run_id,
             python_flags=tuple(own_python()[1:]),
-            nccl_nvls_enable=nvls, secret_names=secret_names, runner_path=runner_import_root(),
+            nccl_nvls_enable=nvls, secret_names=secret_names, runner_only_secrets=runner_only,
+            runner_path=runner_import_root(),
             ray_banner=getattr(args, "verbose", False),
             test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
             submit_timeout=args.ready_timeout, before_overrides=before,
@@ -271,7 +274,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     plan.notes[:0] = locs.describe() + [f"NCCL_NVLS_ENABLE = {nvls} (from {nvls_source})"]
     from runner.runs.keeper_args import keeper_notes, keeper_record
 
-    keeper, keeper_problems = keeper_record(args)
+    saving = run_save_plan(setup, tp.flags, recipe.backend)
+    keeper, keeper_problems = keeper_record(args, checkpoint_bytes=saving.each.total)
     problems += keeper_problems
     tp.run = RunContext(setup, locs, facts, detach=args.detach, ready_timeout=args.ready_timeout,
                         test_entrypoint=tp.inputs.test_entrypoint,
@@ -279,6 +283,10 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     plan.notes += run_notes(setup, tp.flags, detach=args.detach)
     plan.notes += keeper_notes(keeper, detach=args.detach)
     problems += run_problems(setup, tp.flags)
+    plan.notes += long_run_notes(setup, tp.flags, saving, environ)
+    if not test and not submitting:  # a launch test saves no model; --slurm: checked where the job runs
+        # Not overridden by --force: a run that fills the disk dies at a save, hours in, half written.
+        problems += long_run_problems(setup, tp.flags, saving)
     warnings += setup.warnings
     # One run per machine. When a run holds the machine, its Ray holds the ports too: that is the one
     # thing to say (a "port in use, pass --ray-port" could not help).

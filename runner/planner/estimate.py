@@ -9,6 +9,7 @@ from runner.planner import megatron as mg
 from runner.planner import sglang as sg
 from runner.planner.params import count_params
 from runner.planner.report import PlanReport, Role, Term
+from runner.planner.saved import save_plan, scaled_to_index
 from runner.recipes.base import TrainingShape
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
 from runner.topology import size_problems, topology_problems, tp_cp_warning
@@ -50,12 +51,14 @@ def plan(*, recipe_name: str, recipe_status: str, backend: str, flags: FlagSet, 
          gpus_per_node: int, arch: Qwen3NextArchitecture, mtp_layers: int, gpu_gib: float, gpu_label: str,
          host_gib: float | None = None, checkpoint: dict | None = None) -> PlanReport:
     counts = count_params(arch, mtp_layers)
+    saving = save_plan(backend, flags, scaled_to_index(counts, (checkpoint or {}).get("index_total_size")))
+    saves = {**saving.to_json(), "summary": saving.describe()}
     sizes = tuple(size_problems(flags, backend))
     if sizes:  # every estimate below divides by these sizes: nothing to estimate
         return PlanReport(
             recipe=recipe_name, recipe_status=recipe_status, backend=backend, gpu=gpu_label, gpu_memory_gib=gpu_gib,
             host_memory_gib=host_gib, params=counts.to_json(), topology_problems=sizes, roles=(),
-            assumptions=ASSUMPTIONS, checkpoint=checkpoint or {})
+            assumptions=ASSUMPTIONS, checkpoint=checkpoint or {}, saves=saves)
     # The flags are read once here; every estimate below gets this shape.
     shape = TrainingShape.from_flags(flags, backend=backend, nodes=layout_nodes, gpus_per_node=gpus_per_node)
     layout = shape.layout
@@ -116,4 +119,4 @@ def plan(*, recipe_name: str, recipe_status: str, backend: str, flags: FlagSet, 
     return PlanReport(
         recipe=recipe_name, recipe_status=recipe_status, backend=backend, gpu=gpu_label, gpu_memory_gib=gpu_gib,
         host_memory_gib=host_gib, params=counts.to_json(), topology_problems=topo, roles=tuple(roles),
-        assumptions=ASSUMPTIONS, checkpoint=checkpoint or {}, warnings=tuple(warnings))
+        assumptions=ASSUMPTIONS, checkpoint=checkpoint or {}, warnings=tuple(warnings), saves=saves)

@@ -15,6 +15,16 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "and overrides (changing them needs --accept-changes), or continue a checkpoint folder that "
                         "no run wrote (give --recipe)")
     add_runs_dir_argument(g)
+    g.add_argument("--keep-checkpoints", type=positive_int, metavar="K",
+                   help="keep the K newest complete checkpoints in --save and delete older ones as new ones "
+                        "complete (never the tracker's, nor one being written); default: keep all, as slime "
+                        "does (about 1 TB each at 80B: `plan` shows the size). Recorded; --resume carries it")
+    g.add_argument("--notify-cmd", metavar="CMD",
+                   help="run CMD (through the shell) on start, failure, restart, hang, low disk, resume "
+                        "misalignment and end, with the event as JSON on stdin, e.g. --notify-cmd "
+                        "'mail -s slime me@example.org'. Recorded in run.json: keep secrets out of CMD (read "
+                        "them from the environment). A Slack-compatible webhook: export "
+                        "SLIME_NOTIFY_WEBHOOK=URL (a secret: never recorded). --resume carries CMD")
     add_keeper_arguments(p)
     g.add_argument("--kernel-cache", metavar="DIR",
                    help="Triton, flashinfer and torch-extension caches under DIR, e.g. on storage all nodes share "
@@ -64,6 +74,16 @@ def add_keeper_arguments(p: argparse.ArgumentParser) -> None:
                    help="minutes a phase may go without progress (a floor: the limit grows to 5x the phase's "
                         "longest recent duration); PHASE: startup, train, update_weights, save_model, rollout, "
                         "eval, offload, other; repeatable; `off` turns hang detection off")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 def add_runs_dir_argument(p) -> None:  # noqa: ANN001 - a parser or an argument group

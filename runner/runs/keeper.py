@@ -57,12 +57,14 @@ class KeeperConfig:
     @classmethod
     def from_record(cls, record: dict, detached: bool) -> "KeeperConfig":
         data = record.get("keeper") or {}
+        long_run = record.get("long_run") or {}  # --keep-checkpoints, --notify-cmd (runner.runs.setup)
         restart = RestartPolicy.from_json(data.get("restart"))
         if not detached:
             restart = dataclasses.replace(restart, max_restarts=0)  # restarts are for detached runs
-        return cls(restart, HangLimits.from_json(data.get("hang")), data.get("keep_checkpoints"),
-                   data.get("checkpoint_bytes") or (record.get("checkpoint") or {}).get("estimated_bytes"),
-                   data.get("notify") or {}, float(data.get("gpu_wait_s", 120.0)), float(data.get("poll_s", 2.0)))
+        notify = {"cmd": long_run.get("notify_cmd"), "webhook_env": long_run.get("notify_webhook_env")}
+        return cls(restart, HangLimits.from_json(data.get("hang")), long_run.get("keep_checkpoints"),
+                   data.get("checkpoint_bytes"), notify, float(data.get("gpu_wait_s", 120.0)),
+                   float(data.get("poll_s", 2.0)))
 
 
 def job_flags(record: dict) -> FlagSet:
@@ -120,7 +122,8 @@ class Keeper:
         try:
             from runner.runs.notify import Notifier
 
-            return Notifier(cfg.get("cmd"), cfg.get("webhook_env"), float(cfg.get("min_interval_s", 0) or 0))
+            return Notifier(cfg.get("cmd"), cfg.get("webhook_env"), log=lambda line: _say(line.removeprefix(
+                "[runner] ")))
         except Exception as exc:  # noqa: BLE001 - a broken notifier must not stop the run
             _say(f"notifications off: {exc}")
             return None
@@ -351,6 +354,8 @@ class Keeper:
         except (OSError, ValueError) as exc:
             _say(f"could not record the end of run {self.paths.id} in {self.paths.record}: {exc}")
         self.notify("end", f"run {self.paths.id} {state}: {detail}", len(attempts), state=state, exit_code=rc)
+        if self.notifier is not None:
+            self.notifier.close()  # deliver what is queued before this process exits
         return rc
 
 

@@ -6,7 +6,10 @@ from runner.runs.hang import parse_hang_timeouts
 from runner.runs.restart_policy import DEFAULT_BACKOFF_S, DEFAULT_MAX_RESTARTS, RestartPolicy
 
 
-def keeper_record(args) -> tuple[dict, list[str]]:  # noqa: ANN001 - train's argparse namespace
+def keeper_record(args, checkpoint_bytes: int | None = None) -> tuple[dict, list[str]]:  # noqa: ANN001
+    """args: train's argparse namespace; checkpoint_bytes: one checkpoint's size (runner.planner.saved), for
+    the running run's low-disk warning. --keep-checkpoints and --notify-cmd are recorded in run.json's
+    "long_run" (runner.runs.setup.long_run_options), which the keeper reads."""
     problems: list[str] = []
     detach = bool(getattr(args, "detach", False))
     given = getattr(args, "max_restarts", None)
@@ -16,11 +19,8 @@ def keeper_record(args) -> tuple[dict, list[str]]:  # noqa: ANN001 - train's arg
     max_restarts = (DEFAULT_MAX_RESTARTS if given is None else given) if detach else 0
     backoff = tuple(getattr(args, "restart_backoff", None) or DEFAULT_BACKOFF_S)
     limits = parse_hang_timeouts(list(getattr(args, "hang_timeout", None) or []))
-    notify = {"cmd": getattr(args, "notify_cmd", None), "webhook_env": getattr(args, "notify_webhook_env", None),
-              "min_interval_s": getattr(args, "notify_min_interval", None)}
     record = {"restart": RestartPolicy(max_restarts, backoff).to_json(), "hang": limits.to_json(),
-              "keep_checkpoints": getattr(args, "keep_checkpoints", None),
-              "notify": {k: v for k, v in notify.items() if v is not None}}
+              "checkpoint_bytes": checkpoint_bytes}
     return record, problems
 
 
@@ -39,6 +39,4 @@ def keeper_notes(keeper: dict, detach: bool) -> list[str]:
                      f"duration): {floors} (--hang-timeout PHASE=MINUTES)")
     else:
         notes.append("keeper: hang detection off (--hang-timeout off)")
-    if keeper.get("keep_checkpoints"):
-        notes.append(f"keeper: keeps the {keeper['keep_checkpoints']} newest complete checkpoints")
     return notes

@@ -16,6 +16,7 @@ from runner.plan import Process
 from runner.runs.record import now_iso
 from runner.runs.setup import RunSetup, describe_layer
 from runner.runs.sinks import sinks_record
+from runner.runs.notify import webhook_env_name
 from runner.secrets import redact_argv, redact_env, redact_json
 
 
@@ -69,6 +70,9 @@ def build_record(tp, ctx: RunContext, software: dict, secrets: list[str], host: 
         "request": {**setup.request, "detach": ctx.detach, "test_entrypoint": ctx.test_entrypoint},
         "resumed_from": setup.resumed_from,
         "changes_on_resume": list(setup.changes),
+        # The runner's options for a long run (runner.runs.setup.long_run_options); the webhook's URL is a
+        # secret: only the variable's name.
+        "long_run": {**setup.long_run, "notify_webhook_env": webhook_env_name(os.environ)},
         "recipe": setup.recipe,
         "checkpoint": {"folder": setup.checkpoint_dir, "load": tp.flags.value("load"), "save": tp.flags.value("save"),
                        "save_interval": tp.flags.value("save-interval")},

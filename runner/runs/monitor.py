@@ -152,7 +152,7 @@ class Monitor:
                         self.log(f"--keep-checkpoints {self.keep}: removed iteration(s) "
                                  f"{', '.join(map(str, removed))}")
                 if self.checkpoint_bytes:
-                    from runner.runs.retention import low_disk_warning
+                    from runner.runs.disk import low_disk_warning
 
                     warning = low_disk_warning(self.save_dir, self.checkpoint_bytes)
                     if warning:

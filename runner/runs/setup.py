@@ -62,6 +62,9 @@ class RunSetup:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     # Where the resume continues (resolve_resume_point; None until then, and for a fresh run).
     resume_point: ResumePoint | None = None
+    # The runner's own options for a long run, recorded in run.json's "long_run"; --resume carries
+    # them unless given again: {"keep_checkpoints": K or None, "notify_cmd": CMD or None}.
+    long_run: dict = field(default_factory=dict)
 
 
 def layer_from_args(args: argparse.Namespace) -> dict:
@@ -106,8 +109,28 @@ def prepare_run(args: argparse.Namespace, environ: Mapping[str, str], *, now: fl
         run_id = new_run_id(recipe, now, suffix)
         paths = RunPaths(Path(runs_dir.value) / run_id)
         folder = str(paths.checkpoints)
-        return RunSetup(run_id, paths, runs_dir, recipe, _request(recipe, [], given_layer), (), folder, caches)
-    return _resume(args, resume, recipe, runs_dir, given_layer, caches, now=now, suffix=suffix, cwd=cwd)
+        return RunSetup(run_id, paths, runs_dir, recipe, _request(recipe, [], given_layer), (), folder, caches,
+                        long_run=long_run_options(args, {}))
+    setup = _resume(args, resume, recipe, runs_dir, given_layer, caches, now=now, suffix=suffix, cwd=cwd)
+    recorded = {}
+    if setup.resumed_from and setup.resumed_from.get("dir"):
+        try:
+            recorded = load_record(RunPaths(Path(setup.resumed_from["dir"]))).get("long_run") or {}
+        except BadRecord:
+            recorded = {}
+    return replace(setup, long_run=long_run_options(args, recorded))
+
+
+LONG_RUN_OPTIONS = ("keep_checkpoints", "notify_cmd")
+
+
+def long_run_options(args: argparse.Namespace, recorded: dict) -> dict:
+    """This invocation's --keep-checkpoints / --notify-cmd, else the resumed run's recorded ones."""
+    out = {}
+    for name in LONG_RUN_OPTIONS:
+        given = getattr(args, name, None)
+        out[name] = given if given is not None else recorded.get(name)
+    return out
 
 
 def _request(recipe: str, recorded_layers: list[dict], given_layer: dict) -> dict:
