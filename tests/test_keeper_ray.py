@@ -10,8 +10,11 @@ behaviour caught as a resume misalignment before it overwrites a checkpoint."""
 
 import json
 import os
+import shutil
 import signal
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -80,14 +83,39 @@ def _nothing_left(record: dict) -> None:
     assert run_processes(record["ray"]["temp_dir"], record["id"]) == []
 
 
+@pytest.fixture
+def webhook():
+    """An http.server on 127.0.0.1 that keeps what is POSTed to it."""
+    received: list = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):  # noqa: ANN002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()
+
+
 @pytest.mark.slow
-def test_a_crash_restarts_from_the_checkpoint_in_the_same_run(lab):
-    started = lab["train"]("--detach", "--max-restarts", "2", "--restart-backoff", "1",
+def test_a_crash_restarts_from_the_checkpoint_in_the_same_run(lab, webhook, tmp_path):
+    url, received = webhook
+    lab["env"]["SLIME_NOTIFY_WEBHOOK"] = url
+    events = tmp_path / "events.jsonl"
+    started = lab["train"]("--detach", "--max-restarts", "2", "--restart-backoff", "1", "--keep-checkpoints", "1",
+                           "--notify-cmd", f"cat >> {events}",
                            slime=("--num-rollout", "6", "--save-interval", "2", "--standin-crash-at", "4",
                                   "--standin-once-dir", str(lab["once"]), "--standin-start-id", "patched"))
     assert started.returncode == 0, started.stderr[-3000:]
     (run,) = _run_dirs(lab)
     record = _ended(run)
+    assert url not in (run / "run.json").read_text() and url not in (run / "runner.log").read_text()
     assert record["state"] == "succeeded", (record, (run / "runner.log").read_text()[-3000:])
     first, second = record["attempts"]
     assert first["state"] == "failed" and first["reason"] == "python" and first["rollout"] == 4
@@ -108,6 +136,21 @@ def test_a_crash_restarts_from_the_checkpoint_in_the_same_run(lab):
     status = lab["cli"]("status", run.name).stdout
     assert "attempt:    2" in status and "incident:   attempt 1 at rollout 4: Python exception" in status
     _nothing_left(record)
+    # --keep-checkpoints 1: the newest complete checkpoint (the tracker's) stays, with its data state.
+    ckpt = run / "checkpoints"
+    assert (ckpt / "latest_checkpointed_iteration.txt").read_text() == "5"
+    assert sorted(p.name for p in ckpt.glob("iter_*")) == ["iter_0000005"]
+    assert sorted(p.name for p in (ckpt / "rollout").iterdir()) == ["global_dataset_state_dict_5.pt"]
+    # Notifications: the webhook (Slack-compatible "text") and --notify-cmd got the same events.
+    kinds = [e["event"] for e in received]
+    assert [k for k in kinds if k != "disk"] == ["start", "failure", "restart", "end"], received
+    assert all(e["text"].startswith(f"slime run {run.name}") and e["run"] == run.name for e in received)
+    assert received[1]["attempt"] == 1 and received[1]["reason"] == "python" and received[-1]["state"] == "succeeded"
+    from_cmd = [json.loads(line)["event"] for line in events.read_text().splitlines()]
+    assert from_cmd == kinds
+    # The low-disk warning: free space at --save below 1.5 x the planned checkpoint (80B: about a terabyte).
+    low = shutil.disk_usage(ckpt).free < 1.5 * record["keeper"]["checkpoint_bytes"]
+    assert ("disk" in kinds) == low
 
 
 @pytest.mark.slow

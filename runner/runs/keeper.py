@@ -251,6 +251,11 @@ class Keeper:
                        abort_if=lambda: bool(self.stop))
         finally:
             collector.stop()
+            try:
+                monitor.tick(collector.collector.collector.progress)  # a checkpoint of the last seconds
+            except Exception as exc:  # noqa: BLE001
+                _say(f"monitor: {exc!r}")
+            monitor.finish()
         result = outcome[-1] if outcome else ("failed", 1, "the launch ended without a result")
         if result[0] == "failed" and not incident:
             incident.update(self._incident(number, log_offset, monitor, None, ray_up=False, detail=result[2]))

@@ -78,6 +78,8 @@ class Monitor:
         self._tracker_changed = self.started
         self._aligned_checked = False
         self._housekeeping = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._ended = threading.Event()
         self.disk_warned = False
 
     # -- what the owner reads ---------------------------------------------------------------------
@@ -139,11 +141,33 @@ class Monitor:
     # -- after a new checkpoint -----------------------------------------------------------------------
     def _new_checkpoint(self) -> None:
         thread = threading.Thread(target=self._housekeep, name="checkpoint-housekeeping", daemon=True)
+        self._threads.append(thread)
         thread.start()
+
+    def finish(self, timeout: float = 60.0) -> None:
+        """Let the housekeeping of the attempt's last checkpoint finish (bounded): the attempt ended."""
+        self._ended.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _wait_complete(self) -> None:
+        """The tracker moves when the actor saved; the rollout manager's data state follows. Retention
+        counts complete checkpoints only, so wait for this one (bounded; checked once more at the end)."""
+        from runner.runs.checkpoints import complete_iterations, tracker_iteration
+
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            tracker = tracker_iteration(self.save_dir)
+            done = complete_iterations(self.save_dir, global_dataset=self.global_dataset)
+            if tracker is None or tracker in done or self._ended.wait(1.0):
+                return
 
     def _housekeep(self) -> None:
         with self._housekeeping:
             try:
+                if self.keep:
+                    self._wait_complete()
                 if self.keep:
                     from runner.runs.retention import prune
 
