@@ -113,6 +113,7 @@ class Keeper:
         self.save_dir = flags.value("save") or (record.get("checkpoint") or {}).get("save")
         self.notifier = self._notifier()
         self.stop = _StopFlag()
+        self.timings: dict = {}
 
     # -- notifications ------------------------------------------------------------------------------
     def _notifier(self):  # noqa: ANN202
@@ -191,6 +192,7 @@ class Keeper:
                     entry.update(reason=None if state == "succeeded" else ("stopped" if state == "stopped" else
                                                                           "unknown"), detail=detail)
                 decision = decide(attempts, self.config.restart)
+                entry["timings"] = {**self.timings, "decided": time.time()}
                 if state == "failed" and self.stop:
                     decision = dataclasses.replace(decision, restart=False, why="stopped")
                 entry["decision"] = decision.why
@@ -201,6 +203,7 @@ class Keeper:
                                 rollout=entry["rollout"])
                 if decision.restart:
                     problem, next_resume = self._prepare_restart(decision)
+                    entry["timings"]["restart_prepared"] = time.time()  # GPUs checked, checkpoint chosen
                     if problem is None:
                         resume = next_resume
                         launch = self._launch_for(next_resume)
@@ -241,9 +244,12 @@ class Keeper:
         collector.start()
         outcome: list = []
         incident: dict = {}
+        self.timings = {}  # epoch seconds of this attempt's end, for run.json (and bench/keeper_bench.py)
 
         def while_up(line: str | None) -> None:
+            self.timings["job_ended"] = time.time()
             incident.update(self._incident(number, log_offset, monitor, line, ray_up=True))
+            self.timings["incident_captured"] = time.time()
 
         try:
             run_launch(launch, ready_timeout=self.ready_timeout, report=lambda *o: outcome.append(o),
@@ -256,6 +262,7 @@ class Keeper:
             except Exception as exc:  # noqa: BLE001
                 _say(f"monitor: {exc!r}")
             monitor.finish()
+        self.timings["ray_down"] = time.time()
         result = outcome[-1] if outcome else ("failed", 1, "the launch ended without a result")
         if result[0] == "failed" and not incident:
             incident.update(self._incident(number, log_offset, monitor, None, ray_up=False, detail=result[2]))
