@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.execute import run_processes
+from runner.launch.processes import run_processes
 from runner.runs.collector import read_records
 from tests.conftest import REPO, free_port, run_cli
 

@@ -4,7 +4,7 @@ The process that owns a run (the detached supervisor, or a foreground
 `train`) calls keep(). Each attempt: record it in run.json's `attempts`,
 start the metrics collector with a monitor on it (runner.runs.monitor:
 resume misalignment, hangs, new checkpoints), run the launch
-(runner.launch.run_launch: Ray up, the job, Ray down). When it fails:
+(runner.launch.run.run_launch: Ray up, the job, Ray down). When it fails:
 
   1. classify the reason from this attempt's part of the job log (runner.runs.failure);
   2. capture incidents/<attempt>/ while the run's Ray is still up (runner.runs.incidents);
@@ -228,7 +228,7 @@ class Keeper:
                 signal.signal(sig, handler)
 
     def _attempt(self, launch, number: int, resumed: dict | None):  # noqa: ANN001, ANN202
-        from runner.launch import run_launch
+        from runner.launch.run import run_launch
         from runner.runs.collector import for_run
         from runner.runs.monitor import Monitor
 
@@ -305,7 +305,7 @@ class Keeper:
         spec = self.launch.cluster
         hosts: list[str | None] = [None]
         if spec.worker_launcher == "ssh":
-            from runner.cluster.ssh import SSH_OPTIONS
+            from runner.launch.cluster.ssh import SSH_OPTIONS
 
             hosts += list(spec.workers)
             options = tuple(SSH_OPTIONS)

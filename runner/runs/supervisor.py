@@ -9,7 +9,7 @@ runs:
     python -m runner.runs.supervisor --run-dir DIR --lock-fd N --ready-timeout S   < launch JSON
 
 The supervisor then starts Ray and the job exactly as a foreground run does
-(runner.launch), so the runner's PR_SET_PDEATHSIG guarantee holds for it: its
+(runner.launch.run), so the runner's PR_SET_PDEATHSIG guarantee holds for it: its
 Ray head and job process die with it, even by SIGKILL. `stop` sends it
 SIGTERM (it stops the job, then its Ray, and records "stopped"); if it is
 gone, `stop` finds what is left of the run by its markers.
