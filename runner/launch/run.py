@@ -153,7 +153,8 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
                report: Report | None = None, hangup_log: str | None = None,
                stop_when: Callable[[], str | None] | None = None,
                while_up: Callable[[str | None], None] | None = None,
-               abort_if: Callable[[], bool] | None = None) -> int:
+               abort_if: Callable[[], bool] | None = None,
+               diagnose_first: Callable[[str], bool] | None = None) -> int:
     """tp: a TrainPlan, or anything with its files, head, workers, job and cluster (runner.runs.bundle).
 
     hangup_log: a foreground run stops on SIGHUP (its terminal or ssh session closed) as on SIGTERM,
@@ -163,7 +164,9 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
     while_up: called once the job failed (with stop_when's line, or None when the job exited by
     itself), while the job (when stopped for a line) and the run's Ray are still up: diagnostics.
     abort_if: asked once this function handles SIGTERM; True stops at once (a stop that arrived
-    before, e.g. during a keeper's backoff)."""
+    before, e.g. during a keeper's backoff).
+    diagnose_first: for a line of stop_when, whether while_up runs before the job is stopped (a hang:
+    the evidence is the hung job itself) rather than right after (a job that must stop at once)."""
     spec = tp.cluster
     owner = ProcessOwner()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -205,13 +208,16 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
                     break
         if line:
             _log(f"stopping the job: {line}")
-            if while_up is not None:
+            first = diagnose_first(line) if diagnose_first is not None else True
+            if while_up is not None and first:
                 while_up(line)
             job.send_signal(signal.SIGTERM)  # the job process stops the job through Ray
             try:
                 job.wait(timeout=90)
             except subprocess.TimeoutExpired:
                 pass
+            if while_up is not None and not first:
+                while_up(line)
             rc = job.returncode if job.returncode not in (None, 0) else 1
             outcome = ("failed", rc, line)
             return rc

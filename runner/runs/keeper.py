@@ -254,7 +254,9 @@ class Keeper:
         try:
             run_launch(launch, ready_timeout=self.ready_timeout, report=lambda *o: outcome.append(o),
                        hangup_log=self.hangup_log, stop_when=monitor.verdict_line, while_up=while_up,
-                       abort_if=lambda: bool(self.stop))
+                       abort_if=lambda: bool(self.stop),
+                       # A hang's evidence is the hung job; a misalignment must stop before it saves.
+                       diagnose_first=lambda _line: monitor.verdict is not None and monitor.verdict.reason == "hang")
         finally:
             collector.stop()
             try:
@@ -325,8 +327,12 @@ class Keeper:
             return f"no restart: {problem}", None
         if point.iteration is None:
             return None, None  # no checkpoint yet: the restart starts over
+        args = list(point.ckpt_step_args())
+        if not args and self.flags.value("ckpt-step") is not None:
+            # The first attempt's argv names a --ckpt-step (a resume's fallback): name this one instead.
+            args = ["--ckpt-step", str(point.iteration)]
         resume = {"iteration": point.iteration, "tracker": point.tracker,
-                  "skipped": [list(s) for s in point.skipped], "args": list(point.ckpt_step_args())}
+                  "skipped": [list(s) for s in point.skipped], "args": args}
         if point.note():
             _say(point.note())
         return None, resume
