@@ -115,7 +115,7 @@ def test_watching_a_run_its_crash_and_its_resume(lab):
     assert (run1 / "checkpoints" / "latest_checkpointed_iteration.txt").read_text() == "3"
 
     # 2. Resume (the crash knob turned off, hence --force): slime as patched continues at 3 + 1.
-    second = _train(lab, "--resume", run1.name, "--force", "--", "--standin-crash-at", "-1")
+    second = _train(lab, "--resume", run1.name, "--force", "--accept-changes", "--", "--standin-crash-at", "-1")
     assert second.returncode == 0, second.stderr[-3000:]
     run2 = next(p for p in _run_dirs(lab) if p != run1)
     rec2 = _wait_ended(run2)
@@ -135,13 +135,16 @@ def test_watching_a_run_its_crash_and_its_resume(lab):
     points = dict(_report_points(run2))
     assert sorted(points) == [4, 5, 6, 7, 8, 9]
 
-    # 3. The same resume under slime 3d7599aa's own behaviour: weights of iteration 9, rollouts from 0 again.
-    third = _train(lab, "--resume", run2.name, "--force", "--", "--standin-start-id", "pin", "--num-rollout", "2")
-    assert third.returncode == 0, third.stderr[-3000:]
+    # 3. The same resume under slime 3d7599aa's own behaviour: weights of iteration 9, rollouts from 0 again,
+    # which the run's keeper stops as a resume misalignment (issue 17).
+    third = _train(lab, "--resume", run2.name, "--force", "--accept-changes", "--", "--standin-start-id", "pin",
+                   "--num-rollout", "2")
+    assert third.returncode != 0, third.stderr[-3000:]
     run3 = next(p for p in _run_dirs(lab) if p not in (run1, run2))
     rec3 = _wait_ended(run3)
     assert rec3["resumed_from"]["iteration"] == "9"
-    assert _rollouts(read_records(run3 / "metrics.jsonl")) == [0, 1]  # what issue 17's check will catch
+    assert rec3["state"] == "failed" and rec3["attempts"][0]["reason"] == "misalignment", rec3
+    assert "resume misalignment: the job started at rollout 0 but checkpoint iteration 9" in rec3["detail"]
     assert json.loads((run3 / "progress.json").read_text())["first_rollout"] == 0
 
 

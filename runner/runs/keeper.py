@@ -266,6 +266,9 @@ class Keeper:
             monitor.finish()
         self.timings["ray_down"] = time.time()
         result = outcome[-1] if outcome else ("failed", 1, "the launch ended without a result")
+        if result[0] == "succeeded" and monitor.verdict is not None and monitor.verdict.reason == "misalignment":
+            # The job ended before a tick saw its first rollout (a short job): it trained the wrong rollouts.
+            result = ("failed", 1, monitor.verdict.line)
         if result[0] == "failed" and not incident:
             incident.update(self._incident(number, log_offset, monitor, None, ray_up=False, detail=result[2]))
         if monitor.verdict is not None and monitor.verdict.reason == "hang":
