@@ -145,7 +145,8 @@ def test_a_crash_restarts_from_the_checkpoint_in_the_same_run(lab, webhook, tmp_
     kinds = [e["event"] for e in received]
     assert [k for k in kinds if k != "disk"] == ["start", "failure", "restart", "end"], received
     assert all(e["text"].startswith(f"slime run {run.name}") and e["run"] == run.name for e in received)
-    assert received[1]["attempt"] == 1 and received[1]["reason"] == "python" and received[-1]["state"] == "succeeded"
+    failure = next(e for e in received if e["event"] == "failure")
+    assert failure["attempt"] == 1 and failure["reason"] == "python" and received[-1]["state"] == "succeeded"
     from_cmd = [json.loads(line)["event"] for line in events.read_text().splitlines()]
     assert from_cmd == kinds
     # The low-disk warning: free space at --save below 1.5 x the planned checkpoint (80B: about a terabyte).
