@@ -1,6 +1,6 @@
 """The keeper's cost and speed (docs/benchmarks.md, "Keeping a run"). Not a test: numbers.
 
-    python3 bench/keeper_bench.py monitor [--gb 1]     # supervisor CPU over a 1 GB job log, with and without the monitor
+    python3 bench/keeper_bench.py monitor [--gb 1]     # supervisor CPU over a 1 GB job log, with/without the monitor
     python3 bench/keeper_bench.py ticks [--n 20000]    # one monitor tick on its own
     python3 bench/keeper_bench.py reaction [--runs 3]  # real Ray: from a crash to the restart decision
 

@@ -120,7 +120,8 @@ def test_a_crash_restarts_from_the_checkpoint_in_the_same_run(lab, webhook, tmp_
     first, second = record["attempts"]
     assert first["state"] == "failed" and first["reason"] == "python" and first["rollout"] == 4
     assert "standin: crash in training at rollout 4" in first["detail"]
-    assert first["checkpoint_at_end"] == 3 and first["new_checkpoint"] and first["decision"].startswith("restart 1 of 2")
+    assert first["checkpoint_at_end"] == 3 and first["new_checkpoint"]
+    assert first["decision"].startswith("restart 1 of 2")
     assert second["state"] == "succeeded" and second["resumed_from"]["iteration"] == 3
     # One training: attempt 1 trained 0-3 (rollout 4 crashed before its training ended), attempt 2 4-5.
     assert _trained(run) == [(1, 0), (1, 1), (1, 2), (1, 3), (2, 4), (2, 5)]

@@ -27,7 +27,8 @@ class RestartPolicy:
     def from_json(cls, data: dict | None) -> "RestartPolicy":
         if not data:
             return cls(max_restarts=0)
-        return cls(int(data.get("max_restarts", 0)), tuple(float(x) for x in data.get("backoff_s") or DEFAULT_BACKOFF_S))
+        backoff = tuple(float(x) for x in data.get("backoff_s") or DEFAULT_BACKOFF_S)
+        return cls(int(data.get("max_restarts", 0)), backoff)
 
     def delay(self, restarts_done: int) -> float:
         """The wait before restart number restarts_done + 1: the list, its last value repeated."""
