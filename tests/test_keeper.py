@@ -213,7 +213,7 @@ def test_keeper_options_in_the_record():
 
     from runner.runs.keeper_args import keeper_record
 
-    record, problems = keeper_record(Namespace(detach=True, max_restarts=None, restart_backoff=(5.0,),
+    record, problems = keeper_record(Namespace(detach=True, max_restarts=None, restart_backoff="5",
                                                hang_timeout=["eval=90"]), checkpoint_bytes=10)
     assert problems == [] and record["restart"] == {"max_restarts": 3, "backoff_s": [5.0]}
     assert record["hang"]["floors_min"]["eval"] == 90 and record["checkpoint_bytes"] == 10

@@ -41,13 +41,15 @@ def _max_restarts(text: str) -> int:
     return value
 
 
-def _backoff(text: str) -> tuple:
+def _backoff(text: str) -> str:
+    """Checked here, kept as typed (train --slurm passes it on to the batch script's train)."""
     from runner.runs.restart_policy import parse_backoff
 
     try:
-        return parse_backoff(text)
+        parse_backoff(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+    return text
 
 
 def _hang_timeout(text: str) -> str:

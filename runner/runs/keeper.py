@@ -55,12 +55,11 @@ class KeeperConfig:
     poll_s: float = 2.0
 
     @classmethod
-    def from_record(cls, record: dict, detached: bool) -> "KeeperConfig":
+    def from_record(cls, record: dict) -> "KeeperConfig":
         data = record.get("keeper") or {}
         long_run = record.get("long_run") or {}  # --keep-checkpoints, --notify-cmd (runner.runs.setup)
+        # train decided the budget (runner.runs.keeper_args: 0 for a foreground run).
         restart = RestartPolicy.from_json(data.get("restart"))
-        if not detached:
-            restart = dataclasses.replace(restart, max_restarts=0)  # restarts are for detached runs
         notify = {"cmd": long_run.get("notify_cmd"), "webhook_env": long_run.get("notify_webhook_env")}
         return cls(restart, HangLimits.from_json(data.get("hang")), long_run.get("keep_checkpoints"),
                    data.get("checkpoint_bytes"), notify, float(data.get("gpu_wait_s", 120.0)),
@@ -105,7 +104,7 @@ class Keeper:
         self.ready_timeout = ready_timeout
         self.detached = detached
         self.hangup_log = hangup_log
-        self.config = KeeperConfig.from_record(record, detached)
+        self.config = KeeperConfig.from_record(record)
         flags = job_flags(record)
         self.flags = flags
         self.backend = flags.value("train-backend") or "megatron"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runner.runs.hang import parse_hang_timeouts
-from runner.runs.restart_policy import DEFAULT_BACKOFF_S, DEFAULT_MAX_RESTARTS, RestartPolicy
+from runner.runs.restart_policy import DEFAULT_BACKOFF_S, DEFAULT_MAX_RESTARTS, RestartPolicy, parse_backoff
 
 
 def keeper_record(args, checkpoint_bytes: int | None = None) -> tuple[dict, list[str]]:  # noqa: ANN001
@@ -11,13 +11,16 @@ def keeper_record(args, checkpoint_bytes: int | None = None) -> tuple[dict, list
     the running run's low-disk warning. --keep-checkpoints and --notify-cmd are recorded in run.json's
     "long_run" (runner.runs.setup.long_run_options), which the keeper reads."""
     problems: list[str] = []
-    detach = bool(getattr(args, "detach", False))
+    # A run in a Slurm batch job (train --slurm) has no terminal either: it restarts as a detached one.
+    detach = bool(getattr(args, "detach", False) or getattr(args, "slurm", False)
+                  or getattr(args, "prepared_run", None))
     given = getattr(args, "max_restarts", None)
     if given and not detach:
         problems.append(f"--max-restarts {given} is for detached runs (a foreground run ends with its terminal): "
                         f"add --detach, or drop --max-restarts")
     max_restarts = (DEFAULT_MAX_RESTARTS if given is None else given) if detach else 0
-    backoff = tuple(getattr(args, "restart_backoff", None) or DEFAULT_BACKOFF_S)
+    text = getattr(args, "restart_backoff", None)
+    backoff = parse_backoff(text) if text else DEFAULT_BACKOFF_S
     limits = parse_hang_timeouts(list(getattr(args, "hang_timeout", None) or []))
     record = {"restart": RestartPolicy(max_restarts, backoff).to_json(), "hang": limits.to_json(),
               "checkpoint_bytes": checkpoint_bytes}
