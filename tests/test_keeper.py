@@ -220,3 +220,21 @@ def test_keeper_options_in_the_record():
     record, problems = keeper_record(Namespace(detach=False, max_restarts=2, restart_backoff=None, hang_timeout=[]))
     assert record["restart"]["max_restarts"] == 0 and "--max-restarts 2 is for detached runs" in problems[0]
     json.dumps(record)
+
+
+def test_train_says_how_it_keeps_the_run_and_refuses_restarts_in_the_foreground(tmp_path):
+    from tests.conftest import REPO, run_cli, unused_short_path
+
+    base = ["train", "--recipe", "megatron-8gpu", "--test-entrypoint", str(REPO / "tests" / "standin_train.py"),
+            "--runs-dir", str(tmp_path / "runs"), "--ray-temp-dir", str(unused_short_path()), "--dry-run"]
+    r = run_cli(*base, "--detach", "--max-restarts", "2", "--restart-backoff", "1,2", "--hang-timeout", "eval=90")
+    assert r.returncode == 0, r.stderr
+    assert ("keeper: a failed or hung attempt restarts from the latest complete checkpoint, up to 2 time(s), after "
+            "1, 2 s") in r.stdout
+    assert "eval 90," in r.stdout
+    refused = run_cli(*base[:-1], "--max-restarts", "2")  # not a dry-run: refused before anything starts
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert refused.returncode == 2 and len(errors) == 1 and "--max-restarts 2 is for detached runs" in errors[0]
+    bad = run_cli(*base, "--detach", "--restart-backoff", "soon")
+    assert bad.returncode == 2 and "--restart-backoff" in bad.stderr
+    assert not (tmp_path / "runs").exists()
