@@ -76,7 +76,7 @@ if [ "$PHASE" = 1 ]; then
   for v in plain patched; do
     P=$PLAIN; [ $v = patched ] && P=$PATCHED
     CUDA_VISIBLE_DEVICES=1 TRITON_CACHE_DIR=/tmp/tc-$v PYTHONPATH=$P python3 -c '
-import json, runner.gpu_checks as g, runner.report as r
+import json, runner.checks.gpu_kernels as g, runner.checks.rows as r
 c = g.run_gpu_checks(); print(r.render_table(c)); json.dump([x.to_json() for x in c], open("'"$L"'/doctor_gpu_'$v'.json", "w"), indent=1)' \
       2>&1 | tee "$L/doctor_$v.log"
   done

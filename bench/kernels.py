@@ -21,7 +21,7 @@ import statistics
 import sys
 from pathlib import Path
 
-# Run as a script from anywhere: the runner package (runner.gpu_checks) is one directory up.
+# Run as a script from anywhere: the runner package (runner.checks.gpu_kernels) is one directory up.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
@@ -84,7 +84,7 @@ def bench_gdn(args) -> list[dict]:
     rows = []
     from fla.ops.gated_delta_rule import chunk_gated_delta_rule
 
-    import runner.gpu_checks as gc
+    import runner.checks.gpu_kernels as gc
 
     present, path = gc.blackwell_patch_present()
     variant = "patched" if present else "plain"

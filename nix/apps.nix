@@ -40,7 +40,7 @@ let
   '';
 
   # The same environment as a file in the store: the batch script of
-  # `train --slurm` (runner/cluster/sbatch.py) sources it on the node Slurm
+  # `train --slurm` (runner/launch/cluster/sbatch.py) sources it on the node Slurm
   # starts it on, where libcuda is looked for again.
   environmentScript = pkgs.writeTextFile {
     name = "slime-environment.sh";

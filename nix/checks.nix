@@ -137,13 +137,13 @@ in
         touch $out
       '';
 
-  # runner/data/slime_flags.json (what the runner checks overrides against) is
+  # runner/slime_args/data/slime_flags.json (what the runner checks overrides against) is
   # what slime's own parsers define: rebuilt from the pinned slime, the patched
   # Megatron-LM and the environment's sglang, then compared.
   slime-flags = pkgs.runCommand "slime-flags" { nativeBuildInputs = [ runtime.env ]; } ''
     export HOME=$TMPDIR
     python ${testSrc}/tools/slime_flag_schema.py --slime-dir ${runtime.slime} \
-      --megatron-dir ${runtime.megatron} --check ${testSrc}/runner/data/slime_flags.json
+      --megatron-dir ${runtime.megatron} --check ${testSrc}/runner/slime_args/data/slime_flags.json
     touch $out
   '';
 }

@@ -79,7 +79,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         parser.subcommand_parsers[name] = p
         _common(p)
         module.add_arguments(p)
-        # own_options: so a runner option given after `--` is named as such (runner.overrides).
+        # own_options: so a runner option given after `--` is named as such (runner.slime_args.overrides).
         p.set_defaults(handler=module.run, own_options=tuple(p._option_string_actions))
     return parser
 
@@ -114,7 +114,7 @@ def _slime_flag_hint(p: argparse.ArgumentParser, token: str) -> str | None:
     """For a subcommand that takes slime flags (train, plan): a slime flag given as the runner's own."""
     if "--set" not in p._option_string_actions:
         return None
-    from runner.slime_schema import backend_flags
+    from runner.slime_args.schema import backend_flags
 
     name, sep, value = token[2:].partition("=")
     option = backend_flags("megatron").get(name) or backend_flags("fsdp").get(name)

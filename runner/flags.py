@@ -5,7 +5,7 @@ both MODEL_ARGS and MISC_ARGS); argparse keeps the last value. A `FlagSet`
 applies the same rule, so two argv lists can be compared the way train.py
 would see them, and overrides (`--set`, extra args) simply replace values.
 Except for slime's action="append" options (--router-prefill, --router-decode:
-runner.slime_schema.accumulating_flags), where argparse keeps every
+runner.slime_args.schema.accumulating_flags), where argparse keeps every
 occurrence as a group of values, and so does a FlagSet.
 """
 
@@ -155,6 +155,6 @@ class FlagSet:
 
 
 def _accumulates(name: str) -> bool:
-    from runner.slime_schema import accumulating_flags
+    from runner.slime_args.schema import accumulating_flags
 
     return name in accumulating_flags()

@@ -23,7 +23,7 @@ KNOWN_SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "RAY_
 # every process it starts (Ray's head and workers, the job), so no Ray process or runtime env holds them.
 RUNNER_ONLY_SECRETS = ("SLIME_NOTIFY_WEBHOOK",)
 SECRET_NAME_PATTERN = re.compile(r"(TOKEN|API_KEY|SECRET|PASSWORD)$", re.IGNORECASE)
-# The secrets a run passes on to the job's processes (runner.job_secrets), from the caller's environment.
+# The secrets a run passes on to the job's processes (runner.launch.job_secrets), from the caller's environment.
 PASSED_SECRETS = ("WANDB_API_KEY", "HF_TOKEN")
 # slime flags that would put a secret on the command line, and the variable to export instead.
 SECRET_FLAGS = {"wandb-key": "WANDB_API_KEY", "hf-token": "HF_TOKEN"}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import shutil
 
-from runner.execute import processes_with_marker
+from runner.launch.processes import processes_with_marker
 from tests.conftest import DATA, run_cli, unused_short_path
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder

@@ -3,8 +3,8 @@ import struct
 
 import pytest
 
-from runner.checkpoint import CheckpointError, read_safetensors_header, torch_dist_complete, validate_hf_checkpoint
-from runner.dataset import DatasetError, validate_jsonl
+from runner.checks.checkpoint import CheckpointError, read_safetensors_header, torch_dist_complete, validate_hf_checkpoint
+from runner.checks.dataset import DatasetError, validate_jsonl
 from tests.hf_fixtures import make_checkpoint, make_dataset
 
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from runner.doctor_checks import fla_patch_present, version_matches
+from runner.checks.stack import fla_patch_present, version_matches
 from tests.conftest import free_port, run_cli
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder

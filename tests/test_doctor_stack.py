@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.doctor_checks import fla_device_check, libcuda_check, megatron_patch_check
-from runner.fla_device import FlaDevice, compiler_error, likely_cause
-from runner.patch_state import parse_unified_diff, patch_state
-from runner.report import FAIL, OK, SKIP, WARN
+from runner.checks.fla_device import FlaDevice, compiler_error, likely_cause
+from runner.checks.patch_state import parse_unified_diff, patch_state
+from runner.checks.rows import FAIL, OK, SKIP, WARN
+from runner.checks.stack import fla_device_check, libcuda_check, megatron_patch_check
 from tests.conftest import DATA, REPO
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder
@@ -235,7 +235,7 @@ def triton_driver_start(tmp_path: Path, env: dict, wrap: list[str] | None = None
     launcher utilities, built with the C compiler against libcuda), in the
     locked stack, and describe what it raises with the probe's own code."""
     code = ("import json, runpy, sys\n"
-            f"describe = runpy.run_path({str(REPO / 'runner' / 'fla_device.py')!r})['describe']\n"
+            f"describe = runpy.run_path({str(REPO / 'runner' / 'checks' / 'fla_device.py')!r})['describe']\n"
             "try:\n"
             "    from triton.backends.nvidia.driver import CudaUtils\n"
             "    CudaUtils()\n"

@@ -12,7 +12,7 @@ import pytest
 from runner import planner
 from runner.planner.hardware import GPU_PRESETS_GIB
 from runner.recipes import RECIPES
-from runner.render import recipe_flags, train_flags
+from runner.slime_args.render import recipe_flags, train_flags
 from tests.conftest import run_cli, unused_short_path
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder

@@ -19,8 +19,8 @@ import pytest
 from runner.flags import Flag, FlagSet
 from runner.recipes import RECIPES
 from runner.recipes.base import SLIME_COMMIT
-from runner.render import Overrides, recipe_flags, runtime_env_vars, train_flags
 from runner.runs.setup import checkpoint_layer
+from runner.slime_args.render import Overrides, recipe_flags, runtime_env_vars, train_flags
 from tests.conftest import DATA
 
 GOLDEN = {name: json.loads((DATA / "slime_argv" / f"{name}.json").read_text())

@@ -1,4 +1,4 @@
-"""runner.gpu_checks (doctor --gpu): Blackwell-patch detection, no-GPU behaviour, and the real checks on a GPU."""
+"""runner.checks.gpu_kernels (doctor --gpu): Blackwell-patch detection, no-GPU behaviour, and the real checks on a GPU."""
 
 import importlib.util
 import json
@@ -37,7 +37,7 @@ def fake_fla(tmp_path, body: str):
 
 
 def patch_check(path, capability):
-    code = ("import json, runner.gpu_checks as g; "
+    code = ("import json, runner.checks.gpu_kernels as g; "
             f"print(json.dumps(g.check_blackwell_patch({capability!r}).to_json()))")
     env = {**os.environ, "PYTHONPATH": f"{path}{os.pathsep}{REPO}"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=True)
@@ -71,7 +71,7 @@ def test_seed_patch_applies_marker():
     if not seed.exists():
         pytest.skip("seed document not present in this checkout")
     text = seed.read_text()
-    import runner.gpu_checks as g
+    import runner.checks.gpu_kernels as g
 
     added = [line for line in text.splitlines() if line.startswith("+") and g.BLACKWELL_MARK in line]
     assert added, "the seed's fla patch no longer adds tl.inline_asm_elementwise"
@@ -83,7 +83,7 @@ def test_no_gpu_is_a_skip_not_a_crash():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    import runner.gpu_checks as g
+    import runner.checks.gpu_kernels as g
 
     checks = g.run_gpu_checks()
     assert [c.status for c in checks] == ["skip"]
@@ -92,7 +92,7 @@ def test_no_gpu_is_a_skip_not_a_crash():
 @pytest.mark.gpu
 @pytest.mark.skipif(not (HAS_TORCH and __import__("torch").cuda.is_available()), reason="needs a CUDA GPU")
 def test_gpu_checks_pass_on_a_gpu():
-    import runner.gpu_checks as g
+    import runner.checks.gpu_kernels as g
 
     checks = g.run_gpu_checks()
     names = [c.name for c in checks]

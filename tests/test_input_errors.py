@@ -252,9 +252,9 @@ OTHER_PROGRAMS = {
     "--format", "--query-gpu",  # nvidia-smi
     "--standalone",  # torchrun
     "--extra",  # uv sync --extra stack
-    "--expect", "--local-dir", "--repo", "--repo-type",  # runner.hf_fetch
-    "--runtime-env-file", "--stop-timeout", "--submission-id", "--submit-timeout",  # runner.ray_job
-    "--log-file", "--quiet", "--run-dir", "--lock-fd",  # runner.ray_job, runner.runs.supervisor
+    "--expect", "--local-dir", "--repo", "--repo-type",  # runner.commands.hf_fetch
+    "--runtime-env-file", "--stop-timeout", "--submission-id", "--submit-timeout",  # runner.runs.ray_job
+    "--log-file", "--quiet", "--run-dir", "--lock-fd",  # runner.runs.ray_job, runner.runs.supervisor
     "--porcelain", "--untracked-files",  # git status (runner.runs.provenance)
     "--result", "--run-id",  # runner.smoke.worker
     "--logdir",  # tensorboard (runner.runs.sinks: how to open a run's TensorBoard files)
@@ -268,7 +268,7 @@ def test_every_option_a_message_names_exists():
     import re
 
     from runner.cli import build_parser
-    from runner.slime_schema import backend_flags
+    from runner.slime_args.schema import backend_flags
 
     parser = build_parser()
     known = {o for sub in parser.subcommand_parsers.values() for o in sub._option_string_actions}
@@ -478,7 +478,7 @@ BAD_VALUES = {  # flag: (a value argparse takes and slime would run with, the ru
 
 @pytest.mark.parametrize("recipe", sorted(__import__("runner.recipes", fromlist=["RECIPES"]).RECIPES))
 def test_value_rules_hold_on_every_recipe(machine, recipe):
-    from runner.slime_rules import VALUE_RULES
+    from runner.slime_args.rules import VALUE_RULES
 
     assert set(BAD_VALUES) <= {r.flag for r in VALUE_RULES}
     sets = [a for flag, (value, _) in BAD_VALUES.items() for a in ("--set", f"{flag}={value}")]
@@ -573,8 +573,8 @@ def test_the_socket_path_limit_is_rays_own():
 
     from ray.dashboard.subprocesses.utils import get_socket_path
 
-    from runner.cluster.ray_args import dashboard_modules, max_private_dir_len, pid_digits
-    from runner.cluster.spec import ClusterSpec
+    from runner.launch.cluster.ray_args import dashboard_modules, max_private_dir_len, pid_digits
+    from runner.launch.cluster.spec import ClusterSpec
 
     digits = pid_digits()
     spec = ClusterSpec(ray="ray", master_addr="127.0.0.1", gcs_port=6379, dashboard_host="127.0.0.1",
@@ -653,7 +653,7 @@ def test_a_name_that_resolves_to_ipv6_only_is_refused(monkeypatch):
     """No name resolves to IPv6 only on this machine: the resolver stands in (the check is the runner's)."""
     import socket
 
-    from runner.input_checks import ipv6_problem
+    from runner.checks.inputs import ipv6_problem
 
     def resolve(host, port, family=0, *rest):  # noqa: ANN001, ANN202
         if host == "v6only.example" and family == socket.AF_INET:

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from runner.execute import processes_with_marker
+from runner.launch.processes import processes_with_marker
 from tests import netns_host
 from tests.test_ray_launch import _alive, _launch
 

@@ -68,7 +68,7 @@ def test_the_detector_knows_a_machine_path_from_slimes_layout():
         '"fla.path": "/' + 'work/main/.carry/smoke/fla-plain/fla"',
         "SLIME_STACK_PYTHON=/" + "root/.cache/slime-qwen3-next/stack-env/bin/python",
         "/" + "root/slime-src/slime",
-        "$ /" + "opt/torch/.venv/bin/python3 -m runner.ray_job",
+        "$ /" + "opt/torch/.venv/bin/python3 -m runner.runs.ray_job",
     ]
     kept = [
         "export SLIME_DIR=/root/slime MEGATRON_DIR=/root/Megatron-LM BASE_FOLDER=/root",

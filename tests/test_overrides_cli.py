@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from runner.overrides import check_overrides
 from runner.recipes import RECIPES
-from runner.render import recipe_flags, train_flags
-from runner.slime_rules import RULES, cross_flag_problems
+from runner.slime_args.overrides import check_overrides
+from runner.slime_args.render import recipe_flags, train_flags
+from runner.slime_args.rules import RULES, cross_flag_problems
 from tests.conftest import run_cli
 from tests.machine import make_machine, refused, train
 
@@ -160,8 +160,8 @@ def test_rules_on_fsdp_and_unsets():
 
 def test_every_rule_reads_only_options_its_backends_have():
     from runner.flags import FlagSet
-    from runner.slime_rules import Values
-    from runner.slime_schema import backend_flags
+    from runner.slime_args.rules import Values
+    from runner.slime_args.schema import backend_flags
 
     for rule in RULES:
         for backend in rule.backends:
@@ -182,7 +182,7 @@ def test_append_options_keep_every_occurrence_as_argparse_does(machine, recipe):
     in order, as argparse itself collects them from the rendered argv."""
     import argparse
 
-    from runner.slime_schema import accumulating_flags, backend_flags
+    from runner.slime_args.schema import accumulating_flags, backend_flags
 
     assert accumulating_flags() == {"router-prefill", "router-decode"}
     given = ["--set", "router-prefill=http://p1:30000 8998", "--set", "router-prefill=http://p2:30000",

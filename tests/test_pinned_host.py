@@ -25,7 +25,7 @@ from runner.planner.shapes import parameter_shapes
 from runner.planner.smoke_compare import compare_file, offload_costs, render
 from runner.recipes import RECIPES
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B, Qwen3NextArchitecture
-from runner.render import train_flags
+from runner.slime_args.render import train_flags
 
 GIB = 2**30
 SMOKE_RUNS = REPO / "docs" / "smoke-runs.json"

@@ -20,7 +20,7 @@ from runner.recipes import RECIPES
 from runner.recipes.base import Layout
 from runner.recipes.megatron_8gpu_80gb import RECIPE as FITTED
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B as A
-from runner.render import Overrides, train_flags
+from runner.slime_args.render import Overrides, train_flags
 
 H100, H200 = GPU_PRESETS_GIB["h100"], GPU_PRESETS_GIB["h200"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.execute import processes_with_marker
+from runner.launch.processes import processes_with_marker
 from tests.conftest import REPO, free_port
 
 pytest.importorskip("ray.job_submission", reason="needs ray[default] (pip install -e '.[test]')")
@@ -172,7 +172,7 @@ def test_runner_killed_with_sigkill_still_takes_its_ray_down(tmp_path, short_tmp
 
 @pytest.mark.slow
 def test_token_authentication_end_to_end(tmp_path, short_tmp):
-    from runner.cluster.spec import supports_token_auth
+    from runner.launch.cluster.spec import supports_token_auth
 
     if not supports_token_auth(__import__("importlib.metadata").metadata.version("ray")):
         pytest.skip("Ray < 2.52 has no token authentication")

@@ -4,7 +4,7 @@ transient errors), against a real Ray head.
 A Ray head answers that while its job agent has not registered yet, which
 happens under CPU load right after the job API comes up; it cannot be
 provoked on demand. So a real TCP front stands between `python -m
-runner.ray_job` and the real job API: it answers the submission POST with the
+runner.runs.ray_job` and the real job API: it answers the submission POST with the
 head's exact error a given number of times, then passes every connection
 through untouched (version check, submission, the log websocket, status).
 Without the retry, the first test fails: the job is never submitted.
@@ -22,10 +22,10 @@ import time
 
 import pytest
 
-from runner.cluster.head import head_process
-from runner.cluster.spec import ClusterSpec
-from runner.execute import ProcessOwner, sweep_run
-from runner.launch import wait_for_job_api
+from runner.launch.cluster.head import head_process
+from runner.launch.cluster.spec import ClusterSpec
+from runner.launch.processes import ProcessOwner, sweep_run
+from runner.launch.run import wait_for_job_api
 from tests.conftest import REPO, free_port
 
 pytest.importorskip("ray.job_submission", reason="needs ray[default] (pip install -e '.[test]')")
@@ -142,7 +142,7 @@ def _submit(tmp_path, front: FlakyFront, *, timeout: float = 120) -> subprocess.
     entry.write_text("print('ENTRY ran', flush=True)\n")
     env_file = tmp_path / "runtime_env.json"
     env_file.write_text(json.dumps({"env_vars": {"PYTHONUNBUFFERED": "1"}}))
-    argv = [sys.executable, "-m", "runner.ray_job", "--address", f"http://127.0.0.1:{front.port}",
+    argv = [sys.executable, "-m", "runner.runs.ray_job", "--address", f"http://127.0.0.1:{front.port}",
             "--submission-id", f"retry-{time.monotonic_ns()}", "--runtime-env-file", str(env_file),
             "--submit-timeout", str(timeout), "--", sys.executable, str(entry)]
     return subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=timeout + 120,
@@ -230,7 +230,7 @@ def test_sigterm_during_submission_stops_the_job(tmp_path, ray_head):
     head = JobSubmissionClient(f"http://127.0.0.1:{ray_head.dashboard_port}")
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "runner.ray_job", "--address", f"http://127.0.0.1:{front.port}", "--submission-id",
+            [sys.executable, "-m", "runner.runs.ray_job", "--address", f"http://127.0.0.1:{front.port}", "--submission-id",
              job_id, "--runtime-env-file", str(env_file), "--", sys.executable, str(entry)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(tmp_path), "RAY_AUTH_MODE": "disabled"})

@@ -280,7 +280,7 @@ def test_runs_show_status_of_a_killed_run(tmp_path):
 def test_another_ray_on_this_machine_is_refused_before_anything_is_written(tmp_path):
     import socket
 
-    from runner.preflight import RAY_DASHBOARD_AGENT_PORT
+    from runner.checks.preflight import RAY_DASHBOARD_AGENT_PORT
     from tests.conftest import free_port
 
     entry = tmp_path / "entry.py"

@@ -128,7 +128,7 @@ def _descendants(root: int) -> set[int]:
 
 
 def _marked(run_id: str, temp_dir: str) -> set[int]:
-    """Independent of runner.execute: scan /proc for the run's two markers."""
+    """Independent of runner.launch.processes: scan /proc for the run's two markers."""
     found = set()
     needle = f"SLIME_RUNNER_RUN={run_id}".encode()
     for pid in _all_pids():
@@ -276,7 +276,7 @@ def test_status_logs_and_stop_on_a_running_job(lab, tmp_path):
         if path.is_file():
             content = path.read_text(errors="replace")
             assert SECRET not in content and token not in content, path
-    # The key reached the job through a private file, never the runtime env (runner.job_secrets).
+    # The key reached the job through a private file, never the runtime env (runner.launch.job_secrets).
     assert "WANDB_API_KEY" not in final["job"]["runtime_env"]["env_vars"]
     assert final["job"]["secrets_passed"] == ["WANDB_API_KEY"]
     assert final["job"]["runtime_env"]["env_vars"]["SLIME_RUNNER_SECRETS_FILE"] == f"{lab['temp_dir']}/secrets.json"

@@ -38,9 +38,9 @@ def test_children_get_minus_p_when_the_runner_has_it(tmp_path):
         train = json.loads(runner_p("train", "--recipe", "megatron-8gpu", "--dry-run", "--json", "--ray-temp-dir",
                                     "/tmp/rt-unused-p", cwd=REPO, safe=safe, env={"WANDB_API_KEY": "k" * 20}).stdout)
         job = train["processes"][-1]["argv"]
-        assert job[1:3 + len(flag)] == [*flag, "-m", "runner.ray_job"][:2 + len(flag)], job[:4]
+        assert job[1:3 + len(flag)] == [*flag, "-m", "runner.runs.ray_job"][:2 + len(flag)], job[:4]
         entry = job[job.index("--") + 1:]
-        assert entry[1:3 + len(flag)] == [*flag, "-m", "runner.job_secrets"], entry[:4]
+        assert entry[1:3 + len(flag)] == [*flag, "-m", "runner.launch.job_secrets"], entry[:4]
         download = json.loads(runner_p("download", "--dry-run", "--json", "--skip-model", cwd=REPO,
                                        safe=safe).stdout)
         assert all(p["argv"][1:2 + len(flag)] == [*flag, "-m"] for p in download["processes"])

@@ -65,14 +65,14 @@ def test_dry_run_shows_no_secret_whatever_its_value_holds(dry, json_mode):
         plan = json.loads(r.stdout)
         (runtime_env,) = [json.loads(c) for c in plan["files"].values()]
         assert "WANDB_API_KEY" not in runtime_env["env_vars"] and "HF_TOKEN" not in runtime_env["env_vars"]
-        assert runtime_env["worker_process_setup_hook"] == "runner.job_secrets.load"
+        assert runtime_env["worker_process_setup_hook"] == "runner.launch.job_secrets.load"
         (secrets_file, names), = plan["secret_files"].items()
         assert names == ["WANDB_API_KEY", "HF_TOKEN"] and secrets_file.endswith("/p/secrets.json")
         assert runtime_env["env_vars"]["SLIME_RUNNER_SECRETS_FILE"] == secrets_file
         head, job = plan["processes"][0], plan["processes"][-1]
         assert head["unset_env"] == job["unset_env"] == ["WANDB_API_KEY", "HF_TOKEN"]  # Ray's daemons: not theirs
         entry = job["argv"][job["argv"].index("--") + 1:]
-        assert entry[1:4] == ["-m", "runner.job_secrets", "--"]  # the driver loads the file itself
+        assert entry[1:4] == ["-m", "runner.launch.job_secrets", "--"]  # the driver loads the file itself
     else:
         assert "WANDB_API_KEY=<redacted> HF_TOKEN=<redacted>" in r.stdout
 

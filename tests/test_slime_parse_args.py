@@ -8,7 +8,7 @@ validate_args (Megatron backend, Megatron-LM 3714d81d + slime's patch) and
 sglang's validate_args (tests/slime_parser.py; stand-ins only for the GPU).
 Checked:
   - slime accepts every recipe and reads every flag as the runner reads it
-    (runner.slime_rules.Values: what the cross-flag rules and the planner
+    (runner.slime_args.rules.Values: what the cross-flag rules and the planner
     use), apart from the changes slime and Megatron make on purpose, each
     named in `as_slime_leaves_it`;
   - README's examples: accepted, and the values they set arrive; where the
@@ -31,8 +31,8 @@ import pytest
 from runner.flags import FlagSet
 from runner.recipes import RECIPES
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
-from runner.slime_rules import Values
-from runner.slime_schema import backend_flags
+from runner.slime_args.rules import Values
+from runner.slime_args.schema import backend_flags
 from tests.conftest import REPO, run_cli
 from tests.slime_parser import megatron_tree, run_slime, slime_tree, stack_python
 

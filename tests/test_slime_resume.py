@@ -5,7 +5,7 @@ case, so create_training_models never takes the checkpoint's rollout id and a
 resume trains from rollout 0 again, overwriting its checkpoints.
 patches/slime/ carries the fix (upstream c1fd2bac1 + b91f59e2); the flake and
 tools/without-nix.sh apply it; doctor and train's preflight judge SLIME_DIR by
-running its own slime_validate_args (runner/slime_resume.py).
+running its own slime_validate_args (runner/checks/slime_resume.py).
 
 Every test here runs slime's own code from the pinned tarball
 (SLIME_UPSTREAM_SOURCES); the parse_args/create_training_models ones also need
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from runner import slime_resume
+from runner.checks import slime_resume
 from runner.recipes import RECIPES
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
-from runner.render import train_flags
+from runner.slime_args.render import train_flags
 from tests.machine import make_machine, train
 from tests.conftest import run_cli
 from tests.slime_parser import megatron_tree, run_slime, slime_tree

@@ -1,4 +1,4 @@
-"""slime's flag schema (runner/data/slime_flags.json): provenance, content, and
+"""slime's flag schema (runner/slime_args/data/slime_flags.json): provenance, content, and
 agreement with slime's real parser where the pinned sources and the stack are here.
 
 The schema is extracted by tools/slime_flag_schema.py from slime 3d7599aa,
@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from runner.flags import FlagSet
-from runner.overrides import check_overrides
 from runner.recipes import RECIPES
-from runner.render import recipe_flags, train_flags
-from runner.slime_schema import SCHEMA_FILE, backend_flags
+from runner.slime_args.overrides import check_overrides
+from runner.slime_args.render import recipe_flags, train_flags
+from runner.slime_args.schema import SCHEMA_FILE, backend_flags
 from tests.conftest import REPO
 from tests.slime_parser import stack_python
 
@@ -258,8 +258,8 @@ def test_cross_flag_rules_agree_with_slimes_validate_functions(tmp_path, backend
     import dataclasses
 
     from runner.recipes.qwen3_next import QWEN3_NEXT_80B
-    from runner.render import runtime_env_vars
-    from runner.slime_rules import cross_flag_problems
+    from runner.slime_args.render import runtime_env_vars
+    from runner.slime_args.rules import cross_flag_problems
     from tests.slime_parser import megatron_tree, run_slime, slime_tree
 
     recipe = _recipe_for(backend)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.execute import processes_with_marker
+from runner.launch.processes import processes_with_marker
 from tests import slurm_cluster
 from tests.conftest import REPO, RUNNER_ENV, free_port
 from tests.test_ray_launch import _alive

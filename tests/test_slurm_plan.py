@@ -10,11 +10,11 @@ import subprocess
 
 import pytest
 
-from runner.cluster.sbatch import BatchScript, Environment, UnsafeValue, render, sbatch_options
-from runner.cluster.slurm_cli import JobState
-from runner.cluster.slurm_request import (
-    Expectation, SlurmRequest, format_duration, gpus_of_gres, parse_partitions, parse_time, request_problems)
 from runner.commands.train_slurm import SUBMISSION_ONLY, batch_command
+from runner.launch.cluster.sbatch import BatchScript, Environment, UnsafeValue, render, sbatch_options
+from runner.launch.cluster.slurm_cli import JobState
+from runner.launch.cluster.slurm_request import (
+    Expectation, SlurmRequest, format_duration, gpus_of_gres, parse_partitions, parse_time, request_problems)
 from runner.runs.pace import pace_of_lines
 from runner.runs.slurm_run import state_from_slurm
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.execute import processes_with_marker
+from runner.launch.processes import processes_with_marker
 from tests import slurm_cluster
 from tests.conftest import free_port, run_cli
 from tests.test_ray_launch import _alive
@@ -212,7 +212,7 @@ def test_a_queued_run_is_stopped_by_scancel_and_its_script_then_refuses_to_start
 
 def test_slurm_itself_refuses_what_the_runner_does_not_check(slurm, tmp_path):
     """sbatch --test-only (the last check before submitting) returns slurmctld's reason, submits nothing."""
-    from runner.cluster import slurm_cli
+    from runner.launch.cluster import slurm_cli
 
     script = "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --partition=debug\n#SBATCH --mem=999999999\ntrue\n"
     env = os.environ.copy()

@@ -43,7 +43,7 @@ def parse(*argv):
 
 
 def test_import_does_not_import_torch():
-    code = "import sys, runner.smoke, runner.smoke.verdict, runner.gpu_checks; print('torch' in sys.modules)"
+    code = "import sys, runner.smoke, runner.smoke.verdict, runner.checks.gpu_kernels; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "False"
 
@@ -221,7 +221,7 @@ def test_ctrl_c_during_smoke_is_one_line(tmp_path):
     import os
     import signal
 
-    from runner.execute import processes_with_marker
+    from runner.launch.processes import processes_with_marker
 
     marker = str(tmp_path / "result.json")
     env = {k: v for k, v in os.environ.items() if k not in ("BASE_FOLDER",)}

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from runner.execute import processes_with_marker
+from runner.launch.processes import processes_with_marker
 from tests.conftest import REPO, run_cli, unused_short_path
 from tests.gpu_recordings import record
 from tests.hf_fixtures import make_base_folder, make_dataset
@@ -59,7 +59,7 @@ def test_ready_machine_plans_cleanly(ready):
     assert head["argv"][1:4] == ["start", "--head", "--block"]
     assert head["argv"][head["argv"].index("--dashboard-host") + 1] == "127.0.0.1"
     assert "--num-gpus" in head["argv"] and head["argv"][head["argv"].index("--num-gpus") + 1] == "8"
-    assert job["argv"][1:3] == ["-m", "runner.ray_job"]
+    assert job["argv"][1:3] == ["-m", "runner.runs.ray_job"]
     entry = job["argv"][job["argv"].index("--") + 1:]
     assert entry[1].endswith("/slime/train.py")
     assert set(job.keys()) >= {"argv", "env", "cwd"}

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.doctor_checks import fla_patch_present
-from runner.patch_state import patch_state
+from runner.checks.patch_state import patch_state
+from runner.checks.stack import fla_patch_present
 from tests.conftest import REPO
 from tests.nix.nixtools import load_tool, upstream_tree
 from tests.slime_parser import stack_python

@@ -1,4 +1,4 @@
-"""On a GPU machine: does doctor's fla device check (runner/fla_device.py)
+"""On a GPU machine: does doctor's fla device check (runner/checks/fla_device.py)
 see what really happens, and does nix/find-libcuda.sh work on a real host?
 
     python3 tools/gpu_check_fla_device.py --fla-src DIR [--out FILE]
@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from runner.fla_device import FlaDevice, compiler_error, likely_cause  # noqa: E402
+from runner.checks.fla_device import FlaDevice, compiler_error, likely_cause  # noqa: E402
 
 
 def finder_env(base: dict) -> dict:
@@ -52,7 +52,7 @@ def hide_sbin(cmd: list[str]) -> list[str] | None:
 
 def probe(env: dict, hide_ldconfig: bool = False) -> dict:
     env = {**env, "TRITON_CACHE_DIR": tempfile.mkdtemp(prefix="triton-cache-")}
-    cmd = [sys.executable, "-c", (REPO / "runner" / "fla_device.py").read_text()]
+    cmd = [sys.executable, "-c", (REPO / "runner" / "checks" / "fla_device.py").read_text()]
     if hide_ldconfig:
         cmd = hide_sbin(cmd)
         if cmd is None:

@@ -11,7 +11,7 @@ Megatron-LM at the pinned commit with slime's megatron.patch, sglang from the
 environment), on CPU, stops right before they parse, and writes every option:
 its spellings, dest, action, type, nargs, choices, default, whether it is
 required. The runner validates user overrides against this file
-(runner/data/slime_flags.json) without importing slime.
+(runner/slime_args/data/slime_flags.json) without importing slime.
 
 Kept unimported (GPU-only; neither changes any argument definition):
   transformer_engine, transformer_engine_torch: Megatron imports them inside
@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import upstream_sources  # noqa: E402  (tools/ is not a package)
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / "runner" / "data" / "slime_flags.json"
+DEFAULT_OUT = REPO / "runner" / "slime_args" / "data" / "slime_flags.json"
 SCHEMA_VERSION = 1
 HOW = ("python tools/slime_flag_schema.py --sources DIR (the pinned git-archive tarballs; default "
        "$SLIME_UPSTREAM_SOURCES), with a Python that has the stack (tools/stack-env.sh, or the flake's env); nix flake "

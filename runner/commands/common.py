@@ -7,12 +7,12 @@ import json
 import shlex
 import sys
 
+from runner.launch.plan import Plan
 from runner.locations import Locations, resolve_locations
-from runner.overrides import CheckedOverrides, check_overrides
-from runner.plan import Plan
 from runner.recipes.base import Recipe
-from runner.render import recipe_flags
 from runner.secrets import REDACTED, redact_argv, redact_env, redact_json, redact_text
+from runner.slime_args.overrides import CheckedOverrides, check_overrides
+from runner.slime_args.render import recipe_flags
 
 
 def add_location_arguments(p: argparse.ArgumentParser) -> None:

@@ -20,14 +20,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import input_checks
-from runner.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
+from runner.checks import inputs
+from runner.checks.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
 from runner.commands.common import add_location_arguments, locations_from_args, print_plan
 from runner.gpus import query_gpus
-from runner.plan import Plan, Process
+from runner.launch.plan import Plan, Process
 from runner.recipes.common import HF_CHECKPOINT, TORCH_DIST_CHECKPOINT
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B, megatron_model_flags
-from runner.render import with_base_folder
+from runner.slime_args.render import with_base_folder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,8 +65,8 @@ def gather(args, environ=None) -> ConvertPlan:
     save = Path(os.path.abspath(args.save or with_base_folder(TORCH_DIST_CHECKPOINT, base)))
     partial = save.parent / f".{save.name}.partial-{_secrets.token_hex(3)}"
     plan = Plan(notes=locs.describe()[:3])
-    if input_checks.base_folder_problem(locs):
-        plan.error(input_checks.base_folder_problem(locs))
+    if inputs.base_folder_problem(locs):
+        plan.error(inputs.base_folder_problem(locs))
     slime_dir = locs.slime_dir.value
     if not slime_dir:
         plan.error("SLIME_DIR is not set: pass --slime-dir or export SLIME_DIR (the flake's apps set it)")

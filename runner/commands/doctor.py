@@ -17,10 +17,10 @@ import os
 import sys
 from pathlib import Path
 
-from runner import input_checks, preflight
-from runner.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
-from runner.commands.common import add_location_arguments, locations_from_args
-from runner.doctor_checks import (
+from runner.checks import inputs, preflight
+from runner.checks.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
+from runner.checks.rows import FAIL, OK, SKIP, WARN, Check, render_table
+from runner.checks.stack import (
     disk_check,
     fla_device_check,
     fla_patch_check,
@@ -30,14 +30,15 @@ from runner.doctor_checks import (
     package_checks,
     slime_resume_check,
 )
+from runner.commands.common import add_location_arguments, locations_from_args
 from runner.gpus import query_gpus
 from runner.kernel_cache import KernelCache, resolve_kernel_cache
+from runner.planner.fit import fitting_derived_recipe, memory_fit
+from runner.planner.topology import topology_problems, tp_cp_warning
 from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
-from runner.render import train_flags
-from runner.report import FAIL, OK, SKIP, WARN, Check, render_table
 from runner.runs.arguments import add_runs_dir_argument
-from runner.topology import topology_problems, tp_cp_warning
+from runner.slime_args.render import train_flags
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -90,7 +91,7 @@ def collect(args, environ=None) -> list[Check]:
     checks.append(megatron_patch_check(recipe.backend, locs.slime_dir.value, locs.megatron_dir.value, environ))
     checks.append(slime_resume_check(locs.slime_dir.value))
 
-    base = input_checks.base_folder_problem(locs)
+    base = inputs.base_folder_problem(locs)
     flags = train_flags(recipe, str(locs.base))
     if base:
         # What lives under BASE_FOLDER would only repeat it, once per row.
@@ -153,14 +154,14 @@ def _runs_dir_check(args, environ, base_is_file: bool) -> Check:  # noqa: ANN001
 
 
 def _memory_check(recipe, flags, facts, base_folder: str) -> Check:
-    fit = preflight.memory_fit(recipe, flags, facts)
+    fit = memory_fit(recipe, flags, facts)
     if fit is None:
         return Check("memory plan", SKIP, "no GPUs seen: run `python -m runner plan --gpu h100` to plan for one")
     ok, reasons, gib = fit
     if ok:
         return Check("memory plan", OK, f"fits {gib:.1f} GiB GPUs")
     # As train says it: the derived recipe that fits these GPUs, when there is one.
-    derived = preflight.fitting_derived_recipe(recipe, facts, base_folder)
+    derived = fitting_derived_recipe(recipe, facts, base_folder)
     return Check("memory plan", FAIL, "; ".join(reasons),
                  derived or f"see `python -m runner plan --recipe {recipe.name}`")
 
@@ -170,7 +171,7 @@ def _gpu_kernel_checks(caches: KernelCache) -> list[Check]:
     # variables when they compile, so setting them before the first kernel is enough.
     os.environ.update(caches.env)
     try:
-        from runner.gpu_checks import run_gpu_checks
+        from runner.checks.gpu_kernels import run_gpu_checks
     except ImportError as exc:
         return [Check("gpu kernels", FAIL, f"cannot load the GPU checks: {exc}")]
     return run_gpu_checks()

@@ -13,10 +13,10 @@ import shutil
 import sys
 from dataclasses import dataclass
 
-from runner import input_checks
-from runner.interpreter import own_python
+from runner.checks import inputs
 from runner.commands.common import add_location_arguments, locations_from_args, print_plan
-from runner.plan import Plan, Process
+from runner.interpreter import own_python
+from runner.launch.plan import Plan, Process
 from runner.recipes.qwen3_next import DEFAULT_HF_REPO, MODEL_DIR_NAME
 
 DATASETS = ("zhuzilin/dapo-math-17k", "zhuzilin/aime-2024")
@@ -58,11 +58,11 @@ def gather(args, environ=None) -> tuple[Plan, list[Fetch]]:
                        "HF_TOKEN: " + ("set (from the environment)" if environ.get("HF_TOKEN") else "not set")])
     if args.skip_model and args.skip_datasets:
         plan.error("--skip-model and --skip-datasets together leave nothing to download; drop one of them")
-    base_problem = input_checks.base_folder_problem(locs)
+    base_problem = inputs.base_folder_problem(locs)
     if base_problem:
         plan.error(base_problem)
     for f in items:
-        argv = [*own_python(), "-m", "runner.hf_fetch", "--repo", f.repo, "--repo-type", f.repo_type,
+        argv = [*own_python(), "-m", "runner.commands.hf_fetch", "--repo", f.repo, "--repo-type", f.repo_type,
                 "--local-dir", f.local_dir, "--expect", f.expect]
         if f.repo_type == "model" and args.revision:
             argv += ["--revision", args.revision]
@@ -91,7 +91,7 @@ def run(args) -> int:
         return print_plan(plan, args, [])
     if plan.errors:
         return print_plan(plan, args, [], problems_only=True)
-    from runner.hf_fetch import offline_message, remote_sizes
+    from runner.commands.hf_fetch import offline_message, remote_sizes
 
     # Sizes first (metadata only): refuse before writing anything when the disk cannot hold them.
     needed, todo = 0, []

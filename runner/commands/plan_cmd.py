@@ -12,13 +12,13 @@ import json
 import os
 import sys
 
-from runner import input_checks
+from runner.checks import inputs
 from runner.commands.common import add_location_arguments, checked_overrides, locations_from_args
 from runner.commands.train import add_override_arguments
 from runner.gpus import query_gpus
 from runner.recipes import RECIPES, get_recipe
-from runner.render import OverrideError, train_flags
-from runner.slime_rules import cross_flag_problems
+from runner.slime_args.render import OverrideError, train_flags
+from runner.slime_args.rules import cross_flag_problems
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def run(args) -> int:
 
     locs = locations_from_args(args, os.environ)
     recipes = [get_recipe(args.recipe)] if args.recipe else list(RECIPES.values())
-    planned, problems = [], [p for p in [input_checks.base_folder_problem(locs)] if p]
+    planned, problems = [], [p for p in [inputs.base_folder_problem(locs)] if p]
     for recipe in recipes:
         checked = checked_overrides(args, recipe, str(locs.base))
         prefix = "" if args.recipe else f"{recipe.name}: "

@@ -45,7 +45,7 @@ def _last_line(path: str | None) -> str | None:
 
 
 def _facts(record: dict, paths) -> dict:  # noqa: ANN001 - RunPaths
-    from runner.execute import run_processes
+    from runner.launch.processes import run_processes
     from runner.runs.identity import effective_state, same_machine
     from runner.runs.listing import read_progress
     from runner.runs.watching import checkpoint_age

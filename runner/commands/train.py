@@ -31,22 +31,24 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from runner import input_checks, preflight
-from runner.cluster.hostfile import HostfileError, read_workers
-from runner.cluster import slurm_cli
-from runner.cluster.ray_args import (dashboard_modules, pid_digits, port_problems, positive_seconds,
-                                     socket_path_problem, tcp_port)
-from runner.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, ClusterSpec, supports_token_auth
+from runner.checks import inputs, preflight
 from runner.commands import train_slurm
 from runner.commands.common import add_location_arguments, checked_overrides, locations_from_args, print_plan
 from runner.flags import FlagSet
 from runner.gpus import GpuFacts, nccl_nvls_value, query_gpus
-from runner.locations import Setting
 from runner.interpreter import own_python
-from runner.plan import Plan
+from runner.launch.cluster import slurm_cli
+from runner.launch.cluster.hostfile import HostfileError, read_workers
+from runner.launch.cluster.ray_args import (dashboard_modules, pid_digits, port_problems, positive_seconds,
+                                            socket_path_problem, tcp_port)
+from runner.launch.cluster.spec import DEFAULT_DASHBOARD_PORT, DEFAULT_GCS_PORT, ClusterSpec, supports_token_auth
+from runner.launch.plan import Plan
+from runner.launch.train_plan import TrainInputs, TrainPlan, build_train_plan
+from runner.locations import Setting
+from runner.planner.fit import fitting_derived_recipe, memory_fit
+from runner.planner.topology import topology_problems, tp_cp_warning
 from runner.recipes import RECIPES, get_recipe
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B
-from runner.render import OverrideError, train_flags
 from runner.runs import sinks
 from runner.runs.arguments import add_run_arguments
 from runner.runs.machine_lock import active_run_problem
@@ -56,9 +58,8 @@ from runner.runs.setup import (SetupError, override_layers, prepare_run, resolve
 from runner.runs.slurm_run import adopt as adopt_prepared_run
 from runner.runs.long_run import long_run_notes, long_run_problems, run_save_plan
 from runner.secrets import PASSED_SECRETS, RUNNER_ONLY_SECRETS, secret_flag_error, secret_values
-from runner.slime_rules import cross_flag_problems
-from runner.topology import topology_problems, tp_cp_warning
-from runner.train_plan import TrainInputs, TrainPlan, build_train_plan
+from runner.slime_args.render import OverrideError, train_flags
+from runner.slime_args.rules import cross_flag_problems
 
 
 
@@ -191,11 +192,11 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
                         f"export MASTER_ADDR or pass --master-addr")
         master_addr = "<MASTER_ADDR>"
     else:
-        ipv6 = input_checks.ipv6_problem(master_addr, "MASTER_ADDR", locs.master_addr.source)
+        ipv6 = inputs.ipv6_problem(master_addr, "MASTER_ADDR", locs.master_addr.source)
         problems += filter(None, [ipv6])
         if multinode and not ipv6 and not submitting:
-            problems += filter(None, [input_checks.multinode_master_problem(master_addr, locs.master_addr.source)])
-    base_problem = input_checks.base_folder_problem(locs)
+            problems += filter(None, [inputs.multinode_master_problem(master_addr, locs.master_addr.source)])
+    base_problem = inputs.base_folder_problem(locs)
     problems += filter(None, [base_problem])
     checked = checked_overrides(args, recipe, str(locs.base))
     problems += checked.problems
@@ -233,8 +234,8 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     if not token_auth:
         warnings.append("--ray-auth off: Ray token authentication is off: any local user, and anyone who reaches "
                         "Ray's ports, can submit jobs that run as you")
-    ray_exe = input_checks.ray_executable()
-    problems += filter(None, [input_checks.job_python_problem(ray_exe)])
+    ray_exe = inputs.ray_executable()
+    problems += filter(None, [inputs.job_python_problem(ray_exe)])
     if ray_exe is None:
         problems.append("`ray` is not on PATH: run inside the pinned stack (nix develop, or slime's image)")
         ray_exe = "ray"
@@ -307,7 +308,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     if args.dashboard_host not in ("127.0.0.1", "localhost"):
         warnings.append(f"--dashboard-host {args.dashboard_host}: the Ray job API accepts code from anyone who "
                         f"reaches {args.dashboard_host}:{args.dashboard_port}")
-    dashboard_ipv6 = input_checks.ipv6_problem(args.dashboard_host, "--dashboard-host")
+    dashboard_ipv6 = inputs.ipv6_problem(args.dashboard_host, "--dashboard-host")
     problems += filter(None, [dashboard_ipv6])
     if master_addr != "<MASTER_ADDR>" and not submitting and not busy:
         for port, what, flag in ((args.ray_port, "Ray GCS", "--ray-port"),
@@ -315,7 +316,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
             if flag in unusable_ports:
                 continue  # said above; whether it is free too does not matter
             host = master_addr if what == "Ray GCS" else args.dashboard_host
-            if input_checks.is_ipv6_literal(host) or (host == args.dashboard_host and dashboard_ipv6):
+            if inputs.is_ipv6_literal(host) or (host == args.dashboard_host and dashboard_ipv6):
                 continue  # refused above (an IPv4 bind probe of it would only fail on the address family)
             problem = preflight.port_problem(host, port, what, flag)
             if problem:
@@ -330,13 +331,13 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         if not base_problem:  # files under a BASE_FOLDER that is a file would only repeat it
             problems += preflight.checkpoint_problems(flags, recipe.backend)
             problems += preflight.dataset_problems(flags)
-        fit = None if topology else preflight.memory_fit(recipe, flags, facts)  # it divides by the sizes
+        fit = None if topology else memory_fit(recipe, flags, facts)  # it divides by the sizes
         fit_problems = [f"memory plan: {r}" for r in fit[1]] if fit and not fit[0] else []
         if args.force:
             warnings += [f"{p} (--force: starting anyway)" for p in fit_problems]
         else:
             problems += [f"{p}; pass --force to start anyway" for p in fit_problems]
-        hint = preflight.fitting_derived_recipe(recipe, facts, str(locs.base)) if fit_problems else None
+        hint = fitting_derived_recipe(recipe, facts, str(locs.base)) if fit_problems else None
         if hint:
             (warnings if args.force else problems).append(hint)
     for p in problems:

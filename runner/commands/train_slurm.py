@@ -9,7 +9,7 @@ GPUs, the time limit against the recipe's expected duration, and `sbatch
 nothing written or submitted.
 
 Then the run directory gets run.json ("queued") and sbatch.sh (rendered by
-runner.cluster.sbatch), which is submitted. On the allocation's first node
+runner.launch.cluster.sbatch), which is submitted. On the allocation's first node
 the script runs this same `train` with `--prepared-run DIR`: the Ray head
 there, a Ray worker on every other node through srun, the job, clean-up.
 `status`, `logs` and `stop` follow the run from the login node.
@@ -27,9 +27,9 @@ import os
 import sys
 from pathlib import Path
 
-from runner.cluster import slurm_cli
-from runner.cluster.sbatch import BatchScript, Environment, UnsafeValue, render
-from runner.cluster.slurm_request import Expectation, SlurmRequest, request_problems
+from runner.launch.cluster import slurm_cli
+from runner.launch.cluster.sbatch import BatchScript, Environment, UnsafeValue, render
+from runner.launch.cluster.slurm_request import Expectation, SlurmRequest, request_problems
 
 SCRIPT_NAME = "sbatch.sh"
 OUTPUT_NAME = "slurm-%j.out"
@@ -199,7 +199,7 @@ def _print_dry_run(args, text, script_path, problems, warnings, notes, secrets) 
 
 
 def _submit(tp, text: str, script_path: str, output: str, request: SlurmRequest, secrets: list[str]) -> int:  # noqa: ANN001
-    from runner.execute import write_private_file
+    from runner.launch.processes import write_private_file
     from runner.runs import provenance
     from runner.runs.identity import hostname
     from runner.runs.manifest import build_record

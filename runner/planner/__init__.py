@@ -84,7 +84,7 @@ def fits(recipe, flags: FlagSet, gpu_memory_gb: float, host_memory_gb: float | N
 def topology_check(args, recipe, flags: FlagSet) -> list[str]:
     """The topology problems of `flags` on the architecture run_plan would read: plan checks these
     before estimating, since the estimate divides by the parallel sizes."""
-    from runner.topology import topology_problems
+    from runner.planner.topology import topology_problems
 
     try:
         arch = load_architecture(_checkpoint_dir(args, flags))[0]

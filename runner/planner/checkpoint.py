@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 # One error type and one config.json reader for plan, doctor, train and convert.
-from runner.checkpoint import CheckpointError, read_config_json
+from runner.checks.checkpoint import CheckpointError, read_config_json
 from runner.planner.params import ParamCounts
 from runner.recipes.qwen3_next import QWEN3_NEXT_80B, Qwen3NextArchitecture
 

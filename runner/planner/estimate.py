@@ -10,9 +10,9 @@ from runner.planner import sglang as sg
 from runner.planner.params import count_params
 from runner.planner.report import PlanReport, Role, Term
 from runner.planner.saved import save_plan, scaled_to_index
+from runner.planner.topology import size_problems, topology_problems, tp_cp_warning
 from runner.recipes.base import TrainingShape
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
-from runner.topology import size_problems, topology_problems, tp_cp_warning
 
 ASSUMPTIONS = (
     "GiB = 2^30 bytes; GPU capacity is the total NVML reports (H100 79.6, H200 140.4, B200 179.1 GiB).",

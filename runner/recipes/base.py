@@ -2,7 +2,7 @@
 
 A recipe is data: where its flags come from (slime script and commit), how
 GPUs are laid out, how the model is parallelised, and the remaining slime
-flags grouped as in the script. runner.render turns it into train.py argv.
+flags grouped as in the script. runner.slime_args.render turns it into train.py argv.
 Values may contain the literal "${BASE_FOLDER}", exactly as slime's scripts
 write them; the renderer substitutes the resolved folder.
 """

@@ -2,15 +2,15 @@
 
 A detached run's supervisor gets it on its stdin (never on argv or disk: it
 holds the Ray token and the runtime env's secrets), and runs it with the same
-code as a foreground run (runner.launch.run_launch).
+code as a foreground run (runner.launch.run.run_launch).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from runner.cluster.spec import ClusterSpec
-from runner.plan import Process
+from runner.launch.cluster.spec import ClusterSpec
+from runner.launch.plan import Process
 
 
 @dataclass(frozen=True)

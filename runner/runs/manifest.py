@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 
 from runner.gpus import GpuFacts
+from runner.launch.plan import Process
 from runner.locations import Locations
-from runner.plan import Process
 from runner.runs.record import now_iso
 from runner.runs.setup import RunSetup, describe_layer
 from runner.runs.sinks import sinks_record
@@ -82,7 +82,7 @@ def build_record(tp, ctx: RunContext, software: dict, secrets: list[str], host: 
             "env_vars": redact_env(tp.runtime_env.get("env_vars", {})),
             **({"worker_process_setup_hook": tp.runtime_env["worker_process_setup_hook"]}
                if "worker_process_setup_hook" in tp.runtime_env else {})},
-                # Names only: the values went to the job's processes through a private file (runner.job_secrets).
+                # Names only: the values went to the job's processes through a private file (runner.launch.job_secrets).
                 "secrets_passed": [name for names in tp.secret_files.values() for name in names],
                 "submitted_at": None},
         "processes": [_process(p) for p in (tp.head, *tp.workers, tp.job)],

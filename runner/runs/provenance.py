@@ -65,7 +65,7 @@ print(json.dumps(out))
 
 
 def pins_digest(environ: Mapping[str, str]) -> dict:
-    from runner.doctor_checks import pins_path
+    from runner.checks.stack import pins_path
 
     path = pins_path(environ)
     try:

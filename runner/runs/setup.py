@@ -4,7 +4,7 @@ Its id and directory, the recipe and the override layers (a resumed run
 replays the layers recorded in its run.json, then this invocation's), its
 checkpoint folder and the kernel caches. Reads only: a resumed run's
 run.json and checkpoint trackers. `train` turns the result into flags and
-processes (runner.train_plan); nothing here writes (the runs dir probe
+processes (runner.launch.train_plan); nothing here writes (the runs dir probe
 creates and removes one empty directory: it leaves nothing).
 
 Checkpoint folder, as flag layers applied in this order:
@@ -29,11 +29,11 @@ from typing import Mapping
 from runner.flags import Flag, FlagSet
 from runner.kernel_cache import KernelCache, resolve_kernel_cache
 from runner.locations import Setting
-from runner.render import Overrides
 from runner.runs import identity
 from runner.runs.checkpoints import ResumePoint, latest_complete, latest_iteration
 from runner.runs.layout import RunNotFound, RunPaths, find_run, new_run_id, resolve_runs_dir
 from runner.runs.record import ACTIVE, BadRecord, load_record
+from runner.slime_args.render import Overrides
 
 
 class SetupError(ValueError):
@@ -221,8 +221,8 @@ def override_layers(setup: RunSetup, recipe, base_folder: str,
                     allow_unknown: bool = False) -> tuple[tuple[Overrides, ...], list[str]]:  # noqa: ANN001
     """The layers applied before this invocation's overrides: a resumed run's recorded
     ones (checked again, as the command line that gave them was), then the checkpoint folder."""
-    from runner.overrides import check_overrides
-    from runner.render import recipe_flags
+    from runner.slime_args.overrides import check_overrides
+    from runner.slime_args.render import recipe_flags
 
     layers: list[Overrides] = []
     problems: list[str] = []
@@ -290,7 +290,7 @@ def runs_dir_problem(runs_dir: Setting) -> str | None:
 
     path = Path(runs_dir.value)
     if runs_dir.source in ("--base-folder", "$BASE_FOLDER", "default") and path.parent.is_file():
-        return None  # BASE_FOLDER is a file: its own problem says so (input_checks.base_folder_problem)
+        return None  # BASE_FOLDER is a file: its own problem says so (inputs.base_folder_problem)
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 
 from runner.flags import Flag, FlagSet
-from runner.render import Overrides
+from runner.slime_args.render import Overrides
 
 
 def tensorboard_dir(run_dir: str) -> str:
@@ -39,7 +39,7 @@ def sink_env(run_dir: str) -> dict[str, str]:
 def layers(recipe, base_folder: str, overrides: Overrides, before: tuple, run_dir: str) -> tuple:  # noqa: ANN001
     """The override layers to add after `before` (before the user's `overrides`): --wandb-dir, when the
     flags these layers make turn wandb on."""
-    from runner.render import train_flags
+    from runner.slime_args.render import train_flags
 
     layer = wandb_layer(train_flags(recipe, base_folder, overrides, before=before), run_dir)
     return (layer,) if layer else ()

@@ -21,8 +21,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from runner.cluster import slurm_cli
-from runner.cluster.slurm_cli import JobState, SlurmError
+from runner.launch.cluster import slurm_cli
+from runner.launch.cluster.slurm_cli import JobState, SlurmError
 from runner.runs.layout import RunPaths
 from runner.runs.record import ACTIVE, load_record, now_iso, update_record
 from runner.runs.setup import RunSetup

@@ -10,9 +10,9 @@ import shlex
 import sys
 from typing import Mapping
 
+from runner.checks.preflight import other_ray_problem
 from runner.kernel_cache import cache_entries
 from runner.locations import Setting
-from runner.preflight import other_ray_problem
 from runner.runs import provenance
 from runner.runs.bundle import LaunchBundle
 from runner.runs.identity import hostname, identity

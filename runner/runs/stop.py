@@ -11,7 +11,7 @@ Decide first (pure apart from reading /proc), then act:
                               the run is stopped and the run recorded as such
   owned by another host       refused: run `stop` there
   submitted with --slurm      through Slurm (runner.runs.slurm_run.stop)
-Then whatever still carries the run's markers (runner.execute.run_processes:
+Then whatever still carries the run's markers (runner.launch.processes.run_processes:
 its run id in the environment, its Ray temp dir in the command line) gets
 SIGTERM, then SIGKILL. Nothing is ever matched by name.
 """
@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from runner.execute import run_processes, sweep_run
+from runner.launch.processes import run_processes, sweep_run
 from runner.runs import identity, slurm_run
 from runner.runs.layout import RunPaths
 from runner.runs.record import ACTIVE, load_record, now_iso, update_record

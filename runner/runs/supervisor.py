@@ -9,7 +9,7 @@ runs:
     python -m runner.runs.supervisor --run-dir DIR --lock-fd N --ready-timeout S   < launch JSON
 
 The supervisor then starts Ray and the job exactly as a foreground run does
-(runner.launch), so the runner's PR_SET_PDEATHSIG guarantee holds for it: its
+(runner.launch.run), so the runner's PR_SET_PDEATHSIG guarantee holds for it: its
 Ray head and job process die with it, even by SIGKILL. `stop` sends it
 SIGTERM (it stops the job, then its Ray, and records "stopped"); if it is
 gone, `stop` finds what is left of the run by its markers.
@@ -33,7 +33,7 @@ from runner.runs.record import now_iso, update_record
 
 
 def supervise(launch, paths: RunPaths, ready_timeout: float, detached: bool) -> int:  # noqa: ANN001
-    from runner.launch import run_launch
+    from runner.launch.run import run_launch
     from runner.runs.collector import start_for_run
 
     started = time.time()

@@ -28,7 +28,7 @@ import tempfile
 
 from runner.interpreter import own_python, own_python_env
 from runner.kernel_cache import resolve_kernel_cache
-from runner.plan import Plan, Process
+from runner.launch.plan import Plan, Process
 from runner.smoke import config as C
 
 WORKER = "runner.smoke.worker"
@@ -162,7 +162,7 @@ def _run_torchrun(proc, env: dict, run_id: str) -> int:
     """torchrun in its own session, its output forwarded to stderr. Ctrl-C stops it and its
     workers (torchrun puts each in a session of its own) and raises KeyboardInterrupt; what they
     print while dying is dropped."""
-    from runner.execute import _die_with_parent, sweep_marked
+    from runner.launch.processes import _die_with_parent, sweep_marked
 
     child = subprocess.Popen(list(proc.argv), env=env, cwd=proc.cwd, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,

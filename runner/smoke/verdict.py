@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.report import FAIL, OK, SKIP, WARN, Check, render_table
+from runner.checks.rows import FAIL, OK, SKIP, WARN, Check, render_table
 
 # bf16 outputs against a float64 reference: FACTS measured fla at 4e-3..8e-3;
 # a wrong kernel (e.g. un-expanded heads, a broken build) is O(1).

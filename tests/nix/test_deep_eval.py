@@ -262,7 +262,7 @@ def test_app_wrapper_runs_the_runner(x86, tmp_path, app, args, runner_args):
     lock = REPO / "flake.lock"
     assert got["SLIME_RUNNER_FLAKE_LOCK"] == nix_eval('"${' + str(lock) + '}"')  # this flake.lock, in the store
     assert got["SLIME_RUNNER_NIX_ENV"] == str(env)
-    # What a `train --slurm` batch script sources on its node (runner/cluster/sbatch.py).
+    # What a `train --slurm` batch script sources on its node (runner/launch/cluster/sbatch.py).
     assert re.fullmatch(r"/nix/store/[a-z0-9]{32}-slime-environment\.sh", got["SLIME_RUNNER_ENV_SCRIPT"])
 
 

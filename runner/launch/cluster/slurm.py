@@ -2,10 +2,10 @@
 starts a Ray worker on every other node of it.
 
 What Slurm itself says (scontrol, squeue, ...) is read by
-runner.cluster.slurm_cli; this module only plans and parses.
+runner.launch.cluster.slurm_cli; this module only plans and parses.
 
 srun hands its environment to the tasks: the Ray token travels that way, and
-so do WANDB_API_KEY and HF_TOKEN when set (runner.job_secrets: a variable a
+so do WANDB_API_KEY and HF_TOKEN when set (runner.launch.job_secrets: a variable a
 process already has wins over the secrets file, which is not copied to Slurm
 nodes). Each task first makes the run's private directory (mode 0700), then
 execs `ray start` with its temp dir inside it.
@@ -16,9 +16,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from runner.cluster.spec import ClusterSpec
-from runner.cluster.head import NO_DRAIN
-from runner.plan import Process
+from runner.launch.cluster.head import NO_DRAIN
+from runner.launch.cluster.spec import ClusterSpec
+from runner.launch.plan import Process
 
 
 @dataclass(frozen=True)

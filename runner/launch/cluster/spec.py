@@ -52,7 +52,7 @@ class ClusterSpec:
     workers: tuple[str, ...] = ()
     worker_launcher: str = "none"  # "none", "ssh" or "slurm"
     # The run this cluster belongs to: set as RUN_MARKER_ENV in every Ray node's
-    # environment, so that `stop` finds all of its processes (runner.execute).
+    # environment, so that `stop` finds all of its processes (runner.launch.processes).
     run_id: str = ""
 
     def marker_env(self) -> dict[str, str]:
@@ -81,7 +81,7 @@ class ClusterSpec:
 
     @property
     def secrets_path(self) -> str:
-        """The run's secrets (runner.job_secrets), mode 0600, on every node that needs a copy."""
+        """The run's secrets (runner.launch.job_secrets), mode 0600, on every node that needs a copy."""
         return f"{self.temp_dir}/secrets.json"
 
     @property

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from runner.cluster.slurm_request import SlurmRequest
+from runner.launch.cluster.slurm_request import SlurmRequest
 
 TEMPLATE = Path(__file__).parent / "templates" / "sbatch.sh.tmpl"
 # The runner gets SIGTERM this long before the time limit: it stops the job,

@@ -18,7 +18,7 @@ path in the runtime env (SECRETS_FILE_ENV), with this module as the job's
   an actor's own runtime_env, as slime's RayTrainGroup and engines pass one,
   is merged with the job's, variable by variable.
 - The driver (train.py) is no Ray worker: the job's entrypoint runs it
-  through `python -m runner.job_secrets -- python train.py ...`, which loads
+  through `python -m runner.launch.job_secrets -- python train.py ...`, which loads
   the same file and execs.
 
 Variables already set in a process win: under Slurm, srun hands the
@@ -33,7 +33,7 @@ import os
 import sys
 
 SECRETS_FILE_ENV = "SLIME_RUNNER_SECRETS_FILE"
-HOOK = "runner.job_secrets.load"
+HOOK = "runner.launch.job_secrets.load"
 
 
 def read(path: str) -> dict[str, str]:
@@ -61,12 +61,12 @@ def load() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m runner.job_secrets -- COMMAND ...`: load the secrets, then exec COMMAND."""
+    """`python -m runner.launch.job_secrets -- COMMAND ...`: load the secrets, then exec COMMAND."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
-        print("usage: python -m runner.job_secrets -- COMMAND [ARG ...]", file=sys.stderr)
+        print("usage: python -m runner.launch.job_secrets -- COMMAND [ARG ...]", file=sys.stderr)
         return 2
     load()
     os.execvp(argv[0], argv)

@@ -21,11 +21,11 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from runner.cluster.hostfile import node_address
-from runner.cluster.spec import ClusterSpec
-from runner.execute import (ProcessOwner, make_private_dir, redirect_output, sweep_run, write_private_file,
-                            write_secrets_file)
-from runner.train_plan import TrainPlan
+from runner.launch.cluster.hostfile import node_address
+from runner.launch.cluster.spec import ClusterSpec
+from runner.launch.processes import (ProcessOwner, make_private_dir, redirect_output, sweep_run, write_private_file,
+                                     write_secrets_file)
+from runner.launch.train_plan import TrainPlan
 
 # Called once the run's Ray is down: (state, exit code, detail), state one of
 # "succeeded", "failed", "stopped" (a run directory records it).

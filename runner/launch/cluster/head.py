@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from runner.cluster.spec import ClusterSpec
-from runner.plan import Process
+from runner.launch.cluster.spec import ClusterSpec
+from runner.launch.plan import Process
 
 # The runner stops Ray only after the job ended or was stopped, so Ray 2.60's
 # drain-on-SIGTERM (up to 30 s) would only wait for nothing.

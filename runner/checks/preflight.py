@@ -11,8 +11,8 @@ import socket
 from pathlib import Path
 from typing import Mapping
 
-from runner.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
-from runner.dataset import DatasetError, validate_jsonl
+from runner.checks.checkpoint import CheckpointError, torch_dist_complete, validate_hf_checkpoint
+from runner.checks.dataset import DatasetError, validate_jsonl
 from runner.flags import FlagSet
 from runner.gpus import GpuFacts
 from runner.recipes.base import Recipe
@@ -97,10 +97,10 @@ def slime_problems(recipe: Recipe, slime_dir: str | None, megatron_dir: str | No
 def megatron_patch_problems(recipe: Recipe, slime_dir: str | None, megatron_dir: str | None,
                             environ: Mapping[str, str]) -> list[str]:
     """slime's Megatron patch in MEGATRON_DIR, judged as the doctor judges it
-    (runner.doctor_checks.megatron_patch_check): without it slime's parser
+    (runner.checks.stack.megatron_patch_check): without it slime's parser
     rejects a Megatron recipe's flags, but only once Ray is up and the job runs."""
-    from runner.doctor_checks import megatron_patch_check
-    from runner.report import FAIL
+    from runner.checks.rows import FAIL
+    from runner.checks.stack import megatron_patch_check
 
     check = megatron_patch_check(recipe.backend, slime_dir, megatron_dir, environ)
     if check.status != FAIL:
@@ -112,8 +112,8 @@ def slime_resume_problems(slime_dir: str | None) -> list[str]:
     """SLIME_DIR's slime must continue a resumed (or restarted) run at the
     checkpoint's rollout, as the doctor judges it (doctor_checks.slime_resume_check):
     otherwise a resume silently trains from rollout 0 and overwrites checkpoints."""
-    from runner.doctor_checks import slime_resume_check
-    from runner.report import FAIL
+    from runner.checks.rows import FAIL
+    from runner.checks.stack import slime_resume_check
 
     check = slime_resume_check(slime_dir)
     if check.status != FAIL:
@@ -168,35 +168,3 @@ def dataset_problems(flags: FlagSet) -> list[str]:
             problems.append(str(exc))
     return problems
 
-
-def memory_fit(recipe: Recipe, flags: FlagSet, facts: GpuFacts) -> tuple[bool, list[str], float] | None:
-    """The memory planner's verdict on this node's smallest GPU: (fits, reasons, GiB); None without GPUs."""
-    from runner import planner
-
-    if not facts.gpus:
-        return None
-    gib = min(g.memory_gib for g in facts.gpus)
-    ok, reasons = planner.fits(recipe, flags, gib)
-    return ok, reasons, gib
-
-
-def fitting_derived_recipe(recipe: Recipe, facts: GpuFacts, base_folder: str) -> str | None:
-    """When `recipe` does not fit these GPUs: a one-line pointer to a derived recipe that does, if any."""
-    from runner import planner
-    from runner.recipes import RECIPES
-    from runner.render import train_flags
-
-    if not facts.gpus:
-        return None
-    gib = min(g.memory_gib for g in facts.gpus)
-    origin = recipe.derived_from or recipe.name
-    for other in RECIPES.values():
-        if other.derived_from != origin or other.name == recipe.name:
-            continue
-        if other.layout.gpus_per_node > facts.count:
-            continue
-        if planner.fits(other, train_flags(other, base_folder), gib)[0]:
-            return (f"memory plan: recipe {other.name} ({other.status} from {origin}, not yet run at full scale) "
-                    f"fits these {gib:.1f} GiB GPUs: run `train --recipe {other.name}` "
-                    f"(`plan --recipe {other.name}` shows the numbers)")
-    return None

@@ -2,7 +2,7 @@
 
 Each function runs one Slurm client command (scontrol, sinfo, sbatch,
 squeue, sacct, scancel) and returns parsed data or a one-line problem; the
-decisions are made by pure code (runner.cluster.slurm and friends).
+decisions are made by pure code (runner.launch.cluster.slurm and friends).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Mapping
 
-from runner.cluster.slurm import Allocation, expand_nodelist, literal_address, parse_one_line_record
-from runner.cluster.slurm_request import Partition, parse_partitions
+from runner.launch.cluster.slurm import Allocation, expand_nodelist, literal_address, parse_one_line_record
+from runner.launch.cluster.slurm_request import Partition, parse_partitions
 
 TIMEOUT_S = 30.0  # slurmctld answers in well under a second; a hung one must not hang the runner
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import shlex
 from dataclasses import replace
 
-from runner.cluster.spec import ClusterSpec
-from runner.cluster.head import NO_DRAIN
-from runner.cluster.hostfile import node_address
-from runner.plan import Process
+from runner.launch.cluster.head import NO_DRAIN
+from runner.launch.cluster.hostfile import node_address
+from runner.launch.cluster.spec import ClusterSpec
+from runner.launch.plan import Process
 
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
 

@@ -22,7 +22,7 @@ class Overrides:
     # Raw slime arguments given after `--`; last one wins, as in argparse.
     extra_argv: tuple[str, ...] = ()
     # Recipe flags that an override replaces under another spelling of the same
-    # option (runner.overrides); dropped first.
+    # option (runner.slime_args.overrides); dropped first.
     superseded: tuple[str, ...] = ()
 
 
@@ -71,7 +71,7 @@ def apply_overrides(flags: FlagSet, recipe: Recipe, overrides: Overrides) -> Fla
     for f in overrides.set_flags:
         out.set(f.name, *f.values)
     for name in overrides.unset:
-        # runner.overrides refuses names the recipe does not pass; one that is already gone here
+        # runner.slime_args.overrides refuses names the recipe does not pass; one that is already gone here
         # (dropped by --low-memory, by another spelling, by an earlier layer) stays gone.
         out.drop(name)
     if overrides.extra_argv:

@@ -11,7 +11,7 @@
   prepare_wy_repr_bwd_kernel, fla/ops/gated_delta_rule/wy_fast.py) is in the
   installed fla, and whether this GPU needs it (compute capability 10.x).
 
-Imports torch lazily; `import runner.gpu_checks` is free. The first fla call
+Imports torch lazily; `import runner.checks.gpu_kernels` is free. The first fla call
 in a fresh process compiles and autotunes Triton kernels (minutes; a
 persistent TRITON_CACHE_DIR keeps them: `doctor --gpu` sets the one smoke and
 train use, runner.kernel_cache).
@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 
-from runner.report import FAIL, OK, SKIP, Check
+from runner.checks.rows import FAIL, OK, SKIP, Check
 
 # Relative L2 error vs a float32 reference for bf16 kernels. Measured on H100
 # (FACTS.md): fla 4e-3..8e-3, causal-conv1d 1.7e-3. Broken kernels are O(1).
@@ -187,7 +187,7 @@ def run_gpu_checks() -> list[Check]:
         except Exception as e:  # a kernel that crashes is a failed check, not a crashed doctor
             checks.append(Check(fn.__name__.replace("check_", "") + " kernel", FAIL,
                                 f"raised {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}",
-                                "run the check alone for the traceback: python -c 'import runner.gpu_checks as g; "
+                                "run the check alone for the traceback: python -c 'import runner.checks.gpu_kernels as g; "
                                 "print(g.run_gpu_checks())'"))
     checks.append(check_blackwell_patch(cap))
     return checks

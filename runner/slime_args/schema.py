@@ -1,6 +1,6 @@
 """slime's train.py flags at the pins, as data: what each option accepts.
 
-runner/data/slime_flags.json is extracted from slime's own parsers (Megatron
+runner/slime_args/data/slime_flags.json is extracted from slime's own parsers (Megatron
 and FSDP backends; slime 3d7599aa, Megatron-LM 3714d81d + slime's patch,
 sglang 0.5.6.post1) by tools/slime_flag_schema.py; `nix flake check`
 (checks.slime-flags) and tests/test_slime_schema.py regenerate it and compare.

@@ -13,7 +13,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from runner.cluster.spec import NODE_SOCKETS, SOCKET_PATH_MAX, ClusterSpec, longest_socket_path
+from runner.launch.cluster.spec import NODE_SOCKETS, SOCKET_PATH_MAX, ClusterSpec, longest_socket_path
 
 # Ports a Ray node binds whatever --port and --dashboard-port say (Ray 2.53 and 2.60 defaults:
 # ray_constants / `ray start` options): its client server, its dashboard agent's HTTP server, and

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from runner.cluster.spec import RUN_MARKER_ENV
-from runner.plan import Process
+from runner.launch.cluster.spec import RUN_MARKER_ENV
+from runner.launch.plan import Process
 
 PR_SET_PDEATHSIG = 1
 
@@ -225,7 +225,7 @@ def make_private_dir(path: Path) -> None:
 
 
 def write_secrets_file(path: Path, names, environ) -> None:  # noqa: ANN001
-    """The named variables' values from `environ` as a JSON object, mode 0600 (runner.job_secrets reads it)."""
+    """The named variables' values from `environ` as a JSON object, mode 0600 (runner.launch.job_secrets reads it)."""
     import json
 
     write_private_file(path, json.dumps({n: environ[n] for n in names if environ.get(n)}))

@@ -1,7 +1,7 @@
 """What a run asks of Slurm, checked against what the cluster has. Pure.
 
 The facts come from `scontrol show partition -o` and `sinfo -N` (read by
-runner.cluster.slurm_cli); the problems are one line each, naming the value
+runner.launch.cluster.slurm_cli); the problems are one line each, naming the value
 and the fix: an unknown partition, too few nodes (or nodes with too few
 GPUs) in it, a time limit Slurm would refuse or one below the run's expected
 duration.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from runner.cluster.slurm import parse_one_line_record
+from runner.launch.cluster.slurm import parse_one_line_record
 
 UNLIMITED = ("UNLIMITED", "INFINITE", "NONE")
 

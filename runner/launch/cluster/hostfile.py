@@ -16,7 +16,7 @@ import ipaddress
 import re
 from pathlib import Path
 
-from runner.input_checks import IPV6_REASON
+from runner.checks.inputs import IPV6_REASON
 
 # RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

@@ -6,14 +6,14 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 
-from runner.cluster import slurm, ssh
-from runner.cluster.head import head_process
-from runner.cluster.spec import ClusterSpec
 from runner.flags import FlagSet
-from runner.job_secrets import HOOK, SECRETS_FILE_ENV
-from runner.plan import Plan, Process
+from runner.launch.cluster import slurm, ssh
+from runner.launch.cluster.head import head_process
+from runner.launch.cluster.spec import ClusterSpec
+from runner.launch.job_secrets import HOOK, SECRETS_FILE_ENV
+from runner.launch.plan import Plan, Process
 from runner.recipes.base import Recipe
-from runner.render import Overrides, no_proxy_value, runtime_env_vars, train_entrypoint, train_flags
+from runner.slime_args.render import Overrides, no_proxy_value, runtime_env_vars, train_entrypoint, train_flags
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class TrainInputs:
     run_id: str
     nccl_nvls_enable: str
     # Names of the secrets set in the caller's environment (runner.secrets.PASSED_SECRETS): their values
-    # reach the job's processes through a private file (runner.job_secrets), never the runtime env.
+    # reach the job's processes through a private file (runner.launch.job_secrets), never the runtime env.
     secret_names: tuple[str, ...] = ()
     # Names of the runner's own secrets set in the caller's environment (runner.secrets.RUNNER_ONLY_SECRETS):
     # unset in every process started, never passed on.
@@ -99,7 +99,7 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
         env_vars["PYTHONPATH"] = ":".join(paths)
     runtime_env: dict = {"env_vars": env_vars}
     if secrets:
-        # Only the file's path travels in the runtime env, which Ray logs and serves (runner.job_secrets).
+        # Only the file's path travels in the runtime env, which Ray logs and serves (runner.launch.job_secrets).
         env_vars[SECRETS_FILE_ENV] = spec.secrets_path
         runtime_env["worker_process_setup_hook"] = HOOK
         plan.secret_files = {spec.secrets_path: secrets}
@@ -127,8 +127,8 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
     entrypoint = train_entrypoint(inputs.python, slime_dir, flags, inputs.test_entrypoint)
     if secrets:
         # The driver is no Ray worker: it loads the secrets file itself, then execs train.py.
-        entrypoint = [inputs.python, *inputs.python_flags, "-m", "runner.job_secrets", "--", *entrypoint]
-    job_argv = (inputs.python, *inputs.python_flags, "-m", "runner.ray_job", "--address", spec.dashboard_url,
+        entrypoint = [inputs.python, *inputs.python_flags, "-m", "runner.launch.job_secrets", "--", *entrypoint]
+    job_argv = (inputs.python, *inputs.python_flags, "-m", "runner.runs.ray_job", "--address", spec.dashboard_url,
                 "--submission-id", inputs.run_id, "--runtime-env-file", runtime_env_path,
                 "--submit-timeout", f"{inputs.submit_timeout:g}")
     if inputs.run_dir:

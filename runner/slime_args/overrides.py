@@ -1,7 +1,7 @@
 """Check what the user changes on a recipe against slime's own flags, before anything runs.
 
 `--set FLAG=VALUE`, `--unset FLAG` and raw flags after `--` are checked one by
-one against the flag schema of the recipe's backend (runner/slime_schema.py):
+one against the flag schema of the recipe's backend (runner/slime_args/schema.py):
 exact option names only (slime's FSDP parser would silently expand an
 abbreviation; the runner refuses it on both backends), switches vs valued
 flags, arity, value types and choices as slime's argparse will see them.
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from runner.flags import Flag, FlagSet
-from runner.render import Overrides
-from runner.slime_schema import BackendFlags, Option, backend_flags
+from runner.slime_args.render import Overrides
+from runner.slime_args.schema import BackendFlags, Option, backend_flags
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The inspectable result of planning: what would run, and what is wrong.
 
 A `Plan` is plain data. Subcommands build one without side effects; the
-executor (runner.execute) runs it; `--dry-run` prints it.
+executor (runner.launch.processes) runs it; `--dry-run` prints it.
 """
 
 from __future__ import annotations

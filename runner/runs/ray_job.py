@@ -1,6 +1,6 @@
 """Submit one Ray job, stream its logs, exit with its driver's exit code.
 
-Run as a process by the train executor (`python -m runner.ray_job ...`), so
+Run as a process by the train executor (`python -m runner.runs.ray_job ...`), so
 the plan shows exactly what runs. The runtime env's variables come from a
 JSON file (mode 0600) rather than argv, because they can include secrets.
 On SIGINT, SIGTERM or SIGHUP it stops the job, waits for Ray to confirm, and
@@ -28,13 +28,13 @@ import sys
 import time
 from pathlib import Path
 
-from runner.execute import redirect_output
+from runner.launch.processes import redirect_output
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m runner.ray_job", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m runner.runs.ray_job", description=__doc__)
     parser.add_argument("--address", required=True, help="job API URL, e.g. http://127.0.0.1:8265")
     parser.add_argument("--submission-id", required=True)
     parser.add_argument("--runtime-env-file", required=True, help="JSON file with the job's runtime_env")

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-from runner.fla_device import likely_cause, run_probe
-from runner.patch_state import patch_state
+from runner.checks.fla_device import likely_cause, run_probe
+from runner.checks.patch_state import patch_state
+from runner.checks.rows import FAIL, OK, SKIP, WARN, Check
 from runner.recipes.base import Recipe
-from runner.report import FAIL, OK, SKIP, WARN, Check
 
 PINS_ENV = "SLIME_RUNNER_PINS"
 LIBCUDA_ENV = "SLIME_RUNNER_LIBCUDA_DIR"
@@ -27,7 +27,7 @@ DISK_NEEDED_GB = 600
 def pins_path(environ: Mapping[str, str]) -> Path:
     if environ.get(PINS_ENV):
         return Path(environ[PINS_ENV])
-    return Path(__file__).resolve().parents[1] / "nix" / "pins.json"
+    return Path(__file__).resolve().parents[2] / "nix" / "pins.json"
 
 
 def load_pins(environ: Mapping[str, str]) -> dict | None:
@@ -185,7 +185,7 @@ def disk_check(base_folder: str) -> Check:
 
 def fla_device_check(gpus_seen: bool, environ: Mapping[str, str], python: str = sys.executable) -> Check:
     """fla picks its device once, at import, and says 'cpu' with only a
-    warning when Triton's CUDA driver fails to start (runner/fla_device.py)."""
+    warning when Triton's CUDA driver fails to start (runner/checks/fla_device.py)."""
     if not gpus_seen:
         return Check("fla device", SKIP, "no GPU seen: fla's device detection is checked on GPU machines")
     result = run_probe(python, environ)
@@ -200,8 +200,8 @@ def fla_device_check(gpus_seen: bool, environ: Mapping[str, str], python: str = 
 def slime_resume_check(slime_dir: str | None) -> Check:
     """Does SLIME_DIR's slime continue a resumed run at the checkpoint's
     rollout? Judged by running its own slime_validate_args
-    (runner/slime_resume.py), not by the patch's text."""
-    from runner import slime_resume
+    (runner/checks/slime_resume.py), not by the patch's text."""
+    from runner.checks import slime_resume
 
     name = "slime resume"
     if not slime_dir:
@@ -225,7 +225,7 @@ def megatron_patch_check(backend: str, slime_dir: str | None, megatron_dir: str 
     """Is MEGATRON_DIR patched with slime's Megatron patch? Without it slime's
     parser rejects the Megatron recipes (unrecognized arguments:
     --use-gated-attention). Judged hunk by hunk against the patch in
-    SLIME_DIR (runner/patch_state.py)."""
+    SLIME_DIR (runner/checks/patch_state.py)."""
     name = "Megatron-LM patch"
     if backend != "megatron":
         return Check(name, SKIP, f"the {backend} backend does not use Megatron-LM's argument parser")

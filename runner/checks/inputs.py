@@ -124,7 +124,7 @@ def _script_interpreter(path: str) -> str | None:
 
 
 def job_python_problem(ray_exe: str | None, python: str = sys.executable) -> str | None:
-    """The runner submits the job with `python -m runner.ray_job` (ray's job client): this interpreter
+    """The runner submits the job with `python -m runner.runs.ray_job` (ray's job client): this interpreter
     must import ray. After `pip install -e .` into a Python without the stack, a `ray` found on PATH
     belongs to another Python, and the submitter would die with `No module named 'ray'`."""
     if importlib.util.find_spec("ray") is not None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from runner.flags import FlagSet
-from runner.slime_schema import BackendFlags, Option, backend_flags, convert
+from runner.slime_args.schema import BackendFlags, Option, backend_flags, convert
 
 
 class Values:

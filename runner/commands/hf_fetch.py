@@ -25,7 +25,7 @@ def remote_sizes(repo: str, repo_type: str, revision: str | None) -> dict[str, i
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m runner.hf_fetch")
+    p = argparse.ArgumentParser(prog="python -m runner.commands.hf_fetch")
     p.add_argument("--repo", required=True)
     p.add_argument("--repo-type", choices=("model", "dataset"), required=True)
     p.add_argument("--local-dir", required=True)
