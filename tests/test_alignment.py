@@ -12,7 +12,8 @@ from tests.job_logs import job_log
 
 
 def test_fine_or_not_yet_known_is_none():
-    assert misalignment(19, 20) is None
+    assert misalignment(19, 20) is None and misalignment("19", 20) is None  # run.json's text form too
+    assert misalignment("release", 0) is None
     assert misalignment(20, 20, backend="fsdp") is None  # FSDP's iter_20 holds rollout 19
     assert misalignment(None, 0) is None  # not a resume
     assert misalignment(19, None) is None  # nothing logged yet

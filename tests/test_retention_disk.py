@@ -124,7 +124,7 @@ def test_train_refuses_a_run_whose_checkpoints_cannot_fit_and_keep_checkpoints_f
     assert forced.returncode == 2 and "error: disk:" in forced.stderr  # --force is about the memory plan only
     plan = json.loads(_train(ready, "--keep-checkpoints", "1").stdout)
     assert not [p for p in plan["problems"] if p["message"].startswith("disk:")]
-    (note,) = [n for n in plan["notes"] if n.startswith("checkpoints: one checkpoint is")]
+    (note,) = [n for n in plan["notes"] if n.startswith("saves: one checkpoint is")]
     assert "at most 2 new on disk at once (--keep-checkpoints 1" in note and "free at" in note
     bad = _train(ready, "--keep-checkpoints", "0")
     assert bad.returncode == 2 and "--keep-checkpoints: '0' is not a whole number of at least 1" in bad.stderr

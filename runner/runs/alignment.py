@@ -36,6 +36,8 @@ def misalignment(resumed_iteration: int | None, first_rollout: int | None, *, ba
     or no rollout logged); else one line starting "resume misalignment:" saying what to do.
     resumed_iteration: the checkpoint loaded (run.json's resumed_from.iteration, which is the
     --ckpt-step one on a fallback)."""
+    if isinstance(resumed_iteration, str):  # run.json records it as text
+        resumed_iteration = int(resumed_iteration) if resumed_iteration.isdigit() else None
     expected = expected_first_rollout(resumed_iteration, backend=backend, start_rollout_id=start_rollout_id)
     if expected is None or first_rollout is None or first_rollout == expected:
         return None

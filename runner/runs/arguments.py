@@ -11,7 +11,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="return once the job runs; Ray and the job go on without this terminal "
                         "(then: status, logs -f, stop)")
     g.add_argument("--resume", metavar="RUN",
-                   help="continue RUN (an id or run directory) from its latest checkpoint with its recorded recipe "
+                   help="continue RUN (an id or run directory) from its latest complete checkpoint (an incomplete "
+                        "newer one is skipped with slime's --ckpt-step, and the plan says why) with its recorded recipe "
                         "and overrides (changing them needs --accept-changes), or continue a checkpoint folder that "
                         "no run wrote (give --recipe)")
     add_runs_dir_argument(g)

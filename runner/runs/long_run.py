@@ -41,7 +41,7 @@ def long_run_notes(setup: RunSetup, flags: FlagSet, saving: SavePlan, environ: M
     free = free_bytes(save) if save else None
     disk = f"; {human_bytes(free)} free at {save}" if free is not None else ""
     notifier = Notifier(setup.long_run.get("notify_cmd"), WEBHOOK_ENV, environ=environ)
-    return [f"checkpoints: {saving.describe()}{disk}", notifier.describe()]
+    return [f"saves: {saving.describe()}{disk}", notifier.describe()]
 
 
 def long_run_problems(setup: RunSetup, flags: FlagSet, saving: SavePlan) -> list[str]:

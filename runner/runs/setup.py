@@ -246,9 +246,9 @@ def resolve_resume_point(setup: RunSetup, flags: FlagSet) -> tuple[RunSetup, tup
     An explicit --ckpt-step of the user's is theirs: kept, and no layer is added. The backend whose
     content counts is the one that wrote the folders (a resume on the other backend only warns:
     _backend_change_warning)."""
-    if not setup.resumed_from or not setup.checkpoint_dir:
+    folder = flags.value("load") or setup.checkpoint_dir  # what slime loads (a --set load=... of yours wins)
+    if not setup.resumed_from or not folder:
         return setup, (), []
-    folder = setup.checkpoint_dir
     point = latest_complete(folder, global_dataset=not flags.has("disable-rollout-global-dataset"))
     problem = point.problem(folder)
     resumed = dict(setup.resumed_from)
