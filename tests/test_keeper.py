@@ -238,3 +238,14 @@ def test_train_says_how_it_keeps_the_run_and_refuses_restarts_in_the_foreground(
     bad = run_cli(*base, "--detach", "--restart-backoff", "soon")
     assert bad.returncode == 2 and "--restart-backoff" in bad.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_job_that_never_ran_is_a_launch_failure_with_the_job_process_words(tmp_path):
+    from runner.runs.keeper import _runner_error
+
+    log = tmp_path / "runner.log"
+    log.write_text("[runner] starting Ray head on 127.0.0.1:6379\n"
+                   "[runner] error: could not submit job run-1: the head's job agent has not registered yet\n"
+                   "[runner] job finished with exit code 1\n")
+    assert _runner_error(log) == "error: could not submit job run-1: the head's job agent has not registered yet"
+    assert _runner_error(tmp_path / "absent.log") is None

@@ -37,12 +37,12 @@ def lab(tmp_path, short_tmp):
     def train(*runner_args: str, slime: tuple = (), recipe: str = "megatron-8gpu"):
         temp = f"{short_tmp}/t{len(list(Path(short_tmp).iterdir()))}"
         argv = ["train", "--test-entrypoint", str(STANDIN), "--ray-temp-dir", temp,
-                "--ray-port", str(free_port()), "--dashboard-port", str(free_port()), "--ready-timeout", "120",
+                "--ray-port", str(free_port()), "--dashboard-port", str(free_port()), "--ready-timeout", "300",
                 "--runs-dir", str(runs), "--kernel-cache", str(tmp_path / "kernels"), *runner_args]
         if recipe and "--resume" not in runner_args:
             argv += ["--recipe", recipe]
         argv += ["--", "--standin-seconds", "0.2", *slime]
-        return run_cli(*argv, env=env, timeout=300)
+        return run_cli(*argv, env=env, timeout=420)
 
     def cli(*args: str, timeout: float = 300):
         return run_cli(*args, "--runs-dir", str(runs), env=env, timeout=timeout)

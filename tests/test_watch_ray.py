@@ -70,7 +70,8 @@ def _rollouts(records: list, kind: str = "rollout", source: str | None = None) -
 @pytest.mark.slow
 def test_watching_a_run_its_crash_and_its_resume(lab):
     # 1. A detached run that saves at rollouts 3 and 7, evaluates at 0, 3, 7, and crashes in training at 6.
-    first = _train(lab, "--recipe", "megatron-8gpu", "--detach", "--", "--num-rollout", "10", "--save-interval", "4",
+    first = _train(lab, "--recipe", "megatron-8gpu", "--detach", "--max-restarts", "0", "--", "--num-rollout", "10",
+                   "--save-interval", "4",
                    "--eval-interval", "4", "--standin-seconds", "1.5", "--standin-start-id", "patched",
                    "--standin-crash-at", "6")
     assert first.returncode == 0, first.stderr[-3000:]

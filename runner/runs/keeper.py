@@ -281,8 +281,11 @@ class Keeper:
         tail = incidents.attempt_tail(self.paths.job_log, log_offset)
         if monitor.verdict is not None:
             classified = failure.Classified(monitor.verdict.reason, monitor.verdict.line)
-        elif not ray_up and detail and _size(self.paths.job_log) <= log_offset:
-            classified = failure.Classified("launch", detail)  # Ray never ran the job
+        elif _size(self.paths.job_log) <= log_offset:
+            # The job wrote nothing: Ray never ran it (its head or job agent did not come up). The job
+            # process said why in the runner's output (a detached run's runner.log).
+            classified = failure.Classified("launch", _runner_error(self.paths.runner_log) or detail or
+                                            "the job wrote no log: Ray never ran it")
         else:
             classified = failure.classify(tail)
         folder = self.paths.dir / "incidents" / str(number)
@@ -377,6 +380,13 @@ class Keeper:
         if self.notifier is not None:
             self.notifier.close()  # deliver what is queued before this process exits
         return rc
+
+
+def _runner_error(runner_log: Path) -> str | None:
+    """The last `[runner] error: ...` line of runner.log's tail (the job process's own words)."""
+    lines = [ln.strip() for ln in failure.read_tail(runner_log, 64 << 10).splitlines()]
+    errors = [ln.removeprefix("[runner] ") for ln in lines if ln.startswith("[runner] error: ")]
+    return errors[-1][:400] if errors else None
 
 
 def _size(path: Path) -> int:
