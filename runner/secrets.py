@@ -18,7 +18,10 @@ from typing import Iterable, Mapping, Sequence
 
 # Environment variables whose values are secrets. Anything matching
 # SECRET_NAME_PATTERN is treated as one too.
-KNOWN_SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "RAY_AUTH_TOKEN")
+KNOWN_SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "RAY_AUTH_TOKEN", "SLIME_NOTIFY_WEBHOOK")
+# Secrets only the runner itself uses (the notification webhook's URL, runner.runs.notify): unset in
+# every process it starts (Ray's head and workers, the job), so no Ray process or runtime env holds them.
+RUNNER_ONLY_SECRETS = ("SLIME_NOTIFY_WEBHOOK",)
 SECRET_NAME_PATTERN = re.compile(r"(TOKEN|API_KEY|SECRET|PASSWORD)$", re.IGNORECASE)
 # The secrets a run passes on to the job's processes (runner.launch.job_secrets), from the caller's environment.
 PASSED_SECRETS = ("WANDB_API_KEY", "HF_TOKEN")

@@ -25,7 +25,8 @@ an explicit --start-rollout-id, else the checkpoint's next rollout, else 0
 Knobs of its own (all --standin-*):
   --standin-start-id pin|patched    as above (default pin)
   --standin-seconds S               time one rollout's generation takes (default 0.3)
-  --standin-crash-at K              a Python exception in training at rollout K
+  --standin-crash-at K[,K...]       a Python exception in training at rollout K (each K; `startup`: before
+                                    the first weight update, as a configuration error does; -1: never)
   --standin-oom-at K                CUDA's out-of-memory error in training at rollout K
   --standin-hang PHASE              hang in PHASE (startup, update_weights, eval, rollout, train,
                                     save_model) while an sglang engine keeps answering health checks
@@ -36,6 +37,8 @@ Knobs of its own (all --standin-*):
   --standin-no-data-state K         the save of rollout K ends after the actor's save: the tracker
                                     names K but rollout/global_dataset_state_dict_K.pt is missing
   --standin-health-interval S       seconds between health-check lines while hung (default 1)
+  --standin-once-dir DIR            each crash, OOM or hang above fires once: a marker file in DIR
+                                    records it, so a restarted job goes past it (a transient fault)
 """
 
 from __future__ import annotations
@@ -144,15 +147,32 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--global-batch-size", type=int)
     p.add_argument("--standin-start-id", choices=("pin", "patched"), default="pin")
     p.add_argument("--standin-seconds", type=float, default=0.3)
-    p.add_argument("--standin-crash-at", type=int)
+    p.add_argument("--standin-crash-at", type=_rollout_list, default=())
     p.add_argument("--standin-oom-at", type=int)
     p.add_argument("--standin-hang", choices=("startup", "update_weights", "eval", "rollout", "train", "save_model"))
     p.add_argument("--standin-hang-at", type=int)
     p.add_argument("--standin-half-checkpoint", type=int)
     p.add_argument("--standin-no-data-state", type=int)
     p.add_argument("--standin-health-interval", type=float, default=1.0)
+    p.add_argument("--standin-once-dir")
     args, _ = p.parse_known_args(argv)  # the recipe's other flags are slime's business
     return args
+
+
+def _rollout_list(text: str) -> tuple:
+    return tuple(t if t == "startup" else int(t) for t in text.split(",") if t)
+
+
+def fires(args, knob: str, at) -> bool:  # noqa: ANN001
+    """Whether fault `knob` fires at `at` now: always, or once with --standin-once-dir."""
+    if not args.standin_once_dir:
+        return True
+    marker = Path(args.standin_once_dir) / f"{knob}-{at}"
+    if marker.exists():
+        return False
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("fired\n")
+    return True
 
 
 def steps_per_rollout(args) -> int:  # noqa: ANN001
@@ -297,9 +317,9 @@ class TrainActor:
         self.timer.end("log_probs")
         if hang:
             hang_forever(f"train {rollout_id}")
-        if args.standin_crash_at == rollout_id:
+        if rollout_id in args.standin_crash_at and fires(args, "crash", rollout_id):
             raise RuntimeError(f"standin: crash in training at rollout {rollout_id}")
-        if args.standin_oom_at == rollout_id:
+        if args.standin_oom_at == rollout_id and fires(args, "oom", rollout_id):
             raise OutOfMemoryError(OOM_MESSAGE)
         reward = curve(rollout_id, 0.15, 0.75)
         rollout_metrics = {"rollout/raw_reward": reward, "rollout/rewards": reward - 0.5,
@@ -426,11 +446,15 @@ def train(args) -> None:  # noqa: ANN001 - the shape of slime's train.py, step f
         if args.standin_hang_at is not None and rollout_id != args.standin_hang_at and phase != "startup":
             return False
         fired.add(phase)
+        if not fires(args, f"hang-{phase}", rollout_id):
+            return False
         engine.serve_health_checks.remote(args.standin_health_interval)
         return True
 
     if hangs("startup", None):
         hang_forever("startup")
+    if "startup" in args.standin_crash_at and fires(args, "crash", "startup"):
+        raise RuntimeError("standin: a configuration error before the first weight update")
     start = start_rollout_id(args, ray.get(actor.init.remote()))
     if args.rollout_global_dataset:
         ray.get(rollout_manager.load.remote(start - 1))

@@ -19,6 +19,7 @@ from runner.runs.checkpoints import fresh_start_problem
 from runner.runs.layout import RunNotFound, RunPaths, find_run, list_runs, new_run_id, resolve_runs_dir
 from runner.runs.machine_lock import MachineLockBusy, acquire, active_run_problem
 from runner.runs.record import create_record, read_record, update_record
+from tests.checkpoint_folders import save as save_checkpoint
 from tests.conftest import REPO, run_cli, unused_short_path
 
 # The train tests here plan on a machine with 8 H100s and no --force (tests/machine.py).
@@ -204,8 +205,7 @@ def test_fresh_start_over_the_scripts_checkpoint_folder_is_refused(machine):
 
 def test_resume_a_checkpoint_folder_no_run_wrote(machine):
     legacy = machine["base"] / "Qwen3-Next-80B-A3B-Thinking_slime"
-    legacy.mkdir()
-    (legacy / "latest_checkpointed_iteration.txt").write_text("20")
+    save_checkpoint(legacy, 20)
     plan = json.loads(_train(machine, "--resume", str(legacy)).stdout)
     entry = _entry_flags(plan)
     assert entry[entry.index("--load") + 1] == entry[entry.index("--save") + 1] == str(legacy)
@@ -230,8 +230,7 @@ def test_resume_with_changes_needs_accept_changes_and_records_them(machine, tmp_
         "request": {"recipe": "megatron-8gpu", "overrides": [{"set": ["lr=2e-6"], "unset": [], "low_memory": True,
                                                                "extra_argv": ["--num-rollout", "10"]}]},
         "checkpoint": {"folder": str(folder), "load": str(folder), "save": str(folder)}})
-    folder.mkdir()
-    (folder / "latest_checkpointed_iteration.txt").write_text("7")
+    save_checkpoint(folder, 7)
     base = ["train", "--resume", previous.id, "--runs-dir", str(runs), *machine["args"], "--dry-run", "--json"]
     env = {**machine["env"], "SLIME_RUNNER_LOCK": str(tmp_path / "lock")}
     plan = json.loads(run_cli(*base, env=env).stdout)
@@ -575,8 +574,7 @@ def test_resume_on_the_other_backend_warns_that_it_cannot_continue(machine, tmp_
     create_record(previous, {"id": previous.id, "state": "failed", "request": {"recipe": "megatron-8gpu",
                                                                                "overrides": []},
                              "checkpoint": {"folder": str(folder), "save": str(folder)}})
-    (folder / "iter_0000007").mkdir(parents=True)  # Megatron's layout: torch_dist files in iter_N/
-    (folder / "latest_checkpointed_iteration.txt").write_text("7")
+    save_checkpoint(folder, 7)  # Megatron's layout: torch_dist files in iter_N/
     base = ["train", "--resume", previous.id, "--runs-dir", str(runs), *machine["args"], "--dry-run", "--json"]
     env = {**machine["env"], "SLIME_RUNNER_LOCK": str(tmp_path / "lock")}
     plan = json.loads(run_cli(*base, "--recipe", "fsdp-h200", "--accept-changes", env=env).stdout)

@@ -36,9 +36,12 @@ tracker = pathlib.Path(load) / "latest_checkpointed_iteration.txt"
 print("ENTRY load=" + load, "iteration=" + (tracker.read_text().strip() if tracker.exists() else "none"),
       "lr=" + arg("--lr"), flush=True)
 print("ENTRY TRITON_CACHE_DIR=" + os.environ.get("TRITON_CACHE_DIR", "?"), flush=True)
-if "--test-write-checkpoint" in args:  # what slime does at --save-interval
+if "--test-write-checkpoint" in args:  # what slime does at --save-interval (Megatron torch_dist)
     (pathlib.Path(save) / "iter_0000003").mkdir(parents=True, exist_ok=True)
+    (pathlib.Path(save) / "iter_0000003" / "metadata.json").write_text('{"sharded_backend": "torch_dist"}')
     (pathlib.Path(save) / "latest_checkpointed_iteration.txt").write_text("3")
+    (pathlib.Path(save) / "rollout").mkdir(exist_ok=True)
+    (pathlib.Path(save) / "rollout" / "global_dataset_state_dict_3.pt").write_bytes(b"")
 sleep = float(arg("--test-sleep", 0))
 if sleep:
     print("ENTRY sleeping", flush=True)

@@ -70,7 +70,8 @@ def _rollouts(records: list, kind: str = "rollout", source: str | None = None) -
 @pytest.mark.slow
 def test_watching_a_run_its_crash_and_its_resume(lab):
     # 1. A detached run that saves at rollouts 3 and 7, evaluates at 0, 3, 7, and crashes in training at 6.
-    first = _train(lab, "--recipe", "megatron-8gpu", "--detach", "--", "--num-rollout", "10", "--save-interval", "4",
+    first = _train(lab, "--recipe", "megatron-8gpu", "--detach", "--max-restarts", "0", "--", "--num-rollout", "10",
+                   "--save-interval", "4",
                    "--eval-interval", "4", "--standin-seconds", "1.5", "--standin-start-id", "patched",
                    "--standin-crash-at", "6")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -135,14 +136,16 @@ def test_watching_a_run_its_crash_and_its_resume(lab):
     points = dict(_report_points(run2))
     assert sorted(points) == [4, 5, 6, 7, 8, 9]
 
-    # 3. The same resume under slime 3d7599aa's own behaviour: weights of iteration 9, rollouts from 0 again.
+    # 3. The same resume under slime 3d7599aa's own behaviour: weights of iteration 9, rollouts from 0 again,
+    # which the run's keeper stops as a resume misalignment (issue 17).
     third = _train(lab, "--resume", run2.name, "--force", "--accept-changes", "--", "--standin-start-id", "pin",
                    "--num-rollout", "2")
-    assert third.returncode == 0, third.stderr[-3000:]
+    assert third.returncode != 0, third.stderr[-3000:]
     run3 = next(p for p in _run_dirs(lab) if p not in (run1, run2))
     rec3 = _wait_ended(run3)
     assert rec3["resumed_from"]["iteration"] == "9"
-    assert _rollouts(read_records(run3 / "metrics.jsonl")) == [0, 1]  # what issue 17's check will catch
+    assert rec3["state"] == "failed" and rec3["attempts"][0]["reason"] == "misalignment", rec3
+    assert "resume misalignment: the job started at rollout 0 but checkpoint iteration 9" in rec3["detail"]
     assert json.loads((run3 / "progress.json").read_text())["first_rollout"] == 0
 
 

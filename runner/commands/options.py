@@ -60,7 +60,9 @@ def run_request_from_args(args: argparse.Namespace) -> RunRequest:
     return RunRequest(recipe=getattr(args, "recipe", None), layer=override_layer_from_args(args).to_record(),
                       resume=getattr(args, "resume", None), accept_changes=bool(getattr(args, "accept_changes", False)),
                       runs_dir=getattr(args, "runs_dir", None), base_folder=getattr(args, "base_folder", None),
-                      kernel_cache=getattr(args, "kernel_cache", None))
+                      kernel_cache=getattr(args, "kernel_cache", None),
+                      keep_checkpoints=getattr(args, "keep_checkpoints", None),
+                      notify_cmd=getattr(args, "notify_cmd", None))
 
 
 def add_kernel_cache_argument(p, help: str) -> None:  # noqa: ANN001 - a parser or an argument group
@@ -73,13 +75,82 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="return once the job runs; Ray and the job go on without this terminal "
                         "(then: status, logs -f, stop)")
     g.add_argument("--resume", metavar="RUN",
-                   help="continue RUN (an id or run directory) from its latest checkpoint with its recorded recipe "
+                   help="continue RUN (an id or run directory) from its latest complete checkpoint (an incomplete "
+                        "newer one is skipped with slime's --ckpt-step, and the plan says why) with its recorded recipe "
                         "and overrides (changing them needs --accept-changes), or continue a checkpoint folder that "
                         "no run wrote (give --recipe)")
     add_runs_dir_argument(g)
+    g.add_argument("--keep-checkpoints", type=positive_int, metavar="K",
+                   help="keep the K newest complete checkpoints in --save and delete older ones as new ones "
+                        "complete (never the tracker's, nor one being written); default: keep all, as slime "
+                        "does (about 1 TB each at 80B: `plan` shows the size). Recorded; --resume carries it")
+    g.add_argument("--notify-cmd", metavar="CMD",
+                   help="run CMD (through the shell) on start, failure, restart, hang, low disk, resume "
+                        "misalignment and end, with the event as JSON on stdin, e.g. --notify-cmd "
+                        "'mail -s slime me@example.org'. Recorded in run.json: keep secrets out of CMD (read "
+                        "them from the environment). A Slack-compatible webhook: export "
+                        "SLIME_NOTIFY_WEBHOOK=URL (a secret: never recorded). --resume carries CMD")
+    add_keeper_arguments(p)
     add_kernel_cache_argument(
         g, "Triton, flashinfer and torch-extension caches under DIR, e.g. on storage all nodes share "
            "(default: the environment's TRITON_CACHE_DIR etc., else ~/.cache/slime-qwen3-next/kernels)")
+
+
+def _max_restarts(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of restarts (0 or more)")
+    return value
+
+
+def _backoff(text: str) -> str:
+    """Checked here, kept as typed (train --slurm passes it on to the batch script's train)."""
+    from runner.runs.restart_policy import parse_backoff
+
+    try:
+        parse_backoff(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+    return text
+
+
+def _hang_timeout(text: str) -> str:
+    from runner.runs.hang import HangSpecError, parse_hang_timeouts
+
+    try:
+        parse_hang_timeouts([text])
+    except HangSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+    return text
+
+
+def add_keeper_arguments(p: argparse.ArgumentParser) -> None:
+    from runner.runs.restart_policy import DEFAULT_BACKOFF_S, DEFAULT_MAX_RESTARTS
+
+    k = p.add_argument_group("keeping a long run (README \"When things fail\")")
+    k.add_argument("--max-restarts", type=_max_restarts, metavar="N",
+                   help=f"detached runs: restart a failed or hung attempt from the latest complete checkpoint up to "
+                        f"N times (default {DEFAULT_MAX_RESTARTS}; 0 never restarts); foreground runs never restart")
+    k.add_argument("--restart-backoff", type=_backoff, metavar="S,S,...",
+                   help="seconds to wait before restart 1, 2, ...; the last repeats (default "
+                        f"{','.join(f'{s:g}' for s in DEFAULT_BACKOFF_S)})")
+    k.add_argument("--hang-timeout", action="append", default=[], type=_hang_timeout, metavar="PHASE=MINUTES",
+                   help="minutes a phase may go without progress (a floor: the limit grows to 5x the phase's "
+                        "longest recent duration); PHASE: startup, train, update_weights, save_model, rollout, "
+                        "eval, offload, other; repeatable; `off` turns hang detection off")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 def add_runs_dir_argument(p) -> None:  # noqa: ANN001 - a parser or an argument group

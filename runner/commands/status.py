@@ -60,7 +60,11 @@ def _facts(record: dict, paths: RunPaths) -> dict:
             "progress": read_progress(paths),
             "ray_processes": len(run_processes(temp_dir, record.get("id", ""))) if temp_dir and here else None,
             "last_log_line": _last_line((record.get("logs") or {}).get("job")),
-            "exit_code": record.get("exit_code"), "dir": record.get("dir")}
+            "exit_code": record.get("exit_code"), "dir": record.get("dir"),
+            # The keeper's (runner.runs.keeper): which attempt, the last failed one, a restart ahead.
+            "attempt": record.get("attempt"), "restart": record.get("restart"),
+            "last_incident": next((a for a in reversed(record.get("attempts") or [])
+                                   if isinstance(a, dict) and a.get("reason") not in (None, "stopped")), None)}
 
 
 def _slurm_line(slurm: dict) -> str:

@@ -56,9 +56,10 @@ from runner.recipes.base import Recipe
 from runner.runs import sinks
 from runner.runs.machine_lock import active_run_problem
 from runner.runs.manifest import RunContext
-from runner.runs.setup import SetupError, checkpoint_layer, prepare_run, run_notes, run_problems
+from runner.runs.setup import SetupError, checkpoint_layer, prepare_run, resolve_resume_point, run_notes, run_problems
 from runner.runs.slurm_run import adopt as adopt_prepared_run
-from runner.secrets import PASSED_SECRETS, secret_flag_error, secret_values
+from runner.runs.long_run import long_run_notes, long_run_problems, run_save_plan
+from runner.secrets import PASSED_SECRETS, RUNNER_ONLY_SECRETS, secret_flag_error, secret_values
 
 
 
@@ -189,18 +190,32 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
     base_problem = inputs.base_folder_problem(locs)
     problems += filter(None, [base_problem])
     run_dir = str(setup.paths.dir)
+    resumed: dict = {}
+
+    def more_layers(flags: FlagSet) -> tuple:
+        """Layers that depend on the run's flags: a resume's --ckpt-step (the latest complete checkpoint,
+        which the run's own flags decide: its data state), then the wandb dir."""
+        layers: list = []
+        if setup.resumed_from:
+            resumed["setup"], ckpt_step, resumed["problems"] = resolve_resume_point(setup, flags)
+            layers += ckpt_step
+        # TensorBoard's and wandb's files (when the flags turn them on) go into the run directory.
+        layers += filter(None, [sinks.wandb_layer(flags, run_dir)])
+        return tuple(layers)
+
     # The one validation pipeline: every layer checked, the flags rendered, the shape derived, once.
     request = check_request(
         recipe, str(locs.base), override_layer_from_args(args),
         replay=[OverrideLayer.from_record(layer) for layer in setup.replay],
         replayed_run=(setup.resumed_from or {}).get("run"), fixed=(checkpoint_layer(setup.checkpoint_dir),),
-        # TensorBoard's and wandb's files (when the flags turn them on) go into the run directory.
-        more_layers=lambda flags: tuple(filter(None, [sinks.wandb_layer(flags, run_dir)])),
+        more_layers=more_layers,
         runner_options=getattr(args, "own_options", None) or (), allow_unknown=bool(args.test_entrypoint))
     if request.fatal:  # a layer that cannot be applied: the one thing to say
         return None, _failed(request.fatal)
     problems += request.override_problems
     problems += request.replay_problems
+    setup = resumed.get("setup", setup)
+    problems += resumed.get("problems", [])
 
     if submitting:
         workers = tuple(f"<node {i} of the allocation>" for i in range(2, nodes + 1))
@@ -243,6 +258,7 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         workers=workers, worker_launcher=launcher, run_id=run_id,
     )
     secret_names = tuple(k for k in PASSED_SECRETS if environ.get(k))
+    runner_only = tuple(k for k in RUNNER_ONLY_SECRETS if environ.get(k))
     problems += filter(None, [preflight.private_dir_problem(spec.temp_dir),
                               socket_path_problem(spec, pid_digits(), dashboard_modules())])
     unusable_ports = port_problems(args.ray_port, args.dashboard_port)
@@ -251,17 +267,28 @@ def gather(args, environ=None, gpu_facts: GpuFacts | None = None) -> tuple[Train
         recipe=recipe, flags=request.flags, slime_dir=locs.slime_dir.value,
         megatron_dir=locs.megatron_dir.value, cluster=spec, python=sys.executable, setup=setup,
         python_flags=tuple(own_python()[1:]),
-        nccl_nvls_enable=nvls, secret_names=secret_names, runner_path=runner_import_root(),
+        nccl_nvls_enable=nvls, secret_names=secret_names, runner_only_secrets=runner_only,
+        runner_path=runner_import_root(),
         ray_banner=getattr(args, "verbose", False),
         test_entrypoint=os.path.abspath(args.test_entrypoint) if test else None, head_node=head_node,
         submit_timeout=args.ready_timeout, echo_job_log=not args.detach))
     plan = tp.plan
     plan.notes[:0] = locs.describe() + [f"NCCL_NVLS_ENABLE = {nvls} (from {nvls_source})"]
+    from runner.runs.keeper_args import keeper_notes, keeper_record
+
+    saving = run_save_plan(setup, tp.flags, recipe.backend)
+    keeper, keeper_problems = keeper_record(args, checkpoint_bytes=saving.each.total)
+    problems += keeper_problems
     tp.run = RunContext(setup, locs, facts, detach=args.detach, ready_timeout=args.ready_timeout,
                         test_entrypoint=tp.inputs.test_entrypoint,
-                        slurm=allocation.to_record() if allocation and launcher == "slurm" else None)
+                        slurm=allocation.to_record() if allocation and launcher == "slurm" else None, keeper=keeper)
     plan.notes += run_notes(setup, tp.flags, detach=args.detach)
+    plan.notes += keeper_notes(keeper, detach=args.detach)
     problems += run_problems(setup, tp.flags)
+    plan.notes += long_run_notes(setup, tp.flags, saving, environ)
+    if not test and not submitting:  # a launch test saves no model; --slurm: checked where the job runs
+        # Not overridden by --force: a run that fills the disk dies at a save, hours in, half written.
+        problems += long_run_problems(setup, tp.flags, saving)
     warnings += setup.warnings
     # One run per machine. When a run holds the machine, its Ray holds the ports too: that is the one
     # thing to say (a "port in use, pass --ray-port" could not help).

@@ -152,11 +152,23 @@ def _last_line(path: str) -> str | None:
 
 
 def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 30.0,
-               report: Report | None = None, hangup_log: str | None = None) -> int:
+               report: Report | None = None, hangup_log: str | None = None,
+               stop_when: Callable[[], str | None] | None = None,
+               while_up: Callable[[str | None], None] | None = None,
+               abort_if: Callable[[], bool] | None = None,
+               diagnose_first: Callable[[str], bool] | None = None) -> int:
     """tp: a TrainPlan, or anything with its files, head, workers, job and cluster (runner.runs.bundle).
 
     hangup_log: a foreground run stops on SIGHUP (its terminal or ssh session closed) as on SIGTERM,
-    and says the rest into this file; a detached run's supervisor keeps its own SIGHUP handling."""
+    and says the rest into this file; a detached run's supervisor keeps its own SIGHUP handling.
+    stop_when: asked every half second while the job runs; a line (a hang, a resume misalignment)
+    stops the job, and the run fails with that line.
+    while_up: called once the job failed (with stop_when's line, or None when the job exited by
+    itself), while the job (when stopped for a line) and the run's Ray are still up: diagnostics.
+    abort_if: asked once this function handles SIGTERM; True stops at once (a stop that arrived
+    before, e.g. during a keeper's backoff).
+    diagnose_first: for a line of stop_when, whether while_up runs before the job is stopped (a hang:
+    the evidence is the hung job itself) rather than right after (a job that must stop at once)."""
     spec = tp.cluster
     owner = ProcessOwner()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -164,6 +176,8 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
     job = None
     outcome = ("failed", 1, "the runner stopped unexpectedly; see its output")
     try:
+        if abort_if is not None and abort_if():
+            raise _Terminated(signal.SIGTERM)
         try:
             make_private_dir(Path(spec.temp_dir))
         except OSError as exc:
@@ -185,8 +199,33 @@ def run_launch(tp: TrainPlan, ready_timeout: float = 300.0, stop_grace: float = 
         _log(tp.job.purpose)
         # Same session as the runner: Ctrl-C in the terminal reaches the job process too.
         job = owner.spawn(tp.job, own_session=False)
-        rc = job.wait()
+        line = None
+        while True:
+            try:
+                rc = job.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                line = stop_when() if stop_when is not None else None
+                if line:
+                    break
+        if line:
+            _log(f"stopping the job: {line}")
+            first = diagnose_first(line) if diagnose_first is not None else True
+            if while_up is not None and first:
+                while_up(line)
+            job.send_signal(signal.SIGTERM)  # the job process stops the job through Ray
+            try:
+                job.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                pass
+            if while_up is not None and not first:
+                while_up(line)
+            rc = job.returncode if job.returncode not in (None, 0) else 1
+            outcome = ("failed", rc, line)
+            return rc
         _log(f"job finished with exit code {rc}")
+        if rc != 0 and while_up is not None:
+            while_up(None)
         outcome = ("succeeded" if rc == 0 else "failed", rc, f"the job exited with code {rc}")
         return rc
     except (KeyboardInterrupt, _Terminated) as exc:

@@ -34,6 +34,9 @@ class TrainInputs:
     # Names of the secrets set in the caller's environment (runner.secrets.PASSED_SECRETS): their values
     # reach the job's processes through a private file (runner.launch.job_secrets), never the runtime env.
     secret_names: tuple[str, ...] = ()
+    # Names of the runner's own secrets set in the caller's environment (runner.secrets.RUNNER_ONLY_SECRETS):
+    # unset in every process started, never passed on.
+    runner_only_secrets: tuple[str, ...] = ()
     # Where the job's Python finds this runner (the secrets hook), when it is not installed there.
     runner_path: str | None = None
     # Launch-path test: run this Python file in place of slime's train.py.
@@ -105,7 +108,8 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
 
     no_proxy = no_proxy_value(spec.master_addr)
     # Ray's system processes (GCS, raylet, dashboard) have no use for the secrets: not inherited.
-    head = replace(head_process(spec, no_proxy), unset_env=secrets)
+    unset = secrets + tuple(n for n in inputs.runner_only_secrets if n not in secrets)
+    head = replace(head_process(spec, no_proxy), unset_env=unset)
     output_dir = None if inputs.ray_banner else spec.temp_dir
     if spec.worker_launcher == "ssh":
         workers = ssh.worker_processes(spec, with_secrets=bool(secrets), output_dir=output_dir)
@@ -115,6 +119,9 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
             workers = [replace(w, output=f"{output_dir}/ray-worker-{i}.out") for i, w in enumerate(workers, 1)]
     else:
         workers = []
+    if inputs.runner_only_secrets:  # srun hands its environment to the tasks: not these
+        workers = [replace(w, unset_env=tuple(dict.fromkeys(w.unset_env + inputs.runner_only_secrets)))
+                   for w in workers]
     if output_dir:
         head = replace(head, output=f"{output_dir}/ray-head.out")
 
@@ -130,7 +137,7 @@ def build_train_plan(inputs: TrainInputs) -> TrainPlan:
     if not inputs.echo_job_log:
         job_argv += ("--quiet",)
     job_argv += ("--", *entrypoint)
-    job = Process(job_argv, {"no_proxy": no_proxy, **spec.auth_env()}, unset_env=secrets,
+    job = Process(job_argv, {"no_proxy": no_proxy, **spec.auth_env()}, unset_env=unset,
                   purpose=f"submit {'the launch test' if inputs.test_entrypoint else 'slime train.py'} as Ray job "
                           f"{inputs.setup.run_id} and stream its logs")
 

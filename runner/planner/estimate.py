@@ -9,6 +9,7 @@ from runner.planner import megatron as mg
 from runner.planner import sglang as sg
 from runner.planner.params import count_params
 from runner.planner.report import PlanReport, Role, Term
+from runner.planner.saved import save_plan, scaled_to_index
 from runner.planner.topology import CheckedShape, check_shape, tp_cp_warning
 from runner.recipes.qwen3_next import Qwen3NextArchitecture
 
@@ -52,13 +53,15 @@ def plan(*, recipe_name: str, recipe_status: str, backend: str, flags: FlagSet, 
     """`checked`: the shape a checked request derived from these flags (runner.checks.request), taken as
     it is; without one, derived here."""
     counts = count_params(arch, mtp_layers)
+    saving = save_plan(backend, flags, scaled_to_index(counts, (checkpoint or {}).get("index_total_size")))
+    saves = {**saving.to_json(), "summary": saving.describe()}
     if checked is None:
         checked = check_shape(flags, backend, arch, nodes=layout_nodes, gpus_per_node=gpus_per_node)
     if checked.shape is None:  # every estimate below divides by the sizes: nothing to estimate
         return PlanReport(
             recipe=recipe_name, recipe_status=recipe_status, backend=backend, gpu=gpu_label, gpu_memory_gib=gpu_gib,
             host_memory_gib=host_gib, params=counts.to_json(), topology_problems=checked.problems, roles=(),
-            assumptions=ASSUMPTIONS, checkpoint=checkpoint or {})
+            assumptions=ASSUMPTIONS, checkpoint=checkpoint or {}, saves=saves)
     # Every estimate below gets this shape, read from the flags once.
     shape = checked.shape
     layout = shape.layout
@@ -118,4 +121,4 @@ def plan(*, recipe_name: str, recipe_status: str, backend: str, flags: FlagSet, 
     return PlanReport(
         recipe=recipe_name, recipe_status=recipe_status, backend=backend, gpu=gpu_label, gpu_memory_gib=gpu_gib,
         host_memory_gib=host_gib, params=counts.to_json(), topology_problems=topo, roles=tuple(roles),
-        assumptions=ASSUMPTIONS, checkpoint=checkpoint or {}, warnings=tuple(warnings))
+        assumptions=ASSUMPTIONS, checkpoint=checkpoint or {}, warnings=tuple(warnings), saves=saves)

@@ -97,6 +97,8 @@ class PlanReport:
     assumptions: tuple[str, ...]
     checkpoint: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # What --save receives (runner.planner.saved.SavePlan.to_json, plus its "summary").
+    saves: dict = field(default_factory=dict)
 
     @property
     def fits(self) -> bool:
@@ -116,6 +118,7 @@ class PlanReport:
             "fits": self.fits, "reasons": self.reasons(), "warnings": list(self.warnings),
             "params": self.params, "topology_problems": list(self.topology_problems),
             "roles": [r.to_json() for r in self.roles], "checkpoint": dict(self.checkpoint),
+            "saves": dict(self.saves),
             "assumptions": list(self.assumptions),
         }
 
@@ -138,6 +141,8 @@ def render(report: PlanReport, *, assumptions: bool = True) -> str:
     if report.checkpoint:
         ck = report.checkpoint
         lines.append(f"checkpoint: {ck.get('summary', '')}")
+    if report.saves:
+        lines.append(f"saves: {report.saves['summary']}")
     if report.topology_problems:
         lines.append("topology: FAIL")
         lines.extend(f"  - {t}" for t in report.topology_problems)

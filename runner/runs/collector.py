@@ -253,10 +253,13 @@ class CollectorThread:
     A failing poll (a full disk, a removed run directory) is reported once and retried: the
     collector must never take the run down with it."""
 
-    def __init__(self, collector: RunCollector, interval: float = 2.0, log=None) -> None:  # noqa: ANN001
+    def __init__(self, collector: RunCollector, interval: float = 2.0, log=None,  # noqa: ANN001
+                 after_poll=None) -> None:  # noqa: ANN001
         self.collector = collector
         self.interval = interval
         self.log = log
+        # Called with the progress state after each poll, in this thread (the keeper's monitor).
+        self.after_poll = after_poll
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="metrics-collector", daemon=True)
         self._reported = False
@@ -277,6 +280,12 @@ class CollectorThread:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             self._poll()
+            if self.after_poll is not None:
+                try:
+                    self.after_poll(self.collector.collector.progress)
+                except Exception as exc:  # noqa: BLE001 - the monitor must not stop the collector
+                    if self.log is not None:
+                        print(f"[runner] monitor: {exc!r}", file=self.log, flush=True)
 
     def stop(self) -> None:
         self._stop.set()
@@ -284,8 +293,14 @@ class CollectorThread:
         self._poll(final=True)
 
 
-def start_for_run(run_dir: Path, record: dict, log=None) -> CollectorThread:  # noqa: ANN001
-    """The collector thread of the process that owns a run (runner.runs.supervisor.supervise)."""
+def for_run(run_dir: Path, record: dict, log=None, interval: float = 2.0) -> CollectorThread:  # noqa: ANN001
+    """The collector thread of the process that owns a run (runner.runs.supervisor.supervise), not started:
+    its attempt is run.json's last (attempts, as the keeper records them)."""
     attempts = record.get("attempts")
     attempt = len(attempts) if isinstance(attempts, list) and attempts else 1
-    return CollectorThread(RunCollector(Path(run_dir), RunShape.from_record(record), attempt), log=log).start()
+    return CollectorThread(RunCollector(Path(run_dir), RunShape.from_record(record), attempt), interval=interval,
+                           log=log)
+
+
+def start_for_run(run_dir: Path, record: dict, log=None) -> CollectorThread:  # noqa: ANN001
+    return for_run(run_dir, record, log).start()

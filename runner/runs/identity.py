@@ -87,7 +87,7 @@ def effective_state(record: dict) -> tuple[str, str]:
     """(state, note): the recorded state, except an active run whose owner is gone is "lost"; a run
     in a Slurm job whose runner is not alive here is what Slurm says of that job."""
     state = record.get("state") or "unknown"
-    if state not in ("queued", "starting", "running"):
+    if state not in ("queued", "starting", "running", "restarting"):
         return state, ""
     owner = record.get("supervisor")
     live = alive(owner)

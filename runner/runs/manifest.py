@@ -16,6 +16,7 @@ from runner.locations import Locations
 from runner.runs.record import now_iso
 from runner.runs.setup import RunSetup, describe_layer
 from runner.runs.sinks import sinks_record
+from runner.runs.notify import webhook_env_name
 from runner.secrets import redact_argv, redact_env, redact_json
 
 
@@ -31,6 +32,8 @@ class RunContext:
     test_entrypoint: str | None = None
     # The Slurm job the run's Ray runs in ({"job_id", "nodes", "head_node"}), or None.
     slurm: dict | None = None
+    # How the run's owner keeps it (runner.runs.keeper.KeeperConfig): restarts, hang limits, notifications.
+    keeper: dict | None = None
 
 
 def _process(p: Process) -> dict:
@@ -67,6 +70,9 @@ def build_record(tp, ctx: RunContext, software: dict, secrets: list[str], host: 
         "request": {**setup.request, "detach": ctx.detach, "test_entrypoint": ctx.test_entrypoint},
         "resumed_from": setup.resumed_from,
         "changes_on_resume": list(setup.changes),
+        # The runner's options for a long run (runner.runs.setup.long_run_options); the webhook's URL is a
+        # secret: only the variable's name.
+        "long_run": {**setup.long_run, "notify_webhook_env": webhook_env_name(os.environ)},
         "recipe": setup.recipe,
         "checkpoint": {"folder": setup.checkpoint_dir, "load": tp.flags.value("load"), "save": tp.flags.value("save"),
                        "save_interval": tp.flags.value("save-interval")},
@@ -99,6 +105,8 @@ def build_record(tp, ctx: RunContext, software: dict, secrets: list[str], host: 
         "gpus": _gpus(ctx.gpu_facts),
         "software": software,
         "supervisor": None,
+        "keeper": ctx.keeper,
+        "attempts": [],
     }
     return redact_json(record, secrets)
 

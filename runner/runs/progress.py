@@ -98,9 +98,10 @@ class RunShape:
     @classmethod
     def from_record(cls, record: dict) -> "RunShape":
         shape = cls.from_argv(list(((record.get("job") or {}).get("entrypoint")) or []))
-        if record.get("resumed_from"):
-            # Where a resume starts is slime's decision (at the pin: rollout 0 again; patched: the
-            # checkpoint's next rollout), so an eval before the first rollout is not expected.
+        if record.get("resumed_from") or len(record.get("attempts") or []) > 1:
+            # Where a resume (or a keeper's restart) starts is slime's decision (at the pin: rollout 0
+            # again; patched: the checkpoint's next rollout), so an eval before the first rollout is not
+            # expected.
             shape = dataclasses.replace(shape, eval_before_train=False)
         return shape
 

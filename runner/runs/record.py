@@ -21,10 +21,11 @@ from runner.runs.layout import RunPaths
 SCHEMA = 1
 # queued: submitted to Slurm, its batch script not yet started (runner.runs.slurm_run);
 # starting: the runner is bringing Ray up; running: Ray accepted the job;
+# restarting: an attempt failed and the keeper waits before the next (runner.runs.keeper);
 # then one of the terminal states. "lost" is what `status` and `runs` show,
 # and `stop` records, when the process that owned the run is gone without
 # having recorded an end (killed, or the machine rebooted).
-ACTIVE = ("queued", "starting", "running")
+ACTIVE = ("queued", "starting", "running", "restarting")
 TERMINAL = ("succeeded", "failed", "stopped", "lost")
 
 

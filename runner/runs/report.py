@@ -79,6 +79,7 @@ def status_lines(record: dict, state: str, note: str, *, iteration: str | None, 
                      f"{record.get('detail') or ''}".rstrip(": "))
     else:
         lines.append(f"  started:    {started} ({duration(record)} ago); owner {owner}")
+    lines += attempt_lines(record)
     ckpt = record.get("checkpoint") or {}
     lines.append(f"  checkpoint: {ckpt.get('save')} (latest iteration: {iteration or 'none yet'})")
     logs = record.get("logs") or {}
@@ -90,6 +91,28 @@ def status_lines(record: dict, state: str, note: str, *, iteration: str | None, 
     ray = record.get("ray") or {}
     alive = "" if ray_processes is None else f"; {ray_processes} process(es) of this run alive"
     lines.append(f"  Ray:        {ray.get('temp_dir')} (logs: {ray.get('logs')}){alive}")
+    return lines
+
+
+def attempt_lines(record: dict) -> list[str]:
+    """The keeper's attempts (runner.runs.keeper): which attempt, the last incident, a restart ahead."""
+    attempts = [a for a in record.get("attempts") or [] if isinstance(a, dict)]
+    if not attempts:
+        return []
+    budget = ((record.get("keeper") or {}).get("restart") or {}).get("max_restarts")
+    lines = [f"  attempt:    {len(attempts)}" + (f" (restarts allowed: {budget})" if budget is not None else "")]
+    failed = [a for a in attempts if a.get("reason") not in (None, "stopped")]
+    if failed:
+        last = failed[-1]
+        where = f" at rollout {last['rollout']}" if last.get("rollout") is not None else ""
+        lines.append(f"  incident:   attempt {last.get('attempt')}{where}: {last.get('reason_label') or last['reason']}"
+                     + (f": {str(last.get('detail'))[:160]}" if last.get("detail") else "")
+                     + (f" ({record.get('dir')}/{last['incident']})" if last.get("incident") else ""))
+        if last.get("decision"):
+            lines.append(f"              {last['decision']}")
+    restart = record.get("restart")
+    if isinstance(restart, dict) and record.get("state") == "restarting":
+        lines.append(f"  restart:    attempt {restart.get('attempt')} at {restart.get('at')}")
     return lines
 
 

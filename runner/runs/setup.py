@@ -14,12 +14,15 @@ Checkpoint folder, as flag layers applied in this order:
                 saved into -> your overrides (a change needs --accept-changes)
   --resume DIR  recipe -> load/save = DIR (a checkpoint folder no run wrote,
                 e.g. one from slime's own scripts) -> your overrides
+A resume loads the latest COMPLETE checkpoint (runner.runs.checkpoints.
+latest_complete): when the tracker names one that is not, the checkpoint layer
+gains slime's --ckpt-step N (resolve_resume_point), and a note says why.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -27,7 +30,7 @@ from runner.flags import Flag, FlagSet
 from runner.kernel_cache import KernelCache, resolve_kernel_cache
 from runner.locations import Setting
 from runner.runs import identity
-from runner.runs.checkpoints import latest_iteration
+from runner.runs.checkpoints import ResumePoint, latest_complete, latest_iteration
 from runner.runs.layout import RunNotFound, RunPaths, find_run, new_run_id, resolve_runs_dir
 from runner.runs.record import ACTIVE, BadRecord, load_record
 from runner.slime_args.render import Overrides
@@ -57,6 +60,11 @@ class RunSetup:
     # (runner.runs.slurm_run.adopt).
     prepared: bool = False
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # Where the resume continues (resolve_resume_point; None until then, and for a fresh run).
+    resume_point: ResumePoint | None = None
+    # The runner's own options for a long run, recorded in run.json's "long_run"; --resume carries
+    # them unless given again: {"keep_checkpoints": K or None, "notify_cmd": CMD or None}.
+    long_run: dict = field(default_factory=dict)
 
 
 def layer_is_empty(layer: dict) -> bool:
@@ -87,6 +95,8 @@ class RunRequest:
     runs_dir: str | None = None  # --runs-dir
     base_folder: str | None = None  # --base-folder
     kernel_cache: str | None = None  # --kernel-cache
+    keep_checkpoints: int | None = None  # --keep-checkpoints K (None: the resumed run's, else keep all)
+    notify_cmd: str | None = None  # --notify-cmd CMD (None: the resumed run's, else none)
 
 
 def prepare_run(req: RunRequest, environ: Mapping[str, str], *, now: float, suffix: str,
@@ -100,14 +110,34 @@ def prepare_run(req: RunRequest, environ: Mapping[str, str], *, now: float, suff
             raise SetupError("train needs --recipe NAME (or --resume RUN to continue a run)")
         run_id, paths = _mint(req.recipe, runs_dir, now, suffix)
         folder = str(paths.checkpoints)
-        return RunSetup(run_id, paths, runs_dir, req.recipe, _request(req.recipe, [], req.layer), (), folder, caches)
-    return _resume(req, runs_dir, caches, now=now, suffix=suffix, cwd=cwd)
+        return RunSetup(run_id, paths, runs_dir, req.recipe, _request(req.recipe, [], req.layer), (), folder, caches,
+                        long_run=long_run_options(req, {}))
+    setup = _resume(req, runs_dir, caches, now=now, suffix=suffix, cwd=cwd)
+    recorded = {}
+    if setup.resumed_from and setup.resumed_from.get("dir"):
+        try:
+            recorded = load_record(RunPaths(Path(setup.resumed_from["dir"]))).get("long_run") or {}
+        except BadRecord:
+            recorded = {}
+    return replace(setup, long_run=long_run_options(req, recorded))
 
 
 def _mint(recipe: str, runs_dir: Setting, now: float, suffix: str) -> tuple[str, RunPaths]:
     """A new run's id and its directory under the runs dir (each run, resumed or not, gets its own)."""
     run_id = new_run_id(recipe, now, suffix)
     return run_id, RunPaths(Path(runs_dir.value) / run_id)
+
+
+LONG_RUN_OPTIONS = ("keep_checkpoints", "notify_cmd")
+
+
+def long_run_options(req: RunRequest, recorded: dict) -> dict:
+    """This invocation's --keep-checkpoints / --notify-cmd, else the resumed run's recorded ones."""
+    out = {}
+    for name in LONG_RUN_OPTIONS:
+        given = getattr(req, name)
+        out[name] = given if given is not None else recorded.get(name)
+    return out
 
 
 def _request(recipe: str, recorded_layers: list[dict], given_layer: dict) -> dict:
@@ -193,6 +223,30 @@ def _resume_folder(ref: str, folder: str, recipe: str | None, runs_dir: Setting,
                     resumed_from={"run": None, "dir": None, "checkpoint": folder, "iteration": iteration})
 
 
+def resolve_resume_point(setup: RunSetup, flags: FlagSet) -> tuple[RunSetup, tuple[Overrides, ...], list[str]]:
+    """A resumed run's latest complete checkpoint: (the setup recording it, the layer that asks slime
+    for it when the tracker names another (--ckpt-step), problems). flags: the run's flags without
+    that layer (they say whether slime keeps a data state: --disable-rollout-global-dataset).
+    An explicit --ckpt-step of the user's is theirs: kept, and no layer is added. The backend whose
+    content counts is the one that wrote the folders (a resume on the other backend only warns:
+    _backend_change_warning)."""
+    folder = flags.value("load") or setup.checkpoint_dir  # what slime loads (a --set load=... of yours wins)
+    if not setup.resumed_from or not folder:
+        return setup, (), []
+    point = latest_complete(folder, global_dataset=not flags.has("disable-rollout-global-dataset"))
+    problem = point.problem(folder)
+    resumed = dict(setup.resumed_from)
+    if point.iteration is not None:
+        resumed["iteration"] = str(point.iteration)
+    if point.ckpt_step_args():
+        resumed.update(tracker=str(point.tracker), skipped=[[n, why] for n, why in point.skipped])
+    setup = replace(setup, resumed_from=resumed, resume_point=point)
+    if flags.has("ckpt-step") or not point.ckpt_step_args() or problem:
+        return setup, (), [problem] if problem else []
+    step = point.ckpt_step_args()
+    return setup, (Overrides(set_flags=(Flag(step[0].lstrip("-"), step[1:]),)),), []
+
+
 def run_problems(setup: RunSetup, flags: FlagSet) -> list[str]:
     """What stops this run from starting: the setup's own, a fresh start over an
     existing checkpoint, its directory. Reads only. (Another active run on this
@@ -253,6 +307,13 @@ def run_notes(setup: RunSetup, flags: FlagSet, detach: bool) -> list[str]:
         iteration = setup.resumed_from.get("iteration")
         notes.append(f"resumes {what} from " + (f"iteration {iteration}" if iteration is not None else
                                                 "its latest checkpoint (none yet: see the problems)"))
+        point = setup.resume_point
+        if point is not None and point.note():
+            given = flags.value("ckpt-step")
+            if given is not None and point.ckpt_step_args() and given != str(point.iteration):
+                notes.append(f"{point.note()}; but your --ckpt-step {given} is kept")
+            else:
+                notes.append(point.note())
     if setup.changes:
         notes.append("changed on resume (--accept-changes; recorded): " + "; ".join(setup.changes))
     notes += [f"kernel cache: {line}" for line in setup.kernel_cache.describe()]

@@ -22,7 +22,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from runner.runs.bundle import LaunchBundle
@@ -33,28 +32,16 @@ from runner.runs.record import now_iso, update_record
 
 
 def supervise(launch, paths: RunPaths, ready_timeout: float, detached: bool) -> int:  # noqa: ANN001
-    from runner.launch.run import run_launch
-    from runner.runs.collector import start_for_run
+    """Run the launch as the run's keeper (runner.runs.keeper): attempts, monitoring, restarts (detached
+    runs), incidents and notifications; returns the exit code of the run's last attempt."""
+    from runner.runs.keeper import Keeper
 
-    started = time.time()
     record = update_record(paths, {"supervisor": {**identity(os.getpid()), "detached": detached},
                                    "started_at": now_iso()})
-    # Reads the job log as it grows into metrics.jsonl and progress.json (runner.runs.collector).
-    collector = start_for_run(paths.dir, record, log=sys.stderr)
-
-    def report(state: str, rc: int, detail: str) -> None:
-        try:
-            update_record(paths, {"state": state, "exit_code": rc, "detail": detail, "ended_at": now_iso(),
-                                  "duration_s": round(time.time() - started, 1)})
-        except (OSError, ValueError) as exc:  # the run directory went away: say so, keep the exit code
-            print(f"[runner] could not record the end of run {paths.id} in {paths.record}: {exc}", file=sys.stderr)
-
     # A foreground run ends with its terminal: SIGHUP stops it as SIGTERM does, the rest said in runner.log.
-    try:
-        return run_launch(launch, ready_timeout=ready_timeout, report=report,
-                          hangup_log=None if detached else str(paths.runner_log))
-    finally:
-        collector.stop()
+    keeper = Keeper(launch, paths, record, ready_timeout=ready_timeout, detached=detached,
+                    hangup_log=None if detached else str(paths.runner_log))
+    return keeper.keep()
 
 
 def _hang_up(_signum, _frame) -> None:  # noqa: ANN001

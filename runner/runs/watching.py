@@ -31,7 +31,7 @@ def current(paths: RunPaths, record: dict) -> tuple[list[dict], dict]:
                 base.append(json.loads(line))
             except ValueError:
                 continue
-    records = base + reader.poll(final=record.get("state") not in ("starting", "running"))
+    records = base + reader.poll(final=record.get("state") not in ("starting", "running", "restarting"))
     return records, summary(reader.collector.progress)
 
 
