@@ -115,7 +115,7 @@ def test_watching_a_run_its_crash_and_its_resume(lab):
     assert (run1 / "checkpoints" / "latest_checkpointed_iteration.txt").read_text() == "3"
 
     # 2. Resume (the crash knob turned off, hence --force): slime as patched continues at 3 + 1.
-    second = _train(lab, "--resume", run1.name, "--force", "--", "--standin-crash-at", "-1")
+    second = _train(lab, "--resume", run1.name, "--force", "--accept-changes", "--", "--standin-crash-at", "-1")
     assert second.returncode == 0, second.stderr[-3000:]
     run2 = next(p for p in _run_dirs(lab) if p != run1)
     rec2 = _wait_ended(run2)
