@@ -136,7 +136,8 @@ def test_watching_a_run_its_crash_and_its_resume(lab):
     assert sorted(points) == [4, 5, 6, 7, 8, 9]
 
     # 3. The same resume under slime 3d7599aa's own behaviour: weights of iteration 9, rollouts from 0 again.
-    third = _train(lab, "--resume", run2.name, "--force", "--", "--standin-start-id", "pin", "--num-rollout", "2")
+    third = _train(lab, "--resume", run2.name, "--force", "--accept-changes", "--", "--standin-start-id", "pin",
+                   "--num-rollout", "2")
     assert third.returncode == 0, third.stderr[-3000:]
     run3 = next(p for p in _run_dirs(lab) if p not in (run1, run2))
     rec3 = _wait_ended(run3)
