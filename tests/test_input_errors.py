@@ -237,7 +237,8 @@ OTHER_PROGRAMS = {
     "--job-name", "--exclusive", "--gres", "--output", "--chdir", "--no-requeue", "--parsable", "--test-only",  # sbatch
     "--batch", "--signal",  # scancel (and sbatch's --signal)
     "--states",  # squeue
-    "--format", "--query-gpu",  # nvidia-smi
+    "--format", "--query-gpu", "--query-compute-apps",  # nvidia-smi
+    "--detail", "--limit",  # ray list actors (runner.runs.incidents)
     "--standalone",  # torchrun
     "--extra",  # uv sync --extra stack
     "--expect", "--local-dir", "--repo", "--repo-type",  # runner.commands.hf_fetch

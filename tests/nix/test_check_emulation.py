@@ -144,3 +144,19 @@ def test_the_sandbox_shows_only_the_inputs(tmp_path):
     assert out.stdout.split() == ["1000", "100", "a" * 32 + "-input", "x", "input-read-only", "store-writable",
                                   "build-writable", "no-usr-bin", "no-network", "lo", "1",
                                   "SigIgn:", "0000000000000000"]
+
+
+def test_marks_narrow_the_runner_tests_pytest_expression_and_nothing_else():
+    """CI's `--marks "not slow"`: the check's own pytest line (read from nix/checks.nix) keeps its
+    expression and gains the narrowing; a script without such a line cannot be narrowed."""
+    import re
+
+    checks = (REPO / "nix" / "checks.nix").read_text()
+    (line,) = [l.strip() for l in checks.splitlines() if l.strip().startswith("python -m pytest") and " tests" in l
+               and "--ignore=tests/nix" in l]
+    script = f"cd /build/src\n{line}\n"
+    narrowed = emulation.narrow_marks(script, "not slow")
+    original = re.search(r'-m "([^"]*)"', line).group(1)
+    assert narrowed == script.replace(f'-m "{original}"', f'-m "({original}) and (not slow)"')
+    with pytest.raises(emulation.CannotRun):
+        emulation.narrow_marks("echo no pytest here\n", "not slow")

@@ -36,6 +36,7 @@ builds need nvcc).
     python3 tools/nix-build-audit/check_emulation.py [--check NAME ...] [--select TEST ...]
         [--repo DIR] [--work DIR]
 
+--marks EXPR narrows runner-tests' pytest -m expression (CI passes "not slow").
 --select runs runner-tests' pytest command on those test paths instead of
 the whole tests/ directory (the script is otherwise unchanged). Exit 0 when
 every emulated check passed, 1 when one failed, 2 when it cannot run here.
@@ -331,7 +332,16 @@ def select_tests(script: str, tests: list[str]) -> str:
     return "".join(lines)
 
 
-def run_check(name: str, deep: dict, nix_root: Path, work: Path, select: list[str] | None, cores: int) -> CheckResult:
+def narrow_marks(script: str, marks: str) -> str:
+    """runner-tests' pytest command with its -m expression narrowed by MARKS (e.g. "not slow")."""
+    pattern = re.compile(r'(python -m pytest [^\n]*?-m )"([^"]*)"')
+    if len(pattern.findall(script)) != 1:
+        raise CannotRun("--marks: the check has no `python -m pytest ... -m \"...\"` line")
+    return pattern.sub(lambda m: f'{m.group(1)}"({m.group(2)}) and ({marks})"', script)
+
+
+def run_check(name: str, deep: dict, nix_root: Path, work: Path, select: list[str] | None, cores: int,
+              marks: str | None = None) -> CheckResult:
     check = deep["checks"][name]
     cwork = work / name
     if cwork.exists():
@@ -341,6 +351,8 @@ def run_check(name: str, deep: dict, nix_root: Path, work: Path, select: list[st
     script = check["attrs"]["buildCommand"]
     if select:
         script = select_tests(script, select)
+    if marks:
+        script = narrow_marks(script, marks)
     path = []
     for store_path, input_name in zip(check["attrs"].get("nativeBuildInputs", []), check["nativeBuildInputNames"]):
         local = stand.input_dir(input_name, store_path, check)
@@ -369,7 +381,7 @@ def run_check(name: str, deep: dict, nix_root: Path, work: Path, select: list[st
 
 
 def emulate(names: list[str] | None, repo: Path, work: Path, select: list[str] | None = None,
-            cores: int = 2) -> tuple[list[CheckResult], dict[str, str]]:
+            cores: int = 2, marks: str | None = None) -> tuple[list[CheckResult], dict[str, str]]:
     bwrap()
     wheel_cache.uv()
     nix_root = work / "nix-root"
@@ -385,7 +397,8 @@ def emulate(names: list[str] | None, repo: Path, work: Path, select: list[str] |
     unknown = [n for n in wanted if n not in deep["checks"]]
     if unknown:
         raise CannotRun(f"no such check: {', '.join(unknown)} (checks: {', '.join(sorted(deep['checks']))})")
-    results = [run_check(n, deep, nix_root, work, select if n == "runner-tests" else None, cores)
+    results = [run_check(n, deep, nix_root, work, select if n == "runner-tests" else None, cores,
+                         marks if n == "runner-tests" else None)
                for n in wanted if n not in CANNOT]
     return results, skipped
 
@@ -394,13 +407,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", nargs="*", help="checks to emulate (default: every check)")
     ap.add_argument("--select", nargs="*", help="runner-tests: these test paths instead of tests/")
+    ap.add_argument("--marks", metavar="EXPR",
+                    help='runner-tests: narrow its pytest -m expression with EXPR, e.g. "not slow" (CI: the slow '
+                         "tests, real Ray runs, also run outside the sandbox; run the whole check before changing nix/)")
     ap.add_argument("--repo", type=Path, default=REPO, help="the flake to take the checks from")
     ap.add_argument("--work", type=Path, help="keep the work tree here (default: a temporary directory)")
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="check-emulation."))
     try:
-        results, skipped = emulate(args.check, args.repo.resolve(), work, args.select, args.cores)
+        results, skipped = emulate(args.check, args.repo.resolve(), work, args.select, args.cores, args.marks)
     except CannotRun as exc:
         print(f"check-emulation: cannot run here: {exc}", file=sys.stderr)
         return 2
