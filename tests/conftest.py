@@ -1,4 +1,5 @@
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -6,6 +7,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+# A shell's background job (e.g. `bash .ci/run &` in a script) starts with SIGINT ignored, and an
+# ignored signal stays ignored in every process started from it: the runners these tests start would
+# then shrug off the Ctrl-C the tests send them. A terminal's Ctrl-C reaches a user's runner; so here.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
