@@ -17,16 +17,21 @@ let
   # text): store paths in, host libcuda found, nothing pinned to a driver.
   environment = if withStack then stackEnvironment else runnerEnvironment;
 
-  stackEnvironment = ''
+  # What every app exports, with the stack or without: the source trees, the pins and what run.json
+  # records of the flake (runner/runs/provenance.py: its revision, empty when the tree had none, its
+  # flake.lock and the env).
+  commonEnvironment = ''
     export SLIME_DIR=${runtime.slime}
     export MEGATRON_DIR=${runtime.megatron}
     export SLIME_RUNNER_PINS=${runtime.pinsJson}
     export SLIME_RUNNER_ENV=nix
-    # What run.json records of the flake (runner/runs/provenance.py): its
-    # revision (empty when the tree had none), its flake.lock and the env.
     export SLIME_RUNNER_REVISION=${runtime.revision}
     export SLIME_RUNNER_FLAKE_LOCK=${runtime.flakeLock}
     export SLIME_RUNNER_NIX_ENV=${runtime.env}
+    export PYTHONPATH=${runtime.megatron}:${runtime.slime}''${PYTHONPATH:+:$PYTHONPATH}
+  '';
+
+  stackEnvironment = commonEnvironment + ''
     # flashinfer and torch.utils.cpp_extension JIT-compile with the pinned
     # nvcc; Triton and flashinfer call the C/C++ compiler (CC, CXX).
     export CUDA_HOME=${runtime.cudaHome}
@@ -35,7 +40,6 @@ let
     export CC=${runtime.cc}/bin/cc
     export CXX=${runtime.cc}/bin/c++
     export PATH=${runtime.env}/bin:${runtime.cudaHome}/bin:${runtime.cc}/bin:${runtime.coreutils}/bin''${PATH:+:$PATH}
-    export PYTHONPATH=${runtime.megatron}:${runtime.slime}''${PYTHONPATH:+:$PYTHONPATH}
     source ${runtime.findLibcuda}
   '';
 
@@ -49,16 +53,8 @@ let
 
   # The runner alone: what plan, dry runs and reading runs need (the source
   # trees for the paths a dry run prints), no CUDA and no driver.
-  runnerEnvironment = ''
-    export SLIME_DIR=${runtime.slime}
-    export MEGATRON_DIR=${runtime.megatron}
-    export SLIME_RUNNER_PINS=${runtime.pinsJson}
-    export SLIME_RUNNER_ENV=nix
-    export SLIME_RUNNER_REVISION=${runtime.revision}
-    export SLIME_RUNNER_FLAKE_LOCK=${runtime.flakeLock}
-    export SLIME_RUNNER_NIX_ENV=${runtime.env}
+  runnerEnvironment = commonEnvironment + ''
     export PATH=${runtime.env}/bin:${runtime.coreutils}/bin''${PATH:+:$PATH}
-    export PYTHONPATH=${runtime.megatron}:${runtime.slime}''${PYTHONPATH:+:$PYTHONPATH}
   '';
 
   # -P: the current directory is not put first on sys.path, so an app
